@@ -1,0 +1,301 @@
+"""lakesight's local AWS emulator: moto in server mode, plus what moto lacks.
+
+moto serves S3, IAM, STS, SQS, Athena, Glue, SageMaker and Lambda. This launcher wraps moto's
+domain dispatcher to add:
+  * a Security Lake backend (data lakes, with tags);
+  * SageMaker StopTrainingJob and UpdateEndpoint;
+  * test behaviour set through POST /lakesight-emulator/config:
+      {"pendingPolls": {"endpoint": N, "trainingJob": N},  # Describe* reports in-progress N times
+       "latencyMs": {"<Operation>" | "*": ms},              # injected delay per operation
+       "conflictEvery": N}                                   # every Nth Security Lake mutation -> 409
+  * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config.
+
+It binds 127.0.0.1 only. With --exit-with-stdin it exits when its standard input closes, so a
+test process that dies can never leave it behind.
+"""
+
+import argparse
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+
+# Before moto is imported: managed policies must exist for AttachRolePolicy, and Lambda must not use Docker.
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+
+from moto.core.config import default_user_config  # noqa: E402
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.wrappers import Request, Response  # noqa: E402
+
+default_user_config["lambda"] = {"use_docker": False}
+default_user_config["batch"] = {"use_docker": False}
+default_user_config["iam"] = {"load_aws_managed_policies": True}
+
+DEFAULT_ACCOUNT = "123456789012"
+SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+class Behaviour:
+    """Test knobs; all off by default."""
+
+    def __init__(self):
+        self.pending_polls = {}
+        self.latency_ms = {}
+        self.conflict_every = 0
+        self.polls = {}
+        self.mutations = 0
+        self.lock = threading.Lock()
+
+    def configure(self, body):
+        with self.lock:
+            self.pending_polls.update(body.get("pendingPolls", {}))
+            self.latency_ms.update(body.get("latencyMs", {}))
+            self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
+
+    def delay(self, operation):
+        ms = self.latency_ms.get(operation, self.latency_ms.get("*", 0))
+        if ms:
+            time.sleep(ms / 1000.0)
+
+    def still_pending(self, kind, name):
+        """True for the first N polls of one resource after it was (re)started."""
+        with self.lock:
+            key = (kind, name)
+            self.polls[key] = self.polls.get(key, 0) + 1
+            return self.polls[key] <= int(self.pending_polls.get(kind, 0))
+
+    def restart(self, kind, name):
+        with self.lock:
+            self.polls.pop((kind, name), None)
+
+    def conflict(self):
+        with self.lock:
+            self.mutations += 1
+            return self.conflict_every > 0 and self.mutations % self.conflict_every == 0
+
+
+def json_response(status, body, error_type=None, headers=None):
+    response = Response(json.dumps(body), status=status, content_type="application/json")
+    if error_type:
+        response.headers["x-amzn-errortype"] = error_type
+    for k, v in (headers or {}).items():
+        response.headers[k] = v
+    return response
+
+
+def error(status, code, message):
+    return json_response(status, {"message": message}, error_type=code)
+
+
+class SecurityLake:
+    """A skeleton of Amazon Security Lake (rest-json, 2018-05-10): data lakes and their tags."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.lakes = {}  # region -> lake dict
+        self.tags = {}  # arn -> {key: value}
+        self.lock = threading.Lock()
+
+    def handle(self, request, region):
+        path, method = request.path, request.method
+        body = request.get_json(silent=True) or {}
+        mutating = method in ("POST", "PUT", "DELETE", "PATCH") and not path.startswith("/v1/datalakes/list")
+        if mutating and self.behaviour.conflict():
+            return error(409, "ConflictException", "a previous write did not have time to propagate")
+        with self.lock:
+            if path == "/v1/datalake" and method == "POST":
+                return self.create_data_lake(body, region)
+            if path == "/v1/datalakes" and method == "GET":
+                regions = request.args.getlist("regions") or list(self.lakes)
+                return json_response(200, {"dataLakes": [self.lakes[r] for r in regions if r in self.lakes]})
+            if path == "/v1/datalake/delete" and method == "POST":
+                for r in body.get("regions", []):
+                    lake = self.lakes.pop(r, None)
+                    if lake:
+                        self.tags.pop(lake["dataLakeArn"], None)
+                return json_response(200, {})
+            if path.startswith("/v1/tags/"):
+                return self.tag_operation(request, path[len("/v1/tags/"):], method, body)
+        return error(404, "ResourceNotFoundException", f"{method} {path} is not emulated")
+
+    def create_data_lake(self, body, region):
+        configurations = body.get("configurations") or []
+        if not configurations:
+            return error(400, "ValidationException", "configurations must not be empty")
+        if not body.get("metaStoreManagerRoleArn"):
+            return error(400, "ValidationException", "metaStoreManagerRoleArn is required")
+        created = []
+        for config in configurations:
+            r = config.get("region")
+            if not r:
+                return error(400, "ValidationException", "configuration.region is required")
+            arn = f"arn:aws:securitylake:{r}:{DEFAULT_ACCOUNT}:data-lake/default"
+            lake = {
+                "dataLakeArn": arn,
+                "region": r,
+                "s3BucketArn": f"arn:aws:s3:::aws-security-data-lake-{r}-{uuid.uuid4().hex[:20]}",
+                "encryptionConfiguration": config.get("encryptionConfiguration", {"kmsKeyId": "S3_MANAGED_KEY"}),
+                "lifecycleConfiguration": config.get("lifecycleConfiguration", {}),
+                "replicationConfiguration": config.get("replicationConfiguration", {}),
+                "createStatus": "COMPLETED",
+            }
+            self.lakes[r] = lake
+            self.tags[arn] = {t["key"]: t["value"] for t in body.get("tags", [])}
+            created.append(lake)
+        return json_response(200, {"dataLakes": created})
+
+    def tag_operation(self, request, arn, method, body):
+        from urllib.parse import unquote
+
+        arn = unquote(arn)
+        if arn not in self.tags:
+            return error(404, "ResourceNotFoundException", f"{arn} not found")
+        if method == "GET":
+            return json_response(200, {"tags": [{"key": k, "value": v} for k, v in self.tags[arn].items()]})
+        if method == "POST":
+            self.tags[arn].update({t["key"]: t["value"] for t in body.get("tags", [])})
+            return json_response(200, {})
+        if method == "DELETE":
+            for key in request.args.getlist("tagKeys"):
+                self.tags[arn].pop(key, None)
+            return json_response(200, {})
+        return error(405, "ValidationException", f"{method} on tags")
+
+    def reset(self):
+        with self.lock:
+            self.lakes.clear()
+            self.tags.clear()
+
+
+def sagemaker_backend(region):
+    from moto.sagemaker.models import sagemaker_backends
+
+    return sagemaker_backends[DEFAULT_ACCOUNT][region]
+
+
+class SageMakerExtensions:
+    """Operations moto lacks, and in-progress states that last a configurable number of polls."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+
+    def handle(self, target, request, region):
+        body = request.get_json(silent=True) or {}
+        backend = sagemaker_backend(region)
+        if target == "StopTrainingJob":
+            job = backend.training_jobs.get(body.get("TrainingJobName"))
+            if job is None:
+                return error(400, "ValidationException", "Requested resource not found.")
+            if job.training_job_status == "InProgress":
+                job.training_job_status = "Stopped"
+                job.secondary_status = "Stopped"
+            return json_response(200, {})
+        if target == "UpdateEndpoint":
+            name = body.get("EndpointName")
+            endpoint = backend.endpoints.get(name)
+            if endpoint is None:
+                return error(400, "ValidationException", f"Could not find endpoint {name}.")
+            config = body.get("EndpointConfigName")
+            if config not in backend.endpoint_configs:
+                return error(400, "ValidationException", f"Could not find endpoint configuration {config}.")
+            endpoint.endpoint_config_name = config
+            endpoint.endpoint_status = "Updating"
+            self.behaviour.restart("endpoint", name)
+            return json_response(200, {"EndpointArn": endpoint.endpoint_arn})
+        return None
+
+    def before_describe(self, target, request, region):
+        """Holds a resource in its in-progress state for the configured number of polls."""
+        body = request.get_json(silent=True) or {}
+        backend = sagemaker_backend(region)
+        if target == "DescribeEndpoint":
+            endpoint = backend.endpoints.get(body.get("EndpointName"))
+            if endpoint is not None and endpoint.endpoint_status in ("Creating", "Updating", "InService"):
+                pending = self.behaviour.still_pending("endpoint", endpoint.endpoint_name)
+                if pending and endpoint.endpoint_status == "InService":
+                    endpoint.endpoint_status = "Creating"
+                elif not pending:
+                    endpoint.endpoint_status = "InService"
+        elif target == "DescribeTrainingJob":
+            job = backend.training_jobs.get(body.get("TrainingJobName"))
+            if job is not None and job.training_job_status in ("InProgress", "Completed"):
+                pending = self.behaviour.still_pending("trainingJob", job.training_job_name)
+                job.training_job_status = "InProgress" if pending else "Completed"
+                job.secondary_status = "Training" if pending else "Completed"
+
+
+class Emulator:
+    def __init__(self):
+        self.behaviour = Behaviour()
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.security_lake = SecurityLake(self.behaviour)
+        self.sagemaker = SageMakerExtensions(self.behaviour)
+
+    def __call__(self, environ, start_response):
+        # Read the body once and hand moto a fresh stream: parsing it here must not consume moto's copy.
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        request = Request(dict(environ, **{"wsgi.input": io.BytesIO(body)}))
+        if request.path.startswith("/lakesight-emulator/"):
+            return self.control(request)(environ, start_response)
+        service, region = self.scope(request)
+        target = request.headers.get("X-Amz-Target", "")
+        operation = target.rsplit(".", 1)[-1] if target else request.values.get("Action", "")
+        self.behaviour.delay(operation)
+        if service == "securitylake":
+            return self.security_lake.handle(request, region)(environ, start_response)
+        if target.startswith("SageMaker."):
+            response = self.sagemaker.handle(operation, request, region)
+            if response is not None:
+                return response(environ, start_response)
+            self.sagemaker.before_describe(operation, request, region)
+        return self.moto(environ, start_response)
+
+    @staticmethod
+    def scope(request):
+        match = SCOPE.search(request.headers.get("Authorization", ""))
+        return (match.group(2), match.group(1)) if match else (None, "us-east-1")
+
+    def control(self, request):
+        if request.path == "/lakesight-emulator/config" and request.method == "POST":
+            self.behaviour.configure(request.get_json(silent=True) or {})
+            return json_response(200, {"ok": True})
+        if request.path == "/lakesight-emulator/reset" and request.method == "POST":
+            from moto.core.models import base_decorator  # noqa: F401  (ensures moto is initialised)
+            from moto.moto_api import _internal
+
+            _internal.moto_api_backend.reset()
+            self.security_lake.reset()
+            self.behaviour.__init__()
+            return json_response(200, {"ok": True})
+        if request.path == "/lakesight-emulator/health":
+            return json_response(200, {"ok": True})
+        return error(404, "NotFound", request.path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=4566, help="0 picks a free port")
+    parser.add_argument("--exit-with-stdin", action="store_true", help="exit when standard input closes")
+    args = parser.parse_args()
+
+    server = make_server("127.0.0.1", args.port, Emulator(), threaded=True)
+    if args.exit_with_stdin:
+
+        def watch():
+            sys.stdin.read()
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True).start()
+    print(f"READY http://127.0.0.1:{server.server_port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+//! Least-privilege policy documents for the stack's roles. Every statement names its resources;
+//! the few actions AWS only grants on `*` (such as `cloudwatch:PutMetricData`) are narrowed by a condition.
+
+use serde_json::{Value, json};
+
+use crate::stack::{RoleKind, Stack};
+
+/// The AWS-managed policy Security Lake requires on its metastore manager role.
+pub const META_STORE_MANAGER_POLICY: &str = "AmazonSecurityLakeMetaStoreManagerV2";
+
+/// The service that assumes each role.
+pub fn trust_policy(role: RoleKind) -> Value {
+    let service = match role {
+        RoleKind::SageMakerExecution => "sagemaker.amazonaws.com",
+        RoleKind::Scorer | RoleKind::MetaStoreManager => "lambda.amazonaws.com",
+    };
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": service},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// AWS-managed policies attached to each role.
+pub fn managed_policies(stack: &Stack, role: RoleKind) -> Vec<String> {
+    match role {
+        RoleKind::MetaStoreManager => vec![format!("arn:{}:iam::aws:policy/service-role/{META_STORE_MANAGER_POLICY}", stack.env.partition)],
+        RoleKind::SageMakerExecution | RoleKind::Scorer => Vec::new(),
+    }
+}
+
+/// The inline policy for each role, or `None` when the managed policies already cover it.
+pub fn inline_policy(stack: &Stack, role: RoleKind) -> Option<Value> {
+    let statements = match role {
+        RoleKind::SageMakerExecution => sagemaker_statements(stack),
+        RoleKind::Scorer => scorer_statements(stack),
+        RoleKind::MetaStoreManager => kms_statements(stack.manifest.spec.security_lake.as_ref().and_then(|l| l.kms_key_id.as_deref())),
+    };
+    (!statements.is_empty()).then(|| json!({"Version": "2012-10-17", "Statement": statements}))
+}
+
+fn sagemaker_statements(stack: &Stack) -> Vec<Value> {
+    let bucket = stack.artifact_bucket_arn();
+    let mut statements = vec![
+        json!({
+            "Sid": "ArtifactBucket",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+            "Resource": bucket
+        }),
+        json!({
+            "Sid": "ArtifactObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": format!("{bucket}/*")
+        }),
+        json!({
+            "Sid": "TrainingLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            "Resource": stack.arn("logs", "log-group:/aws/sagemaker/*")
+        }),
+        json!({
+            "Sid": "TrainingMetrics",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+        }),
+    ];
+    statements.extend(kms_statements(stack.manifest.spec.artifact_bucket.kms_key_arn.as_deref()));
+    statements
+}
+
+fn scorer_statements(stack: &Stack) -> Vec<Value> {
+    let function = stack.scorer_function_name();
+    let log_group = stack.arn("logs", &format!("log-group:/aws/lambda/{function}"));
+    let mut statements = vec![
+        json!({
+            "Sid": "OwnLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup"],
+            "Resource": log_group
+        }),
+        json!({
+            "Sid": "OwnLogStreams",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": format!("{log_group}:*")
+        }),
+        json!({
+            "Sid": "ScoreOnStackEndpoint",
+            "Effect": "Allow",
+            "Action": "sagemaker:InvokeEndpoint",
+            "Resource": stack.arn("sagemaker", &format!("endpoint/{}", stack.endpoint_name()))
+        }),
+    ];
+    let scorer = stack.manifest.spec.scorer.as_ref();
+    let mut queues = Vec::new();
+    if scorer.is_none_or(|s| s.dead_letter_queue) {
+        queues.push(stack.arn("sqs", &format!("{function}-dlq")));
+    }
+    if scorer.is_some_and(|s| s.findings.queue) {
+        queues.push(stack.arn("sqs", &format!("{function}-findings")));
+    }
+    if !queues.is_empty() {
+        statements.push(json!({
+            "Sid": "OwnQueues",
+            "Effect": "Allow",
+            "Action": "sqs:SendMessage",
+            "Resource": queues
+        }));
+    }
+    statements
+}
+
+/// Use of a customer-managed key, when the manifest names one by ARN.
+fn kms_statements(key: Option<&str>) -> Vec<Value> {
+    match key {
+        Some(arn) if arn.starts_with("arn:") => vec![json!({
+            "Sid": "DataKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": arn
+        })],
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::tests::stack;
+
+    /// Every statement must name a resource other than `*`, unless its actions are specific and conditioned.
+    fn assert_least_privilege(doc: &Value) {
+        for statement in doc["Statement"].as_array().into_iter().flatten() {
+            let actions: Vec<&str> = match &statement["Action"] {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                other => panic!("unexpected Action {other}"),
+            };
+            assert!(actions.iter().all(|a| !a.contains('*')), "wildcard action in {statement}");
+            if statement["Resource"] == json!("*") {
+                assert!(statement["Condition"].is_object(), "unconditioned * resource in {statement}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_role_policy_is_least_privilege() {
+        let s = stack("  artifactBucket:\n    kmsKeyArn: arn:aws:kms:eu-west-1:111122223333:key/abc\n  scorer:\n    findings:\n      queue: true\n");
+        for role in RoleKind::ALL {
+            if let Some(doc) = inline_policy(&s, role) {
+                assert_least_privilege(&doc);
+            }
+        }
+    }
+
+    #[test]
+    fn scorer_may_invoke_only_the_stack_endpoint() {
+        let doc = inline_policy(&stack(""), RoleKind::Scorer).expect("scorer policy");
+        let invoke = doc["Statement"].as_array().and_then(|s| s.iter().find(|st| st["Action"] == json!("sagemaker:InvokeEndpoint"))).expect("invoke statement");
+        assert_eq!(invoke["Resource"], json!("arn:aws:sagemaker:eu-west-1:111122223333:endpoint/lakesight-demo-endpoint"));
+        let text = doc.to_string();
+        assert!(text.contains("lakesight-demo-ipcheck-dlq"), "dead-letter queue is on by default");
+        assert!(!text.contains("findings"), "no findings queue unless asked");
+    }
+
+    #[test]
+    fn sagemaker_role_is_scoped_to_the_artifact_bucket_and_key() {
+        let s = stack("  artifactBucket:\n    kmsKeyArn: arn:aws:kms:eu-west-1:111122223333:key/abc\n");
+        let text = inline_policy(&s, RoleKind::SageMakerExecution).expect("policy").to_string();
+        assert!(text.contains("arn:aws:s3:::lakesight-demo-111122223333-eu-west-1/*"));
+        assert!(text.contains("arn:aws:kms:eu-west-1:111122223333:key/abc"));
+    }
+
+    #[test]
+    fn metastore_role_uses_the_managed_policy() {
+        let s = stack("");
+        assert_eq!(managed_policies(&s, RoleKind::MetaStoreManager), ["arn:aws:iam::aws:policy/service-role/AmazonSecurityLakeMetaStoreManagerV2"]);
+        assert!(inline_policy(&s, RoleKind::MetaStoreManager).is_none());
+        assert_eq!(trust_policy(RoleKind::SageMakerExecution)["Statement"][0]["Principal"]["Service"], "sagemaker.amazonaws.com");
+    }
+}

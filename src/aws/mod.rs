@@ -1,0 +1,100 @@
+//! Everything that speaks to AWS: one `SdkConfig`, the clients built from it, error
+//! classification, retries, call statistics, and one module per service with one file per
+//! resource kind.
+
+pub mod error;
+pub mod iam;
+pub mod retry;
+pub mod s3;
+pub mod stats;
+
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+use crate::stack::Environment;
+use stats::{CallStats, StatsInterceptor};
+
+/// How to reach AWS, from the command line; anything unset falls back to the standard
+/// AWS environment variables and profiles (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, ...).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("no AWS region: set spec.region in the manifest, pass --region, or set AWS_REGION")]
+    NoRegion,
+    #[error("cannot determine the AWS account: {0}")]
+    Identity(String),
+}
+
+/// The clients of one run, all built from the same `SdkConfig`.
+#[derive(Clone)]
+pub struct Aws {
+    pub s3: aws_sdk_s3::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub stats: Arc<CallStats>,
+    pub env: Environment,
+}
+
+/// Loads the shared configuration and builds every client from it.
+pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<Aws, ConnectError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry::retry_config());
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(profile) = &options.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &options.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let sdk = loader.load().await;
+    let region = sdk.region().ok_or(ConnectError::NoRegion)?.to_string();
+    let clients = Clients::new(&sdk, Arc::clone(&stats));
+
+    let identity = clients.sts.get_caller_identity().send().await.map_err(|e| ConnectError::Identity(error::service_error("GetCallerIdentity", e).to_string()))?;
+    let account = identity.account().ok_or_else(|| ConnectError::Identity("GetCallerIdentity returned no account".into()))?.to_owned();
+    let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
+    Ok(Aws {
+        s3: clients.s3,
+        iam: clients.iam,
+        stats,
+        env: Environment { account, region, partition },
+    })
+}
+
+struct Clients {
+    s3: aws_sdk_s3::Client,
+    iam: aws_sdk_iam::Client,
+    sts: aws_sdk_sts::Client,
+}
+
+/// Applies the settings every client shares: call counting and the retry classifier.
+macro_rules! client {
+    ($krate:ident, $sdk:expr, $stats:expr) => {
+        $krate::Client::from_conf(common!($krate::config::Builder::from($sdk), $stats).build())
+    };
+}
+
+macro_rules! common {
+    ($builder:expr, $stats:expr) => {
+        $builder.interceptor(StatsInterceptor(Arc::clone(&$stats))).retry_classifier(retry::ConflictAndRetryAfter)
+    };
+}
+
+impl Clients {
+    fn new(sdk: &SdkConfig, stats: Arc<CallStats>) -> Self {
+        // Emulators and most S3-compatible endpoints do not serve virtual-hosted buckets.
+        let path_style = sdk.endpoint_url().is_some();
+        Clients {
+            s3: aws_sdk_s3::Client::from_conf(common!(aws_sdk_s3::config::Builder::from(sdk), stats).force_path_style(path_style).build()),
+            iam: client!(aws_sdk_iam, sdk, stats),
+            sts: client!(aws_sdk_sts, sdk, stats),
+        }
+    }
+}

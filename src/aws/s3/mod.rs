@@ -1,0 +1,3 @@
+//! Amazon S3 resources.
+
+pub mod bucket;

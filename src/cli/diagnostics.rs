@@ -1,0 +1,26 @@
+//! Error rendering for humans: manifest problems are shown with the offending line and a caret.
+
+use std::fmt::Write as _;
+
+use super::CliError;
+use crate::manifest::ManifestError;
+
+pub fn render_error(error: &CliError) -> String {
+    match error {
+        CliError::Manifest(ManifestError::Invalid(diagnostics)) => {
+            let mut out = String::new();
+            for d in diagnostics {
+                let _ = writeln!(out, "error: {d}");
+                if let (Some(pos), Ok(source)) = (d.position, std::fs::read_to_string(&d.file)) {
+                    if let Some(line) = source.lines().nth(pos.line.saturating_sub(1)) {
+                        let _ = writeln!(out, "  {:>4} | {line}", pos.line);
+                        let _ = writeln!(out, "       | {}^", " ".repeat(pos.column.saturating_sub(1)));
+                    }
+                }
+            }
+            let _ = write!(out, "{} problem(s) found; nothing was sent to AWS", diagnostics.len());
+            out
+        }
+        other => format!("error: {other}"),
+    }
+}

@@ -1,0 +1,157 @@
+//! The command line: one module per subcommand, each a thin layer that builds its options,
+//! calls the engine and renders the result. Diagnostics and exit codes live only here.
+
+mod apply;
+mod diagnostics;
+mod plan;
+mod progress;
+mod session;
+mod status;
+mod validate;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use diagnostics::render_error;
+
+use crate::aws::stats::CallStats;
+
+/// Exit codes, stable for scripts and pipelines.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    pub const ERROR: u8 = 1;
+    /// `plan --detailed-exitcode` found changes.
+    pub const CHANGES: u8 = 2;
+    /// The command line itself was wrong.
+    pub const USAGE: u8 = 64;
+    /// Stopped by Ctrl-C or SIGTERM; the next apply resumes.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "lakesight", version, about = "Reconcile an ML anomaly-detection stack over Amazon Security Lake from one manifest")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// AWS region; must agree with spec.region when the manifest sets one.
+    #[arg(long, global = true, env = "AWS_REGION", hide_env_values = true)]
+    pub region: Option<String>,
+    /// Named AWS profile.
+    #[arg(long, global = true, env = "AWS_PROFILE", hide_env_values = true)]
+    pub profile: Option<String>,
+    /// Endpoint for every AWS service, such as a local emulator.
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL", hide_env_values = true)]
+    pub endpoint_url: Option<String>,
+    /// Resources worked on at the same time.
+    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// No colours (also honoured: NO_COLOR).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Print AWS calls per service and operation, retries and wall time at the end.
+    #[arg(long, global = true)]
+    pub stats: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestArg {
+    /// The stack manifest.
+    #[arg(short = 'f', long = "file", env = "LAKESIGHT_FILE", default_value = "lakesight.yaml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a manifest without calling AWS.
+    Validate(ManifestArg),
+    /// Print the JSON Schema of the manifest.
+    Schema,
+    /// Show what apply would change.
+    Plan(plan::PlanArgs),
+    /// Create or update the stack.
+    Apply(apply::ApplyArgs),
+    /// Remove what the stack owns (retained resources stay).
+    Destroy(apply::DestroyArgs),
+    /// Show every resource's state, id and health.
+    Status(status::StatusArgs),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
+    #[error(transparent)]
+    Connect(#[from] crate::aws::ConnectError),
+    #[error(transparent)]
+    Graph(#[from] crate::engine::GraphError),
+    #[error(transparent)]
+    Plan(#[from] crate::engine::PlanFailure),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("interrupted; run the same command again to continue where it stopped")]
+    Interrupted,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => exit::USAGE,
+            CliError::Interrupted => exit::INTERRUPTED,
+            _ => exit::ERROR,
+        }
+    }
+}
+
+/// Runs one command; `Ok` carries the exit code of a successful run (0, or 2 for detected changes).
+pub async fn run(cli: Cli) -> Result<u8, CliError> {
+    let started = std::time::Instant::now();
+    let g = &cli.global;
+    let stats = Arc::new(CallStats::default());
+    let result = match &cli.command {
+        Command::Validate(args) => return validate::run(&args.file),
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&crate::manifest::json_schema()).unwrap_or_default());
+            return Ok(exit::SUCCESS);
+        }
+        Command::Plan(args) => plan::run(g, args, Arc::clone(&stats)).await,
+        Command::Apply(args) => apply::run_apply(g, args, Arc::clone(&stats)).await,
+        Command::Destroy(args) => apply::run_destroy(g, args, Arc::clone(&stats)).await,
+        Command::Status(args) => status::run(g, args, Arc::clone(&stats)).await,
+    };
+    if g.stats {
+        eprint!("{}", stats.summary().render(started.elapsed()));
+    }
+    result
+}

@@ -1,0 +1,80 @@
+//! What every AWS-facing command starts with: a valid manifest, one connection, the stack graph.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{CliError, Global};
+use crate::aws::stats::CallStats;
+use crate::aws::{self, ConnectOptions};
+use crate::engine::Graph;
+use crate::manifest::Manifest;
+use crate::resource::registry;
+use crate::stack::Stack;
+
+pub struct Session {
+    pub stack: Stack,
+    pub graph: Graph,
+}
+
+/// Validates first, so that a bad manifest never reaches AWS.
+pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result<Session, CliError> {
+    let manifest = Manifest::load(file)?;
+    let region = match (&manifest.spec.region, &global.region) {
+        (Some(pinned), Some(flag)) if pinned != flag => {
+            return Err(CliError::Usage(format!(
+                "{} pins spec.region {pinned:?}, but --region/AWS_REGION says {flag:?}; remove one of them",
+                file.display()
+            )));
+        }
+        (pinned, flag) => pinned.clone().or_else(|| flag.clone()),
+    };
+    let unreconciled = manifest.unreconciled_sections();
+    if !unreconciled.is_empty() {
+        tracing::warn!(
+            "this version validates but does not yet reconcile: {}; only the artifact bucket and IAM roles are managed",
+            unreconciled.join(", ")
+        );
+    }
+    let aws = aws::connect(&ConnectOptions {
+        region,
+        profile: global.profile.clone(),
+        endpoint_url: global.endpoint_url.clone(),
+    }, stats)
+    .await?;
+    let stack = Stack { manifest, env: aws.env.clone() };
+    let graph = Graph::new(registry::nodes(&stack, &aws))?;
+    Ok(Session { stack, graph })
+}
+
+/// A token cancelled by the first Ctrl-C or SIGTERM: nothing new starts, in-flight calls finish.
+/// A second Ctrl-C exits at once.
+pub fn interrupt_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        if wait_for_signal().await.is_ok() {
+            eprintln!("interrupt: finishing calls in flight, starting nothing new (Ctrl-C again to quit now)");
+            cancel.cancel();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(i32::from(super::exit::INTERRUPTED));
+            }
+        }
+    });
+    token
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r,
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> std::io::Result<()> {
+    tokio::signal::ctrl_c().await
+}

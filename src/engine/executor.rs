@@ -1,0 +1,216 @@
+//! The concurrent walk: every node whose prerequisites have finished runs, at most `parallelism`
+//! at a time. A failure skips everything downstream of it and lets independent branches finish.
+//! Waiting for readiness gives the worker slot back between polls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::graph::{Direction, Graph};
+use super::node::{Node, Readiness};
+use super::plan::{Action, Plan};
+
+/// How one node ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "result", content = "detail")]
+pub enum Outcome {
+    Unchanged,
+    Applied(Action),
+    Failed(String),
+    /// Not attempted because a prerequisite failed.
+    Skipped { blocked_by: String },
+    /// Not attempted, or abandoned while waiting, because the run was cancelled.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Unchanged | Outcome::Applied(_))
+    }
+}
+
+/// Progress callbacks; the CLI turns them into spinners or plain lines.
+pub trait Reporter: Send + Sync {
+    fn started(&self, _address: &str, _action: Action) {}
+    fn waiting(&self, _address: &str, _status: &str, _elapsed: Duration) {}
+    fn finished(&self, _address: &str, _outcome: &Outcome) {}
+}
+
+/// A reporter that reports nothing.
+pub struct Silent;
+impl Reporter for Silent {}
+
+pub struct ExecOptions {
+    pub parallelism: usize,
+    pub cancel: CancellationToken,
+}
+
+/// Every node's outcome, in walk order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub outcomes: Vec<(String, Outcome)>,
+}
+
+impl Report {
+    pub fn succeeded(&self) -> bool {
+        self.outcomes.iter().all(|(_, o)| o.is_success())
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.outcomes.iter().any(|(_, o)| *o == Outcome::Interrupted)
+    }
+
+    pub fn outcome(&self, address: &str) -> Option<&Outcome> {
+        self.outcomes.iter().find(|(a, _)| a == address).map(|(_, o)| o)
+    }
+}
+
+/// Shared by every node task of one walk.
+struct Walk {
+    slots: Arc<Semaphore>,
+    serial: HashMap<String, Arc<Mutex<()>>>,
+    cancel: CancellationToken,
+    reporter: Arc<dyn Reporter>,
+    direction: Direction,
+}
+
+pub async fn execute(graph: &Graph, plan: &Plan, direction: Direction, options: &ExecOptions, reporter: Arc<dyn Reporter>) -> Report {
+    let n = graph.len();
+    let actions: Vec<Action> = (0..n)
+        .map(|i| plan.action_of(graph.node(i).address()).unwrap_or(Action::NoOp))
+        .collect();
+    let walk = Arc::new(Walk {
+        slots: Arc::new(Semaphore::new(options.parallelism.max(1))),
+        serial: (0..n)
+            .filter_map(|i| graph.node(i).serial_key().map(str::to_owned))
+            .map(|key| (key, Arc::new(Mutex::new(()))))
+            .collect(),
+        cancel: options.cancel.clone(),
+        reporter,
+        direction,
+    });
+
+    let mut waiting_for: Vec<usize> = (0..n).map(|i| graph.prerequisites(i, direction).len()).collect();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+    let mut tasks = JoinSet::new();
+    let spawn = |tasks: &mut JoinSet<(usize, Outcome)>, i: usize| {
+        let node = Arc::clone(graph.node(i));
+        let walk = Arc::clone(&walk);
+        let action = actions[i];
+        tasks.spawn(async move { (i, run_node(node.as_ref(), action, &walk).await) });
+    };
+    for i in graph.order(direction) {
+        if waiting_for[i] == 0 {
+            spawn(&mut tasks, i);
+        }
+    }
+
+    while let Some(joined) = tasks.join_next().await {
+        let (i, outcome) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                // A panicking node task: nothing identifies it but the panic itself, so stop the walk.
+                tracing::error!("a resource task panicked: {e}");
+                walk.cancel.cancel();
+                continue;
+            }
+        };
+        walk.reporter.finished(graph.node(i).address(), &outcome);
+        if outcome.is_success() {
+            for &j in graph.waiting_on(i, direction) {
+                waiting_for[j] -= 1;
+                if waiting_for[j] == 0 && outcomes[j].is_none() {
+                    spawn(&mut tasks, j);
+                }
+            }
+        } else {
+            skip_downstream(graph, direction, i, &mut outcomes, &*walk.reporter);
+        }
+        outcomes[i] = Some(outcome);
+    }
+
+    Report {
+        outcomes: graph
+            .order(direction)
+            .into_iter()
+            .map(|i| (graph.node(i).address().to_owned(), outcomes[i].clone().unwrap_or(Outcome::Interrupted)))
+            .collect(),
+    }
+}
+
+/// Marks everything that transitively waits on `failed` as skipped, naming the root cause once.
+fn skip_downstream(graph: &Graph, direction: Direction, failed: usize, outcomes: &mut [Option<Outcome>], reporter: &dyn Reporter) {
+    let blocked_by = graph.node(failed).address().to_owned();
+    let mut stack: Vec<usize> = graph.waiting_on(failed, direction).to_vec();
+    while let Some(j) = stack.pop() {
+        if outcomes[j].is_none() {
+            let outcome = Outcome::Skipped { blocked_by: blocked_by.clone() };
+            reporter.finished(graph.node(j).address(), &outcome);
+            outcomes[j] = Some(outcome);
+            stack.extend_from_slice(graph.waiting_on(j, direction));
+        }
+    }
+}
+
+async fn run_node(node: &dyn Node, action: Action, walk: &Walk) -> Outcome {
+    if action.is_change() {
+        let Ok(_slot) = walk.slots.acquire().await else {
+            return Outcome::Interrupted;
+        };
+        if walk.cancel.is_cancelled() {
+            return Outcome::Interrupted;
+        }
+        let _serial = match node.serial_key().and_then(|k| walk.serial.get(k)) {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        walk.reporter.started(node.address(), action);
+        if let Err(e) = node.apply(action).await {
+            return Outcome::Failed(e.to_string());
+        }
+    }
+    // After a change, or on the way up (a resumed apply may find a resource still settling).
+    if action.is_change() || walk.direction == Direction::Forward {
+        if let Err(outcome) = await_ready(node, walk).await {
+            return outcome;
+        }
+    }
+    if action.is_change() { Outcome::Applied(action) } else { Outcome::Unchanged }
+}
+
+async fn await_ready(node: &dyn Node, walk: &Walk) -> Result<(), Outcome> {
+    let started = Instant::now();
+    let deadline = started + node.wait_timeout();
+    loop {
+        let readiness = {
+            let Ok(_slot) = walk.slots.acquire().await else {
+                return Err(Outcome::Interrupted);
+            };
+            node.readiness().await
+        };
+        match readiness {
+            Ok(Readiness::Ready) => return Ok(()),
+            Err(e) => return Err(Outcome::Failed(e.to_string())),
+            Ok(Readiness::Pending { status, retry_after }) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(Outcome::Failed(format!(
+                        "still {status} after {}; raise spec.timeouts to wait longer",
+                        humantime::format_duration(Duration::from_secs(node.wait_timeout().as_secs()))
+                    )));
+                }
+                walk.reporter.waiting(node.address(), &status, started.elapsed());
+                tokio::select! {
+                    _ = tokio::time::sleep(retry_after.min(deadline - now)) => {}
+                    _ = walk.cancel.cancelled() => return Err(Outcome::Interrupted),
+                }
+            }
+        }
+    }
+}

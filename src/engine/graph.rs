@@ -1,0 +1,121 @@
+//! The dependency graph: nodes by address, edges from `depends_on`, checked for cycles.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::node::Node;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GraphError {
+    #[error("two resources share the address {0}")]
+    Duplicate(String),
+    #[error("{from} depends on {to}, which is not part of the stack")]
+    UnknownDependency { from: String, to: String },
+    #[error("dependency cycle between: {}", .0.join(", "))]
+    Cycle(Vec<String>),
+}
+
+/// Which way edges point during a walk: create dependencies first, or destroy dependents first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Reverse,
+}
+
+pub struct Graph {
+    nodes: Vec<Arc<dyn Node>>,
+    /// `dependencies[i]`: the nodes `i` depends on.
+    dependencies: Vec<Vec<usize>>,
+    /// `dependents[i]`: the nodes that depend on `i`.
+    dependents: Vec<Vec<usize>>,
+    /// A topological order, dependencies first.
+    order: Vec<usize>,
+}
+
+impl Graph {
+    pub fn new(nodes: Vec<Arc<dyn Node>>) -> Result<Graph, GraphError> {
+        let mut index = HashMap::new();
+        for (i, node) in nodes.iter().enumerate() {
+            if index.insert(node.address().to_owned(), i).is_some() {
+                return Err(GraphError::Duplicate(node.address().to_owned()));
+            }
+        }
+        let mut dependencies = vec![Vec::new(); nodes.len()];
+        let mut dependents = vec![Vec::new(); nodes.len()];
+        for (i, node) in nodes.iter().enumerate() {
+            for dep in node.depends_on() {
+                let j = *index.get(dep).ok_or_else(|| GraphError::UnknownDependency {
+                    from: node.address().to_owned(),
+                    to: dep.clone(),
+                })?;
+                dependencies[i].push(j);
+                dependents[j].push(i);
+            }
+        }
+        let order = topological_order(&dependencies, &dependents).ok_or_else(|| {
+            let acyclic: std::collections::HashSet<usize> = partial_order(&dependencies, &dependents).into_iter().collect();
+            GraphError::Cycle(
+                (0..nodes.len()).filter(|i| !acyclic.contains(i)).map(|i| nodes[i].address().to_owned()).collect(),
+            )
+        })?;
+        Ok(Graph { nodes, dependencies, dependents, order })
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn node(&self, i: usize) -> &Arc<dyn Node> {
+        &self.nodes[i]
+    }
+
+    /// Node indices in the order a sequential walk in `direction` would visit them.
+    pub fn order(&self, direction: Direction) -> Vec<usize> {
+        match direction {
+            Direction::Forward => self.order.clone(),
+            Direction::Reverse => self.order.iter().rev().copied().collect(),
+        }
+    }
+
+    /// The nodes that must finish before `i` starts, in `direction`.
+    pub fn prerequisites(&self, i: usize, direction: Direction) -> &[usize] {
+        match direction {
+            Direction::Forward => &self.dependencies[i],
+            Direction::Reverse => &self.dependents[i],
+        }
+    }
+
+    /// The nodes waiting for `i`, in `direction`.
+    pub fn waiting_on(&self, i: usize, direction: Direction) -> &[usize] {
+        match direction {
+            Direction::Forward => &self.dependents[i],
+            Direction::Reverse => &self.dependencies[i],
+        }
+    }
+}
+
+/// Kahn's algorithm; `None` when a cycle leaves nodes unvisited.
+fn topological_order(dependencies: &[Vec<usize>], dependents: &[Vec<usize>]) -> Option<Vec<usize>> {
+    let order = partial_order(dependencies, dependents);
+    (order.len() == dependencies.len()).then_some(order)
+}
+
+fn partial_order(dependencies: &[Vec<usize>], dependents: &[Vec<usize>]) -> Vec<usize> {
+    let mut in_degree: Vec<usize> = dependencies.iter().map(Vec::len).collect();
+    let mut ready: VecDeque<usize> = (0..in_degree.len()).filter(|&i| in_degree[i] == 0).collect();
+    let mut order = Vec::with_capacity(in_degree.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &j in &dependents[i] {
+            in_degree[j] -= 1;
+            if in_degree[j] == 0 {
+                ready.push_back(j);
+            }
+        }
+    }
+    order
+}

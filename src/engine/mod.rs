@@ -1,0 +1,12 @@
+//! The reconcile engine: graph, plan and concurrent walk. It knows nothing about any cloud;
+//! resources reach it only through the [`Node`] trait.
+
+mod executor;
+mod graph;
+mod node;
+mod plan;
+
+pub use executor::{ExecOptions, Outcome, Report, Reporter, Silent, execute};
+pub use graph::{Direction, Graph, GraphError};
+pub use node::{Node, NodeError, Observation, Ownership, Readiness};
+pub use plan::{Action, Change, Intent, Plan, PlanError, PlanFailure, PlannedNode, Refusal, observe_all, plan, plan_action};

@@ -1,0 +1,77 @@
+//! What the engine needs from a resource, with no knowledge of any cloud.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::plan::{Action, Change};
+
+/// Errors from a node are opaque to the engine: it only reports them.
+pub type NodeError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Whether a resource has reached the state its last action asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Not yet; poll again after `retry_after`. `status` is the provider's own word for the state.
+    Pending { status: String, retry_after: Duration },
+}
+
+/// Who owns an existing resource, as read from the cloud.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "owner")]
+pub enum Ownership {
+    /// Carries this stack's owner tag.
+    Owned,
+    /// Exists under the stack's name but carries another owner tag, or none.
+    Foreign(Option<String>),
+    /// Cannot carry tags; the stack manages it because its manifest names it.
+    Untaggable,
+}
+
+/// A resource as observed: whether it exists, who owns it, how it differs from the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Observation {
+    /// `None` when the resource does not exist.
+    pub ownership: Option<Ownership>,
+    pub changes: Vec<Change>,
+    /// ARN or id, when the resource exists.
+    pub id: Option<String>,
+    /// Provider-reported health, when the resource has one.
+    pub health: Option<String>,
+}
+
+impl Observation {
+    pub fn absent() -> Self {
+        Observation { ownership: None, changes: Vec::new(), id: None, health: None }
+    }
+}
+
+/// One vertex of the stack graph.
+#[async_trait]
+pub trait Node: Send + Sync {
+    /// Stable address within the stack, such as `iam.role/scorer`.
+    fn address(&self) -> &str;
+    /// The physical name in the cloud.
+    fn name(&self) -> &str;
+    /// Addresses this node needs before it can be created.
+    fn depends_on(&self) -> &[String];
+    /// Nodes sharing a key never mutate at the same time (the provider serialises them itself).
+    fn serial_key(&self) -> Option<&str> {
+        None
+    }
+    /// Longest wait for readiness after an action.
+    fn wait_timeout(&self) -> Duration;
+    /// Destroy keeps this resource (a retention policy) and says so.
+    fn retain_on_destroy(&self) -> bool {
+        false
+    }
+    /// Reads the resource and compares it with the manifest. Makes no mutating call.
+    async fn observe(&self) -> Result<Observation, NodeError>;
+    /// Carries out a planned action.
+    async fn apply(&self, action: Action) -> Result<(), NodeError>;
+    /// Polls whether the last action has taken effect.
+    async fn readiness(&self) -> Result<Readiness, NodeError>;
+}

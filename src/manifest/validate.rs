@@ -1,0 +1,331 @@
+//! Semantic checks that serde cannot express: name patterns, ranges, cross-field rules.
+//! Each problem names its field path and what is allowed; `locate` turns the path into line:column.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::locate::Segment;
+use super::schema::{Hyperparameters, Manifest, Threshold};
+
+/// One semantic problem in a manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub path: Vec<Segment>,
+    pub message: String,
+}
+
+static STACK_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"));
+static REGION: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"));
+static ACCOUNT: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9]{12}$"));
+static ARN: LazyLock<Regex> = LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12})?:.+$"));
+static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"));
+static INSTANCE_TYPE: LazyLock<Regex> = LazyLock::new(|| re(r"^ml\.[a-z0-9]+\.[a-z0-9]+$"));
+static SERVICE_PRINCIPAL: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$"));
+static EXTERNAL_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w+=,.@:/-]{2,1224}$"));
+static BUCKET: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"));
+static SUBSCRIBER_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w\s.-]{1,64}$"));
+static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36}|S3_MANAGED_KEY)$"));
+
+fn re(pattern: &str) -> Regex {
+    // The patterns are literals above; a typo in one is a programming error caught by the unit tests.
+    Regex::new(pattern).unwrap_or_else(|e| panic!("invalid built-in pattern {pattern}: {e}"))
+}
+
+/// Source versions whose OCSF tables lakesight knows how to query.
+pub const SOURCE_VERSIONS: &[&str] = &["1.0", "2.0"];
+
+/// Tag keys reserved for lakesight itself.
+pub const RESERVED_TAG_PREFIX: &str = "lakesight:";
+
+pub fn validate(manifest: &Manifest) -> Vec<Issue> {
+    let mut c = Checker::default();
+    let meta = &manifest.metadata;
+    c.pattern(&["metadata", "name"], &meta.name, &STACK_NAME,
+        "3 to 24 characters: lowercase letters, digits and '-', starting with a letter and not ending with '-'");
+    c.tags(meta);
+
+    let spec = &manifest.spec;
+    if let Some(region) = &spec.region {
+        c.region(&["spec", "region"], region);
+    }
+    let bucket = &spec.artifact_bucket;
+    if let Some(name) = &bucket.name {
+        c.pattern(&["spec", "artifactBucket", "name"], name, &BUCKET, "an S3 bucket name: 3 to 63 lowercase letters, digits, '.' and '-'");
+    }
+    if let Some(key) = &bucket.kms_key_arn {
+        c.pattern(&["spec", "artifactBucket", "kmsKeyArn"], key, &ARN, "a KMS key ARN");
+    }
+    let iam = &spec.iam;
+    for (field, value) in [
+        ("sagemakerExecutionRoleArn", &iam.sagemaker_execution_role_arn),
+        ("scorerRoleArn", &iam.scorer_role_arn),
+        ("metaStoreManagerRoleArn", &iam.meta_store_manager_role_arn),
+    ] {
+        if let Some(arn) = value {
+            c.pattern(&["spec", "iam", field], arn, &ROLE_ARN, "an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>");
+        }
+    }
+    if let Some(arn) = &iam.permissions_boundary_arn {
+        c.pattern(&["spec", "iam", "permissionsBoundaryArn"], arn, &ARN, "an IAM policy ARN");
+    }
+
+    if let Some(lake) = &spec.security_lake {
+        c.regions(&["spec", "securityLake", "regions"], &lake.regions);
+        c.accounts(&["spec", "securityLake", "accounts"], &lake.accounts);
+        if let Some(key) = &lake.kms_key_id {
+            c.pattern(&["spec", "securityLake", "kmsKeyId"], key, &KMS_KEY, "a KMS key id, alias or ARN, or S3_MANAGED_KEY");
+        }
+        if let Some(retention) = &lake.retention {
+            if retention.expiration_days == 0 {
+                c.issue(&["spec", "securityLake", "retention", "expirationDays"], "must be at least 1 day");
+            }
+            for (i, t) in retention.transitions.iter().enumerate() {
+                if t.days >= retention.expiration_days {
+                    c.issue_at(path(&["spec", "securityLake", "retention", "transitions"]).idx(i).key("days"),
+                        format!("{} days is not before the expiration at {} days", t.days, retention.expiration_days));
+                }
+            }
+        }
+        if let Some(replication) = &lake.replication {
+            c.regions(&["spec", "securityLake", "replication", "regions"], &replication.regions);
+            if let Some(arn) = &replication.role_arn {
+                c.pattern(&["spec", "securityLake", "replication", "roleArn"], arn, &ROLE_ARN, "an IAM role ARN");
+            }
+        }
+        if lake.sources.is_empty() {
+            c.issue(&["spec", "securityLake", "sources"], "needs at least one source");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, source) in lake.sources.iter().enumerate() {
+            let at = path(&["spec", "securityLake", "sources"]).idx(i);
+            if !seen.insert(source.name) {
+                c.issue_at(at.clone().key("name"), format!("{:?} is listed twice; list each source once", source.name));
+            }
+            if !SOURCE_VERSIONS.contains(&source.version.as_str()) {
+                c.issue_at(at.clone().key("version"), format!("unknown source version {:?}; allowed: {}", source.version, SOURCE_VERSIONS.join(", ")));
+            }
+            c.regions_at(at.clone().key("regions"), &source.regions);
+            c.accounts_at(at.key("accounts"), &source.accounts);
+        }
+    }
+
+    if let Some(sub) = &spec.subscriber {
+        if let Some(name) = &sub.name {
+            c.pattern(&["spec", "subscriber", "name"], name, &SUBSCRIBER_NAME, "1 to 64 letters, digits, spaces, '_', '.' and '-'");
+        }
+        if !ACCOUNT.is_match(&sub.principal) && !SERVICE_PRINCIPAL.is_match(&sub.principal) {
+            c.issue(&["spec", "subscriber", "principal"], format!("{:?} is neither a 12-digit account id nor a service principal such as lambda.amazonaws.com", sub.principal));
+        }
+        if !EXTERNAL_ID.is_match(&sub.external_id) {
+            // Never echo the external id itself: it is a secret.
+            c.issue(&["spec", "subscriber", "externalId"], format!(
+                "must be 2 to 1224 characters of letters, digits and + = , . @ : / - _ (got {} characters)", sub.external_id.chars().count()));
+        }
+        if sub.access.is_empty() {
+            c.issue(&["spec", "subscriber", "access"], "needs at least one of S3, LAKEFORMATION");
+        }
+        if let Some(lake) = &spec.security_lake {
+            for (i, name) in sub.sources.iter().enumerate() {
+                if !lake.sources.iter().any(|s| s.name == *name) {
+                    c.issue_at(path(&["spec", "subscriber", "sources"]).idx(i), format!("{name:?} is not one of spec.securityLake.sources"));
+                }
+            }
+        }
+    }
+
+    if let Some(features) = &spec.features {
+        if features.window_days == 0 {
+            c.issue(&["spec", "features", "windowDays"], "must be at least 1");
+        }
+        if features.validation_days == 0 || features.validation_days >= features.window_days {
+            c.issue(&["spec", "features", "validationDays"], format!(
+                "must be at least 1 and less than windowDays ({}), so that both train and validation get data", features.window_days));
+        }
+        if features.sources.is_empty() {
+            c.issue(&["spec", "features", "sources"], "needs at least one source");
+        }
+        c.accounts(&["spec", "features", "accounts"], &features.accounts);
+        c.regions(&["spec", "features", "regions"], &features.regions);
+    }
+
+    if let Some(training) = &spec.training {
+        c.instance_type(&["spec", "training", "instanceType"], &training.instance_type);
+        c.range(&["spec", "training", "instanceCount"], training.instance_count.into(), 1.0, 100.0);
+        c.range(&["spec", "training", "volumeSizeGb"], training.volume_size_gb.into(), 1.0, 16384.0);
+        let secs = training.max_runtime.as_secs() as f64;
+        c.range(&["spec", "training", "maxRuntime"], secs, 60.0, 28.0 * 86400.0);
+        if let Some(auc) = training.min_auc {
+            c.range(&["spec", "training", "minAuc"], auc, 0.0, 1.0);
+        }
+        c.hyperparameters(&training.hyperparameters);
+    }
+
+    if let Some(endpoint) = &spec.endpoint {
+        c.instance_type(&["spec", "endpoint", "instanceType"], &endpoint.instance_type);
+        c.range(&["spec", "endpoint", "instanceCount"], endpoint.instance_count.into(), 1.0, 100.0);
+        if let Some(d) = &endpoint.deployment {
+            if let Some(step) = d.step_percent {
+                c.range(&["spec", "endpoint", "deployment", "stepPercent"], step.into(), 1.0, 100.0);
+            }
+        }
+    }
+
+    if let Some(scorer) = &spec.scorer {
+        c.range(&["spec", "scorer", "memoryMb"], scorer.memory_mb.into(), 128.0, 10240.0);
+        c.range(&["spec", "scorer", "timeout"], scorer.timeout.as_secs() as f64, 1.0, 900.0);
+        c.range(&["spec", "scorer", "batchSize"], scorer.batch_size.into(), 1.0, 10000.0);
+        c.range(&["spec", "scorer", "maxPayloadBytes"], scorer.max_payload_bytes.into(), 1024.0, 6_000_000.0);
+        if let Some(mc) = scorer.max_concurrency {
+            c.range(&["spec", "scorer", "maxConcurrency"], mc.into(), 2.0, 1000.0);
+        }
+        if let Threshold::Calibrated { target_false_positive_rate } = scorer.threshold {
+            if !(target_false_positive_rate > 0.0 && target_false_positive_rate < 1.0) {
+                c.issue(&["spec", "scorer", "threshold", "targetFalsePositiveRate"], format!("{target_false_positive_rate} is outside the open interval (0, 1)"));
+            }
+        }
+    }
+
+    if let Some(retrain) = &spec.retrain {
+        if let Some(auc) = retrain.min_auc {
+            c.range(&["spec", "retrain", "minAuc"], auc, 0.0, 1.0);
+        }
+        if let Some(drop) = retrain.max_auc_drop {
+            c.range(&["spec", "retrain", "maxAucDrop"], drop, 0.0, 1.0);
+        }
+        c.range(&["spec", "retrain", "keepGenerations"], retrain.keep_generations.into(), 1.0, 20.0);
+    }
+    c.issues
+}
+
+/// A path under construction.
+#[derive(Clone)]
+struct PathBuf(Vec<Segment>);
+
+fn path(keys: &[&str]) -> PathBuf {
+    PathBuf(keys.iter().map(|k| Segment::Key((*k).to_owned())).collect())
+}
+
+impl PathBuf {
+    fn idx(mut self, i: usize) -> Self {
+        self.0.push(Segment::Index(i));
+        self
+    }
+    fn key(mut self, k: &str) -> Self {
+        self.0.push(Segment::Key(k.to_owned()));
+        self
+    }
+}
+
+#[derive(Default)]
+struct Checker {
+    issues: Vec<Issue>,
+}
+
+impl Checker {
+    fn issue(&mut self, keys: &[&str], message: impl Into<String>) {
+        self.issue_at(path(keys), message);
+    }
+
+    fn issue_at(&mut self, at: PathBuf, message: impl Into<String>) {
+        self.issues.push(Issue { path: at.0, message: message.into() });
+    }
+
+    fn pattern(&mut self, keys: &[&str], value: &str, pattern: &Regex, allowed: &str) {
+        if !pattern.is_match(value) {
+            self.issue(keys, format!("{value:?} is not valid; expected {allowed}"));
+        }
+    }
+
+    fn range(&mut self, keys: &[&str], value: f64, min: f64, max: f64) {
+        if !(min..=max).contains(&value) {
+            self.issue(keys, format!("{value} is out of range; allowed: {min} to {max}"));
+        }
+    }
+
+    fn optional_range<T: Into<f64> + Copy>(&mut self, keys: &[&str], value: Option<T>, min: f64, max: f64) {
+        if let Some(v) = value {
+            self.range(keys, v.into(), min, max);
+        }
+    }
+
+    fn instance_type(&mut self, keys: &[&str], value: &str) {
+        self.pattern(keys, value, &INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large");
+    }
+
+    fn region(&mut self, keys: &[&str], value: &str) {
+        self.region_at(path(keys), value);
+    }
+
+    fn region_at(&mut self, at: PathBuf, value: &str) {
+        if !REGION.is_match(value) {
+            self.issue_at(at, format!("{value:?} is not an AWS region; expected a name such as us-east-1"));
+        }
+    }
+
+    fn regions(&mut self, keys: &[&str], values: &[String]) {
+        self.regions_at(path(keys), values);
+    }
+
+    fn regions_at(&mut self, at: PathBuf, values: &[String]) {
+        for (i, r) in values.iter().enumerate() {
+            self.region_at(at.clone().idx(i), r);
+        }
+    }
+
+    fn accounts(&mut self, keys: &[&str], values: &[String]) {
+        self.accounts_at(path(keys), values);
+    }
+
+    fn accounts_at(&mut self, at: PathBuf, values: &[String]) {
+        for (i, a) in values.iter().enumerate() {
+            if !ACCOUNT.is_match(a) {
+                self.issue_at(at.clone().idx(i), format!("{a:?} is not an AWS account id; expected 12 digits"));
+            }
+        }
+    }
+
+    fn tags(&mut self, meta: &super::schema::Metadata) {
+        if meta.tags.len() > 40 {
+            self.issue(&["metadata", "tags"], format!("{} tags given; at most 40 are allowed, leaving room for lakesight's own", meta.tags.len()));
+        }
+        for (key, value) in &meta.tags {
+            let at = path(&["metadata", "tags"]).key(key);
+            if key.starts_with("aws:") || key.starts_with(RESERVED_TAG_PREFIX) {
+                self.issue_at(at.clone(), format!("tag key {key:?} uses a reserved prefix (aws: or {RESERVED_TAG_PREFIX})"));
+            }
+            if key.is_empty() || key.chars().count() > 128 {
+                self.issue_at(at.clone(), "tag keys must be 1 to 128 characters");
+            }
+            if value.chars().count() > 256 {
+                self.issue_at(at, "tag values must be at most 256 characters");
+            }
+        }
+    }
+
+    fn hyperparameters(&mut self, hp: &Hyperparameters) {
+        const HP: [&str; 3] = ["spec", "training", "hyperparameters"];
+        let at = |field: &'static str| [HP[0], HP[1], HP[2], field];
+        if let Some(n) = hp.num_entity_vectors {
+            self.range(&at("numEntityVectors"), n as f64, 1.0, 250_000_000.0);
+        }
+        self.range(&at("vectorDim"), hp.vector_dim.into(), 4.0, 4096.0);
+        self.optional_range(&at("epochs"), hp.epochs, 1.0, f64::from(u32::MAX));
+        self.optional_range(&at("learningRate"), hp.learning_rate, 1e-6, 10.0);
+        self.optional_range(&at("miniBatchSize"), hp.mini_batch_size, 1.0, 500_000.0);
+        self.optional_range(&at("numIpEncoderLayers"), hp.num_ip_encoder_layers, 0.0, 100.0);
+        self.optional_range(&at("randomNegativeSamplingRate"), hp.random_negative_sampling_rate, 0.0, 500.0);
+        self.optional_range(&at("shuffledNegativeSamplingRate"), hp.shuffled_negative_sampling_rate, 0.0, 500.0);
+        self.optional_range(&at("weightDecay"), hp.weight_decay, 0.0, 10.0);
+        self.optional_range(&at("batchMetricsPublishInterval"), hp.batch_metrics_publish_interval, 1.0, f64::from(u32::MAX));
+        // Both rates default to 1 in the algorithm when unset.
+        let random = hp.random_negative_sampling_rate.unwrap_or(1);
+        let shuffled = hp.shuffled_negative_sampling_rate.unwrap_or(1);
+        let sum = u64::from(random) + u64::from(shuffled);
+        if !(1..=500).contains(&sum) {
+            let field = if hp.random_negative_sampling_rate.is_some() { "randomNegativeSamplingRate" } else { "shuffledNegativeSamplingRate" };
+            self.issue(&at(field), format!(
+                "randomNegativeSamplingRate + shuffledNegativeSamplingRate = {sum}; the sum must be between 1 and 500"));
+        }
+    }
+}

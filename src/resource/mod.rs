@@ -1,0 +1,88 @@
+//! The contract every cloud resource kind implements, and the adapter that turns it into an
+//! engine [`Node`](crate::engine::Node).
+
+mod adapter;
+pub mod registry;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::engine::{Change, Ownership, Readiness};
+
+pub use adapter::Managed;
+
+/// The tag that marks a resource as owned by a stack: `lakesight:stack=<name>`.
+pub const OWNER_TAG: &str = "lakesight:stack";
+
+/// Errors a resource reports. Cloud errors arrive already classified by their error code.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error("{operation} failed: {code}: {message}")]
+    Service { operation: &'static str, code: String, message: String },
+    #[error("{operation} failed: {message}")]
+    Transport { operation: &'static str, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where a resource sits in the stack and how long it may take to settle.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Stable address within the stack: `<kind>/<role>`.
+    pub address: String,
+    /// Deterministic physical name.
+    pub name: String,
+    pub depends_on: Vec<String>,
+    pub wait_timeout: Duration,
+    /// The stack name, to recognise the owner tag.
+    pub stack: String,
+}
+
+/// One resource kind: read / create / update / delete / readiness over its own observed state.
+#[async_trait]
+pub trait Resource: Send + Sync + 'static {
+    /// What `read` finds in the cloud.
+    type Observed: Clone + Send + Sync + 'static;
+
+    fn identity(&self) -> &Identity;
+
+    /// `None` when the resource does not exist: absence is not an error.
+    async fn read(&self) -> Result<Option<Self::Observed>, ResourceError>;
+    /// The owner tag value, or `Untaggable` for resources that cannot carry tags.
+    fn owner(&self, observed: &Self::Observed) -> Ownership;
+    /// Differences between the manifest and `observed`, each marked in-place or replacing.
+    fn diff(&self, observed: &Self::Observed) -> Vec<Change>;
+    /// ARN or id.
+    fn id(&self, observed: &Self::Observed) -> String;
+    fn health(&self, _observed: &Self::Observed) -> Option<String> {
+        None
+    }
+
+    async fn create(&self) -> Result<(), ResourceError>;
+    async fn update(&self, observed: &Self::Observed, changes: &[Change]) -> Result<(), ResourceError>;
+    /// Must treat an already-deleted resource as success.
+    async fn delete(&self, observed: &Self::Observed) -> Result<(), ResourceError>;
+    async fn readiness(&self) -> Result<Readiness, ResourceError> {
+        Ok(Readiness::Ready)
+    }
+    /// A retention policy keeps the resource on destroy.
+    fn retain_on_destroy(&self) -> bool {
+        false
+    }
+}
+
+/// Reads ownership from a resource's tags.
+pub fn ownership_from_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>, stack: &str) -> Ownership {
+    match tags.into_iter().find(|(k, _)| *k == OWNER_TAG) {
+        Some((_, v)) if v == stack => Ownership::Owned,
+        Some((_, v)) => Ownership::Foreign(Some(v.to_owned())),
+        None => Ownership::Foreign(None),
+    }
+}
+
+/// Tags the manifest wants that are missing or different. Tags others added are left alone.
+pub fn missing_tags(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}

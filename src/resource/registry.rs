@@ -1,0 +1,19 @@
+//! Every resource kind the stack can contain. Adding a kind means one file under `aws/` and one line here.
+
+use std::sync::Arc;
+
+use crate::aws::{self, Aws};
+use crate::engine::Node;
+use crate::stack::Stack;
+
+type Kind = fn(&Stack, &Aws) -> Vec<Arc<dyn Node>>;
+
+const KINDS: &[Kind] = &[
+    aws::s3::bucket::nodes,
+    aws::iam::role::nodes,
+];
+
+/// The nodes a stack declares, in registry order; the graph orders them by dependency.
+pub fn nodes(stack: &Stack, aws: &Aws) -> Vec<Arc<dyn Node>> {
+    KINDS.iter().flat_map(|kind| kind(stack, aws)).collect()
+}
