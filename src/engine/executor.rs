@@ -202,7 +202,7 @@ async fn await_ready(node: &dyn Node, walk: &Walk) -> Result<(), Outcome> {
                 if now >= deadline {
                     return Err(Outcome::Failed(format!(
                         "still {status} after {}; raise spec.timeouts to wait longer",
-                        humantime::format_duration(Duration::from_secs(node.wait_timeout().as_secs()))
+                        humantime::format_duration(node.wait_timeout())
                     )));
                 }
                 walk.reporter.waiting(node.address(), &status, started.elapsed());

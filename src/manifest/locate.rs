@@ -52,7 +52,8 @@ pub fn locate(source: &str, path: &[Segment]) -> Option<Position> {
 }
 
 enum Frame {
-    Mapping { path: Vec<Segment>, pending_key: Option<String>, expecting_key: bool },
+    /// `located`: whether the mapping's own position (that of its first key) is recorded yet.
+    Mapping { path: Vec<Segment>, pending_key: Option<String>, expecting_key: bool, located: bool },
     Sequence { path: Vec<Segment>, next: usize },
 }
 
@@ -74,7 +75,7 @@ impl Walker<'_> {
                 *next += 1;
                 Some(p)
             }
-            Some(Frame::Mapping { path, pending_key, expecting_key }) => {
+            Some(Frame::Mapping { path, pending_key, expecting_key, .. }) => {
                 if *expecting_key {
                     None
                 } else {
@@ -100,16 +101,24 @@ impl MarkedEventReceiver for Walker<'_> {
             Event::Scalar(value, ..) => match self.next_node_path() {
                 Some(path) => self.consider(&path, marker),
                 None => {
-                    if let Some(Frame::Mapping { pending_key, expecting_key, .. }) = self.stack.last_mut() {
+                    let mut first_key_of = None;
+                    if let Some(Frame::Mapping { path, pending_key, expecting_key, located }) = self.stack.last_mut() {
                         *pending_key = Some(value);
                         *expecting_key = false;
+                        if !*located {
+                            *located = true;
+                            first_key_of = Some(path.clone());
+                        }
+                    }
+                    // A block mapping is best pointed at by its first key.
+                    if let Some(path) = first_key_of {
+                        self.consider(&path, marker);
                     }
                 }
             },
             Event::MappingStart(..) => {
                 let path = self.next_node_path().unwrap_or_default();
-                self.consider(&path, marker);
-                self.stack.push(Frame::Mapping { path, pending_key: None, expecting_key: true });
+                self.stack.push(Frame::Mapping { path, pending_key: None, expecting_key: true, located: false });
             }
             Event::SequenceStart(..) => {
                 let path = self.next_node_path().unwrap_or_default();

@@ -488,19 +488,34 @@ pub enum Architecture {
 
 /// How the anomaly threshold on `-dot_product` is chosen.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, tag = "policy")]
-pub enum Threshold {
-    /// A fixed score.
-    Fixed { value: f64 },
-    /// Calibrated after each training run for a target false-positive rate in (0, 1).
-    Calibrated { target_false_positive_rate: f64 },
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Threshold {
+    #[serde(default)]
+    pub policy: ThresholdPolicy,
+    /// The fixed score, for `policy: fixed`.
+    #[serde(default)]
+    pub value: Option<f64>,
+    /// Target false-positive rate in (0, 1), for `policy: calibrated`.
+    #[serde(default = "default_fpr")]
+    pub target_false_positive_rate: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdPolicy {
+    /// Recalibrated after each training run on held-out normal pairs against random IPs.
+    #[default]
+    Calibrated,
+    Fixed,
+}
+
+fn default_fpr() -> f64 {
+    0.001
 }
 
 impl Default for Threshold {
     fn default() -> Self {
-        Threshold::Calibrated {
-            target_false_positive_rate: 0.001,
-        }
+        Threshold { policy: ThresholdPolicy::Calibrated, value: None, target_false_positive_rate: default_fpr() }
     }
 }
 

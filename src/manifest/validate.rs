@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::locate::Segment;
-use super::schema::{Hyperparameters, Manifest, Threshold};
+use super::schema::{Hyperparameters, Manifest, ThresholdPolicy};
 
 /// One semantic problem in a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,12 +19,12 @@ static STACK_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9-]{1,22}
 static REGION: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"));
 static ACCOUNT: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9]{12}$"));
 static ARN: LazyLock<Regex> = LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12})?:.+$"));
-static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$"));
+static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"));
 static INSTANCE_TYPE: LazyLock<Regex> = LazyLock::new(|| re(r"^ml\.[a-z0-9]+\.[a-z0-9]+$"));
 static SERVICE_PRINCIPAL: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$"));
-static EXTERNAL_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w+=,.@:/-]{2,1224}$"));
+static EXTERNAL_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_+=,.@:/-]+$"));
 static BUCKET: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"));
-static SUBSCRIBER_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[\w\s.-]{1,64}$"));
+static SUBSCRIBER_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_ .-]{1,64}$"));
 static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36}|S3_MANAGED_KEY)$"));
 
 fn re(pattern: &str) -> Regex {
@@ -117,10 +117,11 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         if !ACCOUNT.is_match(&sub.principal) && !SERVICE_PRINCIPAL.is_match(&sub.principal) {
             c.issue(&["spec", "subscriber", "principal"], format!("{:?} is neither a 12-digit account id nor a service principal such as lambda.amazonaws.com", sub.principal));
         }
-        if !EXTERNAL_ID.is_match(&sub.external_id) {
+        let length = sub.external_id.chars().count();
+        if !(2..=1224).contains(&length) || !EXTERNAL_ID.is_match(&sub.external_id) {
             // Never echo the external id itself: it is a secret.
             c.issue(&["spec", "subscriber", "externalId"], format!(
-                "must be 2 to 1224 characters of letters, digits and + = , . @ : / - _ (got {} characters)", sub.external_id.chars().count()));
+                "must be 2 to 1224 characters of letters, digits and + = , . @ : / - _ (got {length} characters)"));
         }
         if sub.access.is_empty() {
             c.issue(&["spec", "subscriber", "access"], "needs at least one of S3, LAKEFORMATION");
@@ -179,10 +180,17 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         if let Some(mc) = scorer.max_concurrency {
             c.range(&["spec", "scorer", "maxConcurrency"], mc.into(), 2.0, 1000.0);
         }
-        if let Threshold::Calibrated { target_false_positive_rate } = scorer.threshold {
-            if !(target_false_positive_rate > 0.0 && target_false_positive_rate < 1.0) {
-                c.issue(&["spec", "scorer", "threshold", "targetFalsePositiveRate"], format!("{target_false_positive_rate} is outside the open interval (0, 1)"));
+        let threshold = &scorer.threshold;
+        let rate = threshold.target_false_positive_rate;
+        if !(rate > 0.0 && rate < 1.0) {
+            c.issue(&["spec", "scorer", "threshold", "targetFalsePositiveRate"], format!("{rate} is outside the open interval (0, 1)"));
+        }
+        match (threshold.policy, threshold.value) {
+            (ThresholdPolicy::Fixed, None) => c.issue(&["spec", "scorer", "threshold", "value"], "policy fixed needs a value"),
+            (ThresholdPolicy::Calibrated, Some(_)) => {
+                c.issue(&["spec", "scorer", "threshold", "value"], "value is only used with policy: fixed; remove it or set policy: fixed")
             }
+            _ => {}
         }
     }
 

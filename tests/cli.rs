@@ -1,0 +1,110 @@
+//! The binary's behaviour without AWS: validation diagnostics, schema, exit codes.
+
+mod support;
+
+use std::process::Command;
+
+use support::{Run, repo};
+
+/// The binary with an endpoint nothing listens on: any AWS call would fail loudly and differently.
+fn lakesight() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakesight"));
+    cmd.env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1");
+    cmd
+}
+
+fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join("stack.yaml");
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
+
+const HEAD: &str = "apiVersion: lakesight.io/v1\nkind: Stack\nmetadata:\n  name: demo\nspec:\n  region: us-east-1\n";
+
+#[test]
+fn every_shipped_manifest_validates() {
+    let dir = repo().join("manifests");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("manifests/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            Run::of(lakesight().arg("validate").arg("-f").arg(&path)).expect_code(0);
+            count += 1;
+        }
+    }
+    assert!(count >= 2, "quickstart and production examples");
+}
+
+#[test]
+fn unknown_field_is_reported_with_file_line_column_and_allowed_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(&dir, &format!("{HEAD}  training:\n    instanceTyp: ml.m5.large\n"));
+    let run = Run::of(lakesight().arg("validate").arg("-f").arg(&file));
+    run.expect_code(1);
+    let expected = format!("error: {}:8:5: spec.training: unknown field `instanceTyp`, expected one of `instanceType`", file.display());
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    assert!(run.stderr.contains("   8 |     instanceTyp: ml.m5.large"), "source line shown: {}", run.stderr);
+    assert!(run.stderr.contains("nothing was sent to AWS"), "{}", run.stderr);
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_positions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "{HEAD}  endpoint:\n    instanceType: m5.large\n  training:\n    hyperparameters:\n      vectorDim: 8192\n      randomNegativeSamplingRate: 400\n      shuffledNegativeSamplingRate: 200\n"
+    );
+    let file = write(&dir, &text);
+    let run = Run::of(lakesight().arg("validate").arg("-f").arg(&file));
+    run.expect_code(1);
+    let f = file.display();
+    for expected in [
+        format!("{f}:8:19: spec.endpoint.instanceType: \"m5.large\" is not valid; expected a SageMaker instance type"),
+        format!("{f}:11:18: spec.training.hyperparameters.vectorDim: 8192 is out of range; allowed: 4 to 4096"),
+        format!("{f}:12:35: spec.training.hyperparameters.randomNegativeSamplingRate: randomNegativeSamplingRate + shuffledNegativeSamplingRate = 600"),
+    ] {
+        assert!(run.stderr.contains(&expected), "missing {expected}\n{}", run.stderr);
+    }
+    assert!(run.stderr.contains("3 problem(s) found"), "{}", run.stderr);
+}
+
+#[test]
+fn invalid_manifest_fails_plan_and_apply_before_any_aws_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(&dir, &HEAD.replace("name: demo", "name: Bad_Name"));
+    for command in ["plan", "apply", "destroy", "status"] {
+        let run = Run::of(lakesight().arg(command).arg("--stats").arg("-f").arg(&file));
+        run.expect_code(1);
+        assert!(run.stderr.contains(":4:9: metadata.name"), "{command}: {}", run.stderr);
+        assert!(run.stderr.contains("total: 0 calls"), "{command} made AWS calls: {}", run.stderr);
+    }
+}
+
+#[test]
+fn region_conflict_is_a_usage_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(&dir, HEAD);
+    let run = Run::of(lakesight().args(["plan", "--region", "eu-west-1", "-f"]).arg(&file));
+    run.expect_code(64);
+    assert!(run.stderr.contains("pins spec.region \"us-east-1\""), "{}", run.stderr);
+}
+
+#[test]
+fn missing_file_and_bad_flags_have_distinct_exit_codes() {
+    let run = Run::of(lakesight().args(["validate", "-f", "/nonexistent/stack.yaml"]));
+    run.expect_code(1);
+    assert!(run.stderr.contains("cannot read /nonexistent/stack.yaml"), "{}", run.stderr);
+    Run::of(lakesight().args(["plan", "--no-such-flag"])).expect_code(64);
+    Run::of(lakesight().args(["--version"])).expect_code(0);
+}
+
+#[test]
+fn schema_is_json_and_rejects_unknown_fields() {
+    let run = Run::of(lakesight().arg("schema"));
+    run.expect_code(0);
+    let schema: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON Schema");
+    assert_eq!(schema["properties"]["apiVersion"]["$ref"], "#/$defs/ApiVersion");
+    assert_eq!(schema["$defs"]["Spec"]["additionalProperties"], false);
+}

@@ -1,0 +1,173 @@
+//! End-to-end: the real binary against the emulator (or any endpoint in `AWS_ENDPOINT_URL`).
+
+mod support;
+
+use support::{Emulator, Run, manifest, repo};
+
+const QUICKSTART_STACK: &str = "quickstart";
+
+/// What exists in the emulator carrying the owner tag of `stack`, found without lakesight's code.
+async fn owned_by(emulator: &Emulator, stack: &str) -> Vec<String> {
+    let mut owned = Vec::new();
+    let s3 = emulator.s3().await;
+    for bucket in s3.list_buckets().send().await.expect("ListBuckets").buckets() {
+        let name = bucket.name().unwrap_or_default();
+        if let Ok(tags) = s3.get_bucket_tagging().bucket(name).send().await {
+            if tags.tag_set().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
+                owned.push(format!("bucket {name}"));
+            }
+        }
+    }
+    let iam = emulator.iam().await;
+    for role in iam.list_roles().send().await.expect("ListRoles").roles() {
+        let tags = iam.list_role_tags().role_name(role.role_name()).send().await.expect("ListRoleTags");
+        if tags.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
+            owned.push(format!("role {}", role.role_name()));
+        }
+    }
+    owned
+}
+
+#[tokio::test]
+async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything() {
+    let emu = Emulator::start();
+    let file = repo().join("manifests/quickstart.yaml");
+
+    let apply = Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file));
+    apply.expect_code(0);
+    assert!(apply.stdout.contains("3 to create"), "{}", apply.stdout);
+    let owned = owned_by(&emu, QUICKSTART_STACK).await;
+    assert_eq!(owned.len(), 3, "bucket and two roles: {owned:?}");
+
+    let replan = Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "--stats", "-f"]).arg(&file));
+    replan.expect_code(0);
+    assert!(replan.stdout.contains("No changes"), "{}", replan.stdout);
+    assert!(replan.stderr.contains(", 0 mutating,"), "{}", replan.stderr);
+    assert!(replan.stderr.contains("GetRole"), "stats list the calls made: {}", replan.stderr);
+
+    let reapply = Run::of(emu.lakesight().args(["apply", "--auto-approve", "--stats", "-f"]).arg(&file));
+    reapply.expect_code(0);
+    assert!(reapply.stderr.contains(", 0 mutating,"), "a no-op apply mutates nothing: {}", reapply.stderr);
+
+    let status = Run::of(emu.lakesight().args(["status", "-f"]).arg(&file));
+    status.expect_code(0);
+    for address in ["s3.bucket/artifacts", "iam.role/sagemaker", "iam.role/scorer"] {
+        let line = status.stdout.lines().find(|l| l.starts_with(address)).unwrap_or_else(|| panic!("{address} in {}", status.stdout));
+        assert!(line.contains("in sync") && line.contains("arn:aws:"), "{line}");
+    }
+
+    let destroy = Run::of(emu.lakesight().args(["destroy", "--auto-approve", "-f"]).arg(&file));
+    destroy.expect_code(0);
+    assert_eq!(owned_by(&emu, QUICKSTART_STACK).await, Vec::<String>::new());
+
+    let after = Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file));
+    after.expect_code(2);
+}
+
+#[tokio::test]
+async fn plan_json_lists_every_action_with_its_reason() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "jsonplan", "  securityLake:\n    manage: true\n");
+    let run = Run::of(emu.lakesight().args(["plan", "--output", "json", "--detailed-exitcode", "-f"]).arg(&file));
+    run.expect_code(2);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON");
+    let nodes = plan["nodes"].as_array().expect("nodes");
+    let addresses: Vec<&str> = nodes.iter().filter_map(|n| n["address"].as_str()).collect();
+    assert!(addresses.contains(&"iam.role/metastore"), "a managed lake needs the metastore role: {addresses:?}");
+    assert!(nodes.iter().all(|n| n["action"] == "create" && n["reason"] == "does not exist"), "{nodes:?}");
+    assert!(run.stderr.contains("does not yet reconcile: securityLake"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "adoptme", "");
+    let iam = emu.iam().await;
+    iam.create_role()
+        .role_name("lakesight-adoptme-scorer")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .expect("pre-create an untagged role");
+
+    let refused = Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file));
+    refused.expect_code(1);
+    assert!(refused.stderr.contains("lakesight-adoptme-scorer exists but has no lakesight:stack tag"), "{}", refused.stderr);
+    assert!(owned_by(&emu, "adoptme").await.is_empty(), "nothing may be created when the plan is refused");
+
+    let adopted = Run::of(emu.lakesight().args(["apply", "--auto-approve", "--adopt", "-f"]).arg(&file));
+    adopted.expect_code(0);
+    assert!(adopted.stdout.contains("adopted"), "{}", adopted.stdout);
+    let role = iam.get_role().role_name("lakesight-adoptme-scorer").send().await.expect("role");
+    let role = role.role().expect("role body");
+    assert!(role.assume_role_policy_document().unwrap_or_default().contains("lambda.amazonaws.com"), "trust policy repaired");
+    Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file)).expect_code(0);
+}
+
+#[tokio::test]
+async fn drift_is_planned_with_its_field_and_repaired() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "drifty", "");
+    Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file)).expect_code(0);
+
+    let iam = emu.iam().await;
+    iam.put_role_policy()
+        .role_name("lakesight-drifty-sagemaker")
+        .policy_name("lakesight")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .expect("tamper with the inline policy");
+    emu.s3().await.delete_public_access_block().bucket("lakesight-drifty-123456789012-us-east-1").send().await.expect("unblock");
+
+    let plan = Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file));
+    plan.expect_code(2);
+    assert!(plan.stdout.contains("~ iam.role/sagemaker") && plan.stdout.contains("inlinePolicy"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("~ s3.bucket/artifacts") && plan.stdout.contains("publicAccessBlock"), "{}", plan.stdout);
+
+    Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file)).expect_code(0);
+    Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file)).expect_code(0);
+    Run::of(emu.lakesight().args(["destroy", "--auto-approve", "-f"]).arg(&file)).expect_code(0);
+}
+
+#[tokio::test]
+async fn apply_without_a_terminal_requires_auto_approve_and_changes_nothing() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "noprompt", "");
+    let run = Run::of(emu.lakesight().args(["apply", "-f"]).arg(&file));
+    run.expect_code(64);
+    assert!(run.stderr.contains("--auto-approve"), "{}", run.stderr);
+    assert!(owned_by(&emu, "noprompt").await.is_empty());
+}
+
+#[tokio::test]
+async fn retained_bucket_survives_destroy() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "keeper", "  artifactBucket:\n    deletionPolicy: Retain\n");
+    Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file)).expect_code(0);
+    let destroy = Run::of(emu.lakesight().args(["destroy", "--auto-approve", "-f"]).arg(&file));
+    destroy.expect_code(0);
+    assert!(destroy.stdout.contains("kept by its deletionPolicy (Retain)"), "{}", destroy.stdout);
+    assert_eq!(owned_by(&emu, "keeper").await, ["bucket lakesight-keeper-123456789012-us-east-1"]);
+}
+
+#[tokio::test]
+async fn injected_latency_is_ridden_out_and_calls_still_counted() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: behaviour settings need the bundled emulator");
+        return;
+    }
+    emu.configure(r#"{"latencyMs": {"CreateRole": 300, "GetRole": 50}}"#);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "slow", "");
+    let run = Run::of(emu.lakesight().args(["apply", "--auto-approve", "--stats", "-f"]).arg(&file));
+    run.expect_code(0);
+    let create_roles = run.stderr.lines().find(|l| l.contains("CreateRole")).unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(create_roles.split_whitespace().any(|w| w == "2"), "{create_roles}");
+}

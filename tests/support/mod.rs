@@ -1,0 +1,139 @@
+//! Shared test harness: an emulator per test (or the endpoint in `AWS_ENDPOINT_URL`), the real
+//! `lakesight` binary, and SDK clients for independent checks.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::Once;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running emulator. Dropping it stops it; should the test process die instead, the emulator
+/// sees its standard input close and exits by itself.
+pub struct Emulator {
+    pub endpoint: String,
+    child: Option<(Child, ChildStdin)>,
+}
+
+static INSTALL: Once = Once::new();
+
+impl Emulator {
+    /// Starts a private emulator, unless `AWS_ENDPOINT_URL` names one to share.
+    pub fn start() -> Emulator {
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            return Emulator { endpoint, child: None };
+        }
+        INSTALL.call_once(|| {
+            let status = Command::new(repo().join("localstack/install")).status().expect("run localstack/install");
+            assert!(status.success(), "localstack/install failed");
+        });
+        let mut child = Command::new(repo().join("localstack/.venv/bin/python"))
+            .arg(repo().join("localstack/emulator.py"))
+            .args(["--port", "0", "--exit-with-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the emulator");
+        let stdin = child.stdin.take().expect("emulator stdin");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("emulator stdout")).read_line(&mut line).expect("read emulator banner");
+        let endpoint = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("unexpected emulator banner {line:?}")).to_owned();
+        Emulator { endpoint, child: Some((child, stdin)) }
+    }
+
+    /// Whether this is the bundled emulator, whose test behaviour can be configured.
+    pub fn is_bundled(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Sets test behaviour (pending polls, latency, conflicts) on the bundled emulator.
+    pub fn configure(&self, body: &str) {
+        assert!(self.is_bundled(), "only the bundled emulator takes behaviour settings");
+        let out = Command::new(repo().join("localstack/.venv/bin/python"))
+            .args(["-c", "import sys,urllib.request as u; u.urlopen(u.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST', headers={'Content-Type':'application/json'}))"])
+            .arg(format!("{}/lakesight-emulator/config", self.endpoint))
+            .arg(body)
+            .output()
+            .expect("configure emulator");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The real binary, pointed at this emulator, never at a real account.
+    pub fn lakesight(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakesight"));
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub async fn sdk(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests"))
+            .load()
+            .await
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk().await).force_path_style(true).build())
+    }
+
+    pub async fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk().await)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some((mut child, stdin)) = self.child.take() {
+            drop(stdin);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A finished command, with helpers that print everything when an assertion fails.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(cmd: &mut Command) -> Run {
+        let Output { status, stdout, stderr } = cmd.output().expect("run lakesight");
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// Writes a manifest for a stack into a temporary directory.
+pub fn manifest(dir: &Path, name: &str, extra_spec: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let text = format!(
+        "apiVersion: lakesight.io/v1\nkind: Stack\nmetadata:\n  name: {name}\n  tags:\n    team: secops\nspec:\n  region: us-east-1\n{extra_spec}"
+    );
+    std::fs::write(&path, text).expect("write manifest");
+    path
+}
