@@ -67,9 +67,9 @@ impl Stack {
 
     /// The ARN a role has, whether the manifest gives it or the stack creates it.
     pub fn role_arn(&self, role: RoleKind) -> String {
-        self.given_role_arn(role)
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("arn:{}:iam::{}:role/{}", self.env.partition, self.env.account, self.resource_name(role.suffix())))
+        self.given_role_arn(role).map(str::to_owned).unwrap_or_else(|| {
+            format!("arn:{}:iam::{}:role/{}", self.env.partition, self.env.account, self.resource_name(role.suffix()))
+        })
     }
 
     /// A role the manifest supplies by ARN, which the stack then never creates.
@@ -112,7 +112,9 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn stack(extra_spec: &str) -> Stack {
-        let src = format!("apiVersion: lakesight.io/v1\nkind: Stack\nmetadata:\n  name: demo\n  tags:\n    team: secops\nspec:\n  region: eu-west-1\n{extra_spec}");
+        let src = format!(
+            "apiVersion: lakesight.io/v1\nkind: Stack\nmetadata:\n  name: demo\n  tags:\n    team: secops\nspec:\n  region: eu-west-1\n{extra_spec}"
+        );
         let manifest = Manifest::parse(Path::new("test.yaml"), &src).expect("valid test manifest");
         Stack {
             manifest,

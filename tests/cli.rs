@@ -44,7 +44,10 @@ fn unknown_field_is_reported_with_file_line_column_and_allowed_fields() {
     let file = write(&dir, &format!("{HEAD}  training:\n    instanceTyp: ml.m5.large\n"));
     let run = Run::of(lakesight().arg("validate").arg("-f").arg(&file));
     run.expect_code(1);
-    let expected = format!("error: {}:8:5: spec.training: unknown field `instanceTyp`, expected one of `instanceType`", file.display());
+    let expected = format!(
+        "error: {}:8:5: spec.training: unknown field `instanceTyp`, expected one of `instanceType`",
+        file.display()
+    );
     assert!(run.stderr.contains(&expected), "{}", run.stderr);
     assert!(run.stderr.contains("   8 |     instanceTyp: ml.m5.large"), "source line shown: {}", run.stderr);
     assert!(run.stderr.contains("nothing was sent to AWS"), "{}", run.stderr);
@@ -63,7 +66,9 @@ fn semantic_errors_are_all_reported_with_positions() {
     for expected in [
         format!("{f}:8:19: spec.endpoint.instanceType: \"m5.large\" is not valid; expected a SageMaker instance type"),
         format!("{f}:11:18: spec.training.hyperparameters.vectorDim: 8192 is out of range; allowed: 4 to 4096"),
-        format!("{f}:12:35: spec.training.hyperparameters.randomNegativeSamplingRate: randomNegativeSamplingRate + shuffledNegativeSamplingRate = 600"),
+        format!(
+            "{f}:12:35: spec.training.hyperparameters.randomNegativeSamplingRate: randomNegativeSamplingRate + shuffledNegativeSamplingRate = 600"
+        ),
     ] {
         assert!(run.stderr.contains(&expected), "missing {expected}\n{}", run.stderr);
     }

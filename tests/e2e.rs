@@ -12,10 +12,9 @@ async fn owned_by(emulator: &Emulator, stack: &str) -> Vec<String> {
     let s3 = emulator.s3().await;
     for bucket in s3.list_buckets().send().await.expect("ListBuckets").buckets() {
         let name = bucket.name().unwrap_or_default();
-        if let Ok(tags) = s3.get_bucket_tagging().bucket(name).send().await {
-            if tags.tag_set().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
-                owned.push(format!("bucket {name}"));
-            }
+        let tags = s3.get_bucket_tagging().bucket(name).send().await;
+        if tags.is_ok_and(|t| t.tag_set().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack)) {
+            owned.push(format!("bucket {name}"));
         }
     }
     let iam = emulator.iam().await;
@@ -52,7 +51,11 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
     let status = Run::of(emu.lakesight().args(["status", "-f"]).arg(&file));
     status.expect_code(0);
     for address in ["s3.bucket/artifacts", "iam.role/sagemaker", "iam.role/scorer"] {
-        let line = status.stdout.lines().find(|l| l.starts_with(address)).unwrap_or_else(|| panic!("{address} in {}", status.stdout));
+        let line = status
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(address))
+            .unwrap_or_else(|| panic!("{address} in {}", status.stdout));
         assert!(line.contains("in sync") && line.contains("arn:aws:"), "{line}");
     }
 
@@ -94,7 +97,11 @@ async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() 
 
     let refused = Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file));
     refused.expect_code(1);
-    assert!(refused.stderr.contains("lakesight-adoptme-scorer exists but has no lakesight:stack tag"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("lakesight-adoptme-scorer exists but has no lakesight:stack tag"),
+        "{}",
+        refused.stderr
+    );
     assert!(owned_by(&emu, "adoptme").await.is_empty(), "nothing may be created when the plan is refused");
 
     let adopted = Run::of(emu.lakesight().args(["apply", "--auto-approve", "--adopt", "-f"]).arg(&file));
@@ -102,7 +109,10 @@ async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() 
     assert!(adopted.stdout.contains("adopted"), "{}", adopted.stdout);
     let role = iam.get_role().role_name("lakesight-adoptme-scorer").send().await.expect("role");
     let role = role.role().expect("role body");
-    assert!(role.assume_role_policy_document().unwrap_or_default().contains("lambda.amazonaws.com"), "trust policy repaired");
+    assert!(
+        role.assume_role_policy_document().unwrap_or_default().contains("lambda.amazonaws.com"),
+        "trust policy repaired"
+    );
     Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file)).expect_code(0);
 }
 
@@ -121,12 +131,22 @@ async fn drift_is_planned_with_its_field_and_repaired() {
         .send()
         .await
         .expect("tamper with the inline policy");
-    emu.s3().await.delete_public_access_block().bucket("lakesight-drifty-123456789012-us-east-1").send().await.expect("unblock");
+    emu.s3()
+        .await
+        .delete_public_access_block()
+        .bucket("lakesight-drifty-123456789012-us-east-1")
+        .send()
+        .await
+        .expect("unblock");
 
     let plan = Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file));
     plan.expect_code(2);
     assert!(plan.stdout.contains("~ iam.role/sagemaker") && plan.stdout.contains("inlinePolicy"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("~ s3.bucket/artifacts") && plan.stdout.contains("publicAccessBlock"), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("~ s3.bucket/artifacts") && plan.stdout.contains("publicAccessBlock"),
+        "{}",
+        plan.stdout
+    );
 
     Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file)).expect_code(0);
     Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file)).expect_code(0);
@@ -168,6 +188,7 @@ async fn injected_latency_is_ridden_out_and_calls_still_counted() {
     let file = manifest(dir.path(), "slow", "");
     let run = Run::of(emu.lakesight().args(["apply", "--auto-approve", "--stats", "-f"]).arg(&file));
     run.expect_code(0);
-    let create_roles = run.stderr.lines().find(|l| l.contains("CreateRole")).unwrap_or_else(|| panic!("{}", run.stderr));
+    let create_roles =
+        run.stderr.lines().find(|l| l.contains("CreateRole")).unwrap_or_else(|| panic!("{}", run.stderr));
     assert!(create_roles.split_whitespace().any(|w| w == "2"), "{create_roles}");
 }

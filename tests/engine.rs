@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lakesight::engine::{
-    self, Action, Direction, ExecOptions, Graph, GraphError, Intent, Node, NodeError, Observation, Outcome, Ownership, Readiness, Silent,
+    self, Action, Direction, ExecOptions, Graph, GraphError, Intent, Node, NodeError, Observation, Outcome, Ownership,
+    Readiness, Silent,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -98,7 +99,11 @@ impl Node for FakeNode {
     }
     async fn observe(&self) -> Result<Observation, NodeError> {
         let exists = self.cloud.existing.lock().unwrap().contains(&self.address);
-        Ok(if exists { Observation { ownership: Some(Ownership::Owned), changes: vec![], id: None, health: None } } else { Observation::absent() })
+        Ok(if exists {
+            Observation { ownership: Some(Ownership::Owned), changes: vec![], id: None, health: None }
+        } else {
+            Observation::absent()
+        })
     }
     async fn apply(&self, action: Action) -> Result<(), NodeError> {
         let now = self.cloud.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -161,7 +166,8 @@ async fn dependencies_finish_before_dependents_start() {
 #[tokio::test]
 async fn independent_nodes_run_concurrently_within_the_limit() {
     let cloud = Arc::new(Cloud::default());
-    let nodes: Vec<FakeNode> = (0..8).map(|i| FakeNode::new(&cloud, &format!("n{i}"), &[]).working(Duration::from_millis(60))).collect();
+    let nodes: Vec<FakeNode> =
+        (0..8).map(|i| FakeNode::new(&cloud, &format!("n{i}"), &[]).working(Duration::from_millis(60))).collect();
     let report = run(&graph(nodes), Intent::Present, 3, CancellationToken::new()).await;
     assert!(report.succeeded());
     assert_eq!(cloud.max_in_flight.load(Ordering::SeqCst), 3, "parallelism is both used and respected");
@@ -175,7 +181,11 @@ async fn a_failure_skips_its_dependents_and_lets_other_branches_finish() {
     let report = run(&graph(nodes), Intent::Present, 10, CancellationToken::new()).await;
     assert!(matches!(report.outcome("role"), Some(Outcome::Failed(e)) if e.contains("exploded")));
     assert_eq!(report.outcome("model"), Some(&Outcome::Skipped { blocked_by: "role".into() }));
-    assert_eq!(report.outcome("endpoint"), Some(&Outcome::Skipped { blocked_by: "role".into() }), "the root cause is named once");
+    assert_eq!(
+        report.outcome("endpoint"),
+        Some(&Outcome::Skipped { blocked_by: "role".into() }),
+        "the root cause is named once"
+    );
     assert_eq!(report.outcome("queue"), Some(&Outcome::Applied(Action::Create)));
     assert_eq!(report.outcome("bucket"), Some(&Outcome::Applied(Action::Create)));
     assert!(!cloud.log().iter().any(|e| e.contains("model") || e.contains("endpoint")));
@@ -199,13 +209,22 @@ async fn readiness_that_never_comes_times_out() {
     let cloud = Arc::new(Cloud::default());
     let node = FakeNode::new(&cloud, "stuck", &[]).pending_for(usize::MAX).timing_out_after(Duration::from_millis(200));
     let report = run(&graph(vec![node]), Intent::Present, 1, CancellationToken::new()).await;
-    assert!(matches!(report.outcome("stuck"), Some(Outcome::Failed(e)) if e.contains("still Creating after")), "{report:?}");
+    assert!(
+        matches!(report.outcome("stuck"), Some(Outcome::Failed(e)) if e.contains("still Creating after")),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]
 async fn serialised_nodes_never_mutate_together() {
     let cloud = Arc::new(Cloud::default());
-    let nodes: Vec<FakeNode> = (0..4).map(|i| FakeNode::new(&cloud, &format!("lake{i}"), &[]).serialised("securitylake/us-east-1").working(Duration::from_millis(30))).collect();
+    let nodes: Vec<FakeNode> = (0..4)
+        .map(|i| {
+            FakeNode::new(&cloud, &format!("lake{i}"), &[])
+                .serialised("securitylake/us-east-1")
+                .working(Duration::from_millis(30))
+        })
+        .collect();
     let report = run(&graph(nodes), Intent::Present, 10, CancellationToken::new()).await;
     assert!(report.succeeded());
     assert_eq!(cloud.max_in_flight.load(Ordering::SeqCst), 1);
@@ -254,7 +273,8 @@ async fn an_interrupted_apply_converges_when_run_again() {
 #[test]
 fn cycles_and_unknown_dependencies_are_rejected() {
     let cloud = Arc::new(Cloud::default());
-    let cyclic = vec![FakeNode::new(&cloud, "a", &["b"]), FakeNode::new(&cloud, "b", &["a"]), FakeNode::new(&cloud, "c", &[])];
+    let cyclic =
+        vec![FakeNode::new(&cloud, "a", &["b"]), FakeNode::new(&cloud, "b", &["a"]), FakeNode::new(&cloud, "c", &[])];
     match Graph::new(cyclic.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect()) {
         Err(GraphError::Cycle(members)) => assert_eq!(members, ["a", "b"]),
         other => panic!("expected a cycle, got {:?}", other.err()),

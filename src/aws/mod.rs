@@ -57,15 +57,18 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
     let region = sdk.region().ok_or(ConnectError::NoRegion)?.to_string();
     let clients = Clients::new(&sdk, Arc::clone(&stats));
 
-    let identity = clients.sts.get_caller_identity().send().await.map_err(|e| ConnectError::Identity(error::service_error("GetCallerIdentity", e).to_string()))?;
-    let account = identity.account().ok_or_else(|| ConnectError::Identity("GetCallerIdentity returned no account".into()))?.to_owned();
+    let identity = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| ConnectError::Identity(error::service_error("GetCallerIdentity", e).to_string()))?;
+    let account = identity
+        .account()
+        .ok_or_else(|| ConnectError::Identity("GetCallerIdentity returned no account".into()))?
+        .to_owned();
     let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
-    Ok(Aws {
-        s3: clients.s3,
-        iam: clients.iam,
-        stats,
-        env: Environment { account, region, partition },
-    })
+    Ok(Aws { s3: clients.s3, iam: clients.iam, stats, env: Environment { account, region, partition } })
 }
 
 struct Clients {
@@ -92,9 +95,28 @@ impl Clients {
         // Emulators and most S3-compatible endpoints do not serve virtual-hosted buckets.
         let path_style = sdk.endpoint_url().is_some();
         Clients {
-            s3: aws_sdk_s3::Client::from_conf(common!(aws_sdk_s3::config::Builder::from(sdk), stats).force_path_style(path_style).build()),
+            s3: aws_sdk_s3::Client::from_conf(
+                common!(aws_sdk_s3::config::Builder::from(sdk), stats).force_path_style(path_style).build(),
+            ),
             iam: client!(aws_sdk_iam, sdk, stats),
             sts: client!(aws_sdk_sts, sdk, stats),
         }
     }
 }
+
+/// A mocked client with the production retry classifier and near-instant backoff.
+#[cfg(test)]
+macro_rules! mocked_client {
+    ($krate:ident, $rules:expr) => {
+        aws_smithy_mocks::mock_client!($krate, aws_smithy_mocks::RuleMode::MatchAny, $rules, |b| {
+            b.retry_config(
+                aws_smithy_types::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(std::time::Duration::from_millis(1)),
+            )
+            .retry_classifier($crate::aws::retry::ConflictAndRetryAfter)
+        })
+    };
+}
+#[cfg(test)]
+pub(crate) use mocked_client;

@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
-use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason};
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason,
+};
 use aws_smithy_types::retry::{ErrorKind, RetryConfig};
 
 /// Error codes meaning "a concurrent write has not settled yet; try again".
@@ -51,7 +53,8 @@ impl ClassifyRetry for ConflictAndRetryAfter {
             return RetryAction::NoActionIndicated;
         };
         let delay = Self::retry_after(ctx);
-        let conflict = response.status().as_u16() == 409 && Self::error_code(ctx).is_some_and(|c| TRANSIENT_CONFLICT_CODES.contains(&c));
+        let conflict = response.status().as_u16() == 409
+            && Self::error_code(ctx).is_some_and(|c| TRANSIENT_CONFLICT_CODES.contains(&c));
         let kind = match previous {
             RetryAction::RetryIndicated(RetryReason::RetryableError { kind, retry_after: None }) => Some(*kind),
             _ if conflict => Some(ErrorKind::TransientError),

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::{BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef};
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -76,7 +78,14 @@ impl StatsSummary {
     pub fn render(&self, wall: std::time::Duration) -> String {
         let mut out = String::from("AWS calls:\n");
         for c in &self.calls {
-            let _ = writeln!(out, "  {:<14} {:<36} {:>5}{}", c.service, c.operation, c.count, if c.mutating { "  (mutating)" } else { "" });
+            let _ = writeln!(
+                out,
+                "  {:<14} {:<36} {:>5}{}",
+                c.service,
+                c.operation,
+                c.count,
+                if c.mutating { "  (mutating)" } else { "" }
+            );
         }
         let _ = writeln!(
             out,
@@ -106,10 +115,8 @@ impl Intercept for StatsInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(meta) = cfg.load::<Metadata>() {
-            if let Ok(mut calls) = self.0.calls.lock() {
-                *calls.entry((meta.service().to_owned(), meta.name().to_owned())).or_default() += 1;
-            }
+        if let (Some(meta), Ok(mut calls)) = (cfg.load::<Metadata>(), self.0.calls.lock()) {
+            *calls.entry((meta.service().to_owned(), meta.name().to_owned())).or_default() += 1;
         }
         self.0.executions.fetch_add(1, Ordering::Relaxed);
         Ok(())

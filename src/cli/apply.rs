@@ -38,12 +38,24 @@ pub struct DestroyArgs {
 }
 
 pub async fn run_apply(global: &Global, args: &ApplyArgs, stats: Arc<CallStats>) -> Result<u8, CliError> {
-    let request = Request { manifest: &args.manifest, intent: Intent::Present, adopt: args.adopt, auto_approve: args.auto_approve, output: args.output };
+    let request = Request {
+        manifest: &args.manifest,
+        intent: Intent::Present,
+        adopt: args.adopt,
+        auto_approve: args.auto_approve,
+        output: args.output,
+    };
     converge(global, request, stats).await
 }
 
 pub async fn run_destroy(global: &Global, args: &DestroyArgs, stats: Arc<CallStats>) -> Result<u8, CliError> {
-    let request = Request { manifest: &args.manifest, intent: Intent::Absent, adopt: false, auto_approve: args.auto_approve, output: args.output };
+    let request = Request {
+        manifest: &args.manifest,
+        intent: Intent::Absent,
+        adopt: false,
+        auto_approve: args.auto_approve,
+        output: args.output,
+    };
     converge(global, request, stats).await
 }
 
@@ -80,7 +92,10 @@ async fn converge(global: &Global, request: Request<'_>, stats: Arc<CallStats>) 
     progress.clear();
 
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&JsonResult { plan: &plan, report: &report }).unwrap_or_default()),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&JsonResult { plan: &plan, report: &report }).unwrap_or_default()
+        ),
         OutputFormat::Text => print_report(&report),
     }
     if report.succeeded() {
@@ -117,15 +132,13 @@ fn print_report(report: &Report) {
 fn confirm(intent: Intent, stack: &str) -> Result<(), CliError> {
     let verb = if intent == Intent::Present { "apply these changes to" } else { "destroy" };
     if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage(format!("refusing to {verb} stack {stack:?} without a terminal to confirm on; pass --auto-approve")));
+        return Err(CliError::Usage(format!(
+            "refusing to {verb} stack {stack:?} without a terminal to confirm on; pass --auto-approve"
+        )));
     }
     eprint!("Do you want to {verb} stack {stack:?}? Only 'yes' is accepted: ");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == "yes" {
-        Ok(())
-    } else {
-        Err(CliError::Failed("cancelled; nothing was changed".into()))
-    }
+    if answer.trim() == "yes" { Ok(()) } else { Err(CliError::Failed("cancelled; nothing was changed".into())) }
 }

@@ -11,11 +11,12 @@ pub fn render_error(error: &CliError) -> String {
             let mut out = String::new();
             for d in diagnostics {
                 let _ = writeln!(out, "error: {d}");
-                if let (Some(pos), Ok(source)) = (d.position, std::fs::read_to_string(&d.file)) {
-                    if let Some(line) = source.lines().nth(pos.line.saturating_sub(1)) {
-                        let _ = writeln!(out, "  {:>4} | {line}", pos.line);
-                        let _ = writeln!(out, "       | {}^", " ".repeat(pos.column.saturating_sub(1)));
-                    }
+                let source = std::fs::read_to_string(&d.file).unwrap_or_default();
+                if let Some((pos, line)) =
+                    d.position.and_then(|p| Some((p, source.lines().nth(p.line.checked_sub(1)?)?)))
+                {
+                    let _ = writeln!(out, "  {:>4} | {line}", pos.line);
+                    let _ = writeln!(out, "       | {}^", " ".repeat(pos.column.saturating_sub(1)));
                 }
             }
             let _ = write!(out, "{} problem(s) found; nothing was sent to AWS", diagnostics.len());

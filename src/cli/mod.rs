@@ -31,7 +31,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "lakesight", version, about = "Reconcile an ML anomaly-detection stack over Amazon Security Lake from one manifest")]
+#[command(
+    name = "lakesight",
+    version,
+    about = "Reconcile an ML anomaly-detection stack over Amazon Security Lake from one manifest"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

@@ -69,7 +69,10 @@ impl Reporter for Progress {
             Mode::Quiet => {}
             Mode::Terminal { bars, active } => {
                 let bar = bars.add(ProgressBar::new_spinner());
-                bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
                 bar.set_message(format!("{address}: {}", verb(action)));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 if let Ok(mut a) = active.lock() {
@@ -118,7 +121,11 @@ impl Reporter for Progress {
                 match entry {
                     Some((bar, started)) => {
                         bar.finish_and_clear();
-                        let _ = bars.println(format!("{address}: {} in {:.1}s", describe(outcome), started.elapsed().as_secs_f64()));
+                        let _ = bars.println(format!(
+                            "{address}: {} in {:.1}s",
+                            describe(outcome),
+                            started.elapsed().as_secs_f64()
+                        ));
                     }
                     None if *outcome != Outcome::Unchanged => {
                         let _ = bars.println(format!("{address}: {}", describe(outcome)));

@@ -37,11 +37,10 @@ pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result
             unreconciled.join(", ")
         );
     }
-    let aws = aws::connect(&ConnectOptions {
-        region,
-        profile: global.profile.clone(),
-        endpoint_url: global.endpoint_url.clone(),
-    }, stats)
+    let aws = aws::connect(
+        &ConnectOptions { region, profile: global.profile.clone(), endpoint_url: global.endpoint_url.clone() },
+        stats,
+    )
     .await?;
     let stack = Stack { manifest, env: aws.env.clone() };
     let graph = Graph::new(registry::nodes(&stack, &aws))?;

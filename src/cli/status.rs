@@ -43,7 +43,10 @@ pub async fn run(global: &Global, args: &StatusArgs, stats: Arc<CallStats>) -> R
                         (Some(Ownership::Foreign(Some(owner))), _) => format!("owned by stack {owner}"),
                         (Some(Ownership::Foreign(None)), _) => "exists, not owned".to_owned(),
                         (Some(_), true) => "in sync".to_owned(),
-                        (Some(_), false) => format!("drifted: {}", o.changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>().join(", ")),
+                        (Some(_), false) => format!(
+                            "drifted: {}",
+                            o.changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
                     };
                     (state, o.id.unwrap_or_default(), o.health.unwrap_or_else(|| "-".into()))
                 }
@@ -60,8 +63,10 @@ pub async fn run(global: &Global, args: &StatusArgs, stats: Arc<CallStats>) -> R
 
 fn print_table(rows: &[Row]) {
     let headers = ["RESOURCE", "NAME", "STATE", "HEALTH", "ID"];
-    let cells: Vec<[&str; 5]> = rows.iter().map(|r| [r.address.as_str(), &r.name, &r.state, &r.health, &r.id]).collect();
-    let widths: Vec<usize> = (0..5).map(|c| cells.iter().map(|row| row[c].len()).chain([headers[c].len()]).max().unwrap_or(0)).collect();
+    let cells: Vec<[&str; 5]> =
+        rows.iter().map(|r| [r.address.as_str(), &r.name, &r.state, &r.health, &r.id]).collect();
+    let widths: Vec<usize> =
+        (0..5).map(|c| cells.iter().map(|row| row[c].len()).chain([headers[c].len()]).max().unwrap_or(0)).collect();
     let line = |row: [&str; 5]| {
         let padded: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
         println!("{}", padded.join("  ").trim_end());

@@ -24,7 +24,9 @@ pub enum Outcome {
     Applied(Action),
     Failed(String),
     /// Not attempted because a prerequisite failed.
-    Skipped { blocked_by: String },
+    Skipped {
+        blocked_by: String,
+    },
     /// Not attempted, or abandoned while waiting, because the run was cancelled.
     Interrupted,
 }
@@ -80,11 +82,16 @@ struct Walk {
     direction: Direction,
 }
 
-pub async fn execute(graph: &Graph, plan: &Plan, direction: Direction, options: &ExecOptions, reporter: Arc<dyn Reporter>) -> Report {
+pub async fn execute(
+    graph: &Graph,
+    plan: &Plan,
+    direction: Direction,
+    options: &ExecOptions,
+    reporter: Arc<dyn Reporter>,
+) -> Report {
     let n = graph.len();
-    let actions: Vec<Action> = (0..n)
-        .map(|i| plan.action_of(graph.node(i).address()).unwrap_or(Action::NoOp))
-        .collect();
+    let actions: Vec<Action> =
+        (0..n).map(|i| plan.action_of(graph.node(i).address()).unwrap_or(Action::NoOp)).collect();
     let walk = Arc::new(Walk {
         slots: Arc::new(Semaphore::new(options.parallelism.max(1))),
         serial: (0..n)
@@ -145,7 +152,13 @@ pub async fn execute(graph: &Graph, plan: &Plan, direction: Direction, options: 
 }
 
 /// Marks everything that transitively waits on `failed` as skipped, naming the root cause once.
-fn skip_downstream(graph: &Graph, direction: Direction, failed: usize, outcomes: &mut [Option<Outcome>], reporter: &dyn Reporter) {
+fn skip_downstream(
+    graph: &Graph,
+    direction: Direction,
+    failed: usize,
+    outcomes: &mut [Option<Outcome>],
+    reporter: &dyn Reporter,
+) {
     let blocked_by = graph.node(failed).address().to_owned();
     let mut stack: Vec<usize> = graph.waiting_on(failed, direction).to_vec();
     while let Some(j) = stack.pop() {
@@ -176,10 +189,10 @@ async fn run_node(node: &dyn Node, action: Action, walk: &Walk) -> Outcome {
         }
     }
     // After a change, or on the way up (a resumed apply may find a resource still settling).
-    if action.is_change() || walk.direction == Direction::Forward {
-        if let Err(outcome) = await_ready(node, walk).await {
-            return outcome;
-        }
+    if (action.is_change() || walk.direction == Direction::Forward)
+        && let Err(outcome) = await_ready(node, walk).await
+    {
+        return outcome;
     }
     if action.is_change() { Outcome::Applied(action) } else { Outcome::Unchanged }
 }

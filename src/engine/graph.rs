@@ -53,7 +53,8 @@ impl Graph {
             }
         }
         let order = topological_order(&dependencies, &dependents).ok_or_else(|| {
-            let acyclic: std::collections::HashSet<usize> = partial_order(&dependencies, &dependents).into_iter().collect();
+            let acyclic: std::collections::HashSet<usize> =
+                partial_order(&dependencies, &dependents).into_iter().collect();
             GraphError::Cycle(
                 (0..nodes.len()).filter(|i| !acyclic.contains(i)).map(|i| nodes[i].address().to_owned()).collect(),
             )

@@ -9,4 +9,6 @@ mod plan;
 pub use executor::{ExecOptions, Outcome, Report, Reporter, Silent, execute};
 pub use graph::{Direction, Graph, GraphError};
 pub use node::{Node, NodeError, Observation, Ownership, Readiness};
-pub use plan::{Action, Change, Intent, Plan, PlanError, PlanFailure, PlannedNode, Refusal, observe_all, plan, plan_action};
+pub use plan::{
+    Action, Change, Intent, Plan, PlanError, PlanFailure, PlannedNode, Refusal, observe_all, plan, plan_action,
+};

@@ -15,7 +15,10 @@ pub type NodeError = Box<dyn std::error::Error + Send + Sync>;
 pub enum Readiness {
     Ready,
     /// Not yet; poll again after `retry_after`. `status` is the provider's own word for the state.
-    Pending { status: String, retry_after: Duration },
+    Pending {
+        status: String,
+        retry_after: Duration,
+    },
 }
 
 /// Who owns an existing resource, as read from the cloud.

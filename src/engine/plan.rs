@@ -113,18 +113,21 @@ pub fn plan_action(
         (Intent::Absent, Some(Ownership::Foreign(_))) => {
             Ok((Action::NoOp, "not owned by this stack; left in place".to_owned()))
         }
-        (Intent::Absent, Some(_)) if retain => {
-            Ok((Action::NoOp, "kept by its deletionPolicy (Retain)".to_owned()))
-        }
+        (Intent::Absent, Some(_)) if retain => Ok((Action::NoOp, "kept by its deletionPolicy (Retain)".to_owned())),
         (Intent::Absent, Some(_)) => Ok((Action::Delete, "removed with the stack".to_owned())),
         (Intent::Present, Some(Ownership::Foreign(Some(owner)))) => Err(Refusal::OwnedBy(owner.clone())),
         (Intent::Present, Some(Ownership::Foreign(None))) if !adopt => Err(Refusal::Untagged),
         (Intent::Present, Some(Ownership::Foreign(None))) => {
-            let reason = if observed.changes.is_empty() { "adopted".to_owned() } else { format!("adopted; drifted: {}", fields()) };
+            let reason = if observed.changes.is_empty() {
+                "adopted".to_owned()
+            } else {
+                format!("adopted; drifted: {}", fields())
+            };
             Ok((Action::Update, reason))
         }
         (Intent::Present, Some(_)) if has_replace => {
-            let forcing: Vec<&str> = observed.changes.iter().filter(|c| c.requires_replace).map(|c| c.field.as_str()).collect();
+            let forcing: Vec<&str> =
+                observed.changes.iter().filter(|c| c.requires_replace).map(|c| c.field.as_str()).collect();
             Ok((Action::Replace, format!("{} cannot change in place", forcing.join(", "))))
         }
         (Intent::Present, Some(_)) if !observed.changes.is_empty() => {
@@ -247,7 +250,8 @@ pub async fn observe_all(graph: &Graph, parallelism: usize) -> Vec<Result<Observ
             (i, node.observe().await.map_err(|e| e.to_string()))
         });
     }
-    let mut results: Vec<Result<Observation, String>> = (0..graph.len()).map(|_| Err("not observed".to_owned())).collect();
+    let mut results: Vec<Result<Observation, String>> =
+        (0..graph.len()).map(|_| Err("not observed".to_owned())).collect();
     while let Some(joined) = tasks.join_next().await {
         match joined {
             Ok((i, result)) => results[i] = result,
@@ -272,7 +276,10 @@ mod tests {
 
     #[test]
     fn owned_and_in_sync_is_noop() {
-        assert_eq!(plan_action(Intent::Present, &observed(Some(Ownership::Owned), vec![]), false, false).map(|r| r.0), Ok(Action::NoOp));
+        assert_eq!(
+            plan_action(Intent::Present, &observed(Some(Ownership::Owned), vec![]), false, false).map(|r| r.0),
+            Ok(Action::NoOp)
+        );
     }
 
     #[test]
@@ -283,8 +290,14 @@ mod tests {
 
     #[test]
     fn replace_wins_over_update() {
-        let o = observed(Some(Ownership::Owned), vec![Change::in_place("tags", "a", "b"), Change::replacing("version", "1.0", "2.0")]);
-        assert_eq!(plan_action(Intent::Present, &o, false, false), Ok((Action::Replace, "version cannot change in place".to_owned())));
+        let o = observed(
+            Some(Ownership::Owned),
+            vec![Change::in_place("tags", "a", "b"), Change::replacing("version", "1.0", "2.0")],
+        );
+        assert_eq!(
+            plan_action(Intent::Present, &o, false, false),
+            Ok((Action::Replace, "version cannot change in place".to_owned()))
+        );
     }
 
     #[test]

@@ -38,23 +38,24 @@ pub fn render(path: &[Segment]) -> String {
 /// Finds where the value at `path` starts. Falls back to the deepest ancestor that exists,
 /// so a missing field points at the mapping that should hold it.
 pub fn locate(source: &str, path: &[Segment]) -> Option<Position> {
-    let mut walker = Walker {
-        target: path,
-        stack: Vec::new(),
-        best: None,
-    };
+    let mut walker = Walker { target: path, stack: Vec::new(), best: None };
     // A document that does not parse has already been reported by the deserializer.
     Parser::new_from_str(source).load(&mut walker, false).ok()?;
-    walker.best.map(|(_, marker)| Position {
-        line: marker.line(),
-        column: marker.col() + 1,
-    })
+    walker.best.map(|(_, marker)| Position { line: marker.line(), column: marker.col() + 1 })
 }
 
 enum Frame {
     /// `located`: whether the mapping's own position (that of its first key) is recorded yet.
-    Mapping { path: Vec<Segment>, pending_key: Option<String>, expecting_key: bool, located: bool },
-    Sequence { path: Vec<Segment>, next: usize },
+    Mapping {
+        path: Vec<Segment>,
+        pending_key: Option<String>,
+        expecting_key: bool,
+        located: bool,
+    },
+    Sequence {
+        path: Vec<Segment>,
+        next: usize,
+    },
 }
 
 struct Walker<'a> {
@@ -168,6 +169,9 @@ mod tests {
 
     #[test]
     fn renders_paths() {
-        assert_eq!(render(&[key("spec"), key("sources"), Segment::Index(2), key("version")]), "spec.sources[2].version");
+        assert_eq!(
+            render(&[key("spec"), key("sources"), Segment::Index(2), key("version")]),
+            "spec.sources[2].version"
+        );
     }
 }

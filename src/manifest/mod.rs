@@ -50,13 +50,15 @@ fn render(diagnostics: &[Diagnostic]) -> String {
 impl Manifest {
     /// Reads, parses and validates a manifest file. Makes no AWS call.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let source = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
+        let source =
+            std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
         Self::parse(path, &source)
     }
 
     /// Parses and validates manifest text; `path` only labels the diagnostics.
     pub fn parse(path: &Path, source: &str) -> Result<Manifest, ManifestError> {
-        let manifest: Manifest = yaml_serde::from_str(source).map_err(|e| ManifestError::Invalid(vec![parse_diagnostic(path, &e)]))?;
+        let manifest: Manifest =
+            yaml_serde::from_str(source).map_err(|e| ManifestError::Invalid(vec![parse_diagnostic(path, &e)]))?;
         let issues = validate::validate(&manifest);
         if issues.is_empty() {
             return Ok(manifest);
@@ -117,7 +119,8 @@ fn parse_diagnostic(path: &Path, error: &yaml_serde::Error) -> Diagnostic {
 mod tests {
     use super::*;
 
-    const VALID: &str = "apiVersion: lakesight.io/v1\nkind: Stack\nmetadata:\n  name: demo\nspec:\n  region: us-east-1\n";
+    const VALID: &str =
+        "apiVersion: lakesight.io/v1\nkind: Stack\nmetadata:\n  name: demo\nspec:\n  region: us-east-1\n";
 
     fn errors(source: &str) -> Vec<Diagnostic> {
         match Manifest::parse(Path::new("m.yaml"), source) {
@@ -153,12 +156,18 @@ mod tests {
 
     #[test]
     fn negative_sampling_sum_is_bounded() {
-        let src = format!("{VALID}  training:\n    hyperparameters:\n      randomNegativeSamplingRate: 0\n      shuffledNegativeSamplingRate: 0\n");
+        let src = format!(
+            "{VALID}  training:\n    hyperparameters:\n      randomNegativeSamplingRate: 0\n      shuffledNegativeSamplingRate: 0\n"
+        );
         let d = &errors(&src)[0];
         assert!(d.message.contains("= 0"), "{}", d.message);
-        let src = format!("{VALID}  training:\n    hyperparameters:\n      randomNegativeSamplingRate: 250\n      shuffledNegativeSamplingRate: 251\n");
+        let src = format!(
+            "{VALID}  training:\n    hyperparameters:\n      randomNegativeSamplingRate: 250\n      shuffledNegativeSamplingRate: 251\n"
+        );
         assert!(errors(&src)[0].message.contains("= 501"));
-        let ok = format!("{VALID}  training:\n    hyperparameters:\n      randomNegativeSamplingRate: 0\n      shuffledNegativeSamplingRate: 1\n");
+        let ok = format!(
+            "{VALID}  training:\n    hyperparameters:\n      randomNegativeSamplingRate: 0\n      shuffledNegativeSamplingRate: 1\n"
+        );
         assert!(Manifest::parse(Path::new("m.yaml"), &ok).is_ok());
     }
 

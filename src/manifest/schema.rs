@@ -150,12 +150,7 @@ fn yes() -> bool {
 fn default_sources() -> Vec<LogSource> {
     [SourceName::VpcFlow, SourceName::Route53]
         .into_iter()
-        .map(|name| LogSource {
-            name,
-            version: default_source_version(),
-            accounts: Vec::new(),
-            regions: Vec::new(),
-        })
+        .map(|name| LogSource { name, version: default_source_version(), accounts: Vec::new(), regions: Vec::new() })
         .collect()
 }
 
@@ -575,10 +570,6 @@ fn default_endpoint_wait() -> Duration {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            default: default_wait(),
-            endpoint: default_endpoint_wait(),
-            security_lake: default_wait(),
-        }
+        Self { default: default_wait(), endpoint: default_endpoint_wait(), security_lake: default_wait() }
     }
 }

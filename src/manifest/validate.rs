@@ -18,14 +18,18 @@ pub struct Issue {
 static STACK_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$"));
 static REGION: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$"));
 static ACCOUNT: LazyLock<Regex> = LazyLock::new(|| re(r"^[0-9]{12}$"));
-static ARN: LazyLock<Regex> = LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12})?:.+$"));
-static ROLE_ARN: LazyLock<Regex> = LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"));
+static ARN: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12})?:.+$"));
+static ROLE_ARN: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"));
 static INSTANCE_TYPE: LazyLock<Regex> = LazyLock::new(|| re(r"^ml\.[a-z0-9]+\.[a-z0-9]+$"));
 static SERVICE_PRINCIPAL: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$"));
 static EXTERNAL_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_+=,.@:/-]+$"));
 static BUCKET: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"));
 static SUBSCRIBER_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_ .-]{1,64}$"));
-static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36}|S3_MANAGED_KEY)$"));
+static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36}|S3_MANAGED_KEY)$")
+});
 
 fn re(pattern: &str) -> Regex {
     // The patterns are literals above; a typo in one is a programming error caught by the unit tests.
@@ -41,8 +45,12 @@ pub const RESERVED_TAG_PREFIX: &str = "lakesight:";
 pub fn validate(manifest: &Manifest) -> Vec<Issue> {
     let mut c = Checker::default();
     let meta = &manifest.metadata;
-    c.pattern(&["metadata", "name"], &meta.name, &STACK_NAME,
-        "3 to 24 characters: lowercase letters, digits and '-', starting with a letter and not ending with '-'");
+    c.pattern(
+        &["metadata", "name"],
+        &meta.name,
+        &STACK_NAME,
+        "3 to 24 characters: lowercase letters, digits and '-', starting with a letter and not ending with '-'",
+    );
     c.tags(meta);
 
     let spec = &manifest.spec;
@@ -51,7 +59,12 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
     }
     let bucket = &spec.artifact_bucket;
     if let Some(name) = &bucket.name {
-        c.pattern(&["spec", "artifactBucket", "name"], name, &BUCKET, "an S3 bucket name: 3 to 63 lowercase letters, digits, '.' and '-'");
+        c.pattern(
+            &["spec", "artifactBucket", "name"],
+            name,
+            &BUCKET,
+            "an S3 bucket name: 3 to 63 lowercase letters, digits, '.' and '-'",
+        );
     }
     if let Some(key) = &bucket.kms_key_arn {
         c.pattern(&["spec", "artifactBucket", "kmsKeyArn"], key, &ARN, "a KMS key ARN");
@@ -63,7 +76,12 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         ("metaStoreManagerRoleArn", &iam.meta_store_manager_role_arn),
     ] {
         if let Some(arn) = value {
-            c.pattern(&["spec", "iam", field], arn, &ROLE_ARN, "an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>");
+            c.pattern(
+                &["spec", "iam", field],
+                arn,
+                &ROLE_ARN,
+                "an IAM role ARN: arn:aws:iam::<12-digit account>:role/<name>",
+            );
         }
     }
     if let Some(arn) = &iam.permissions_boundary_arn {
@@ -74,7 +92,12 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         c.regions(&["spec", "securityLake", "regions"], &lake.regions);
         c.accounts(&["spec", "securityLake", "accounts"], &lake.accounts);
         if let Some(key) = &lake.kms_key_id {
-            c.pattern(&["spec", "securityLake", "kmsKeyId"], key, &KMS_KEY, "a KMS key id, alias or ARN, or S3_MANAGED_KEY");
+            c.pattern(
+                &["spec", "securityLake", "kmsKeyId"],
+                key,
+                &KMS_KEY,
+                "a KMS key id, alias or ARN, or S3_MANAGED_KEY",
+            );
         }
         if let Some(retention) = &lake.retention {
             if retention.expiration_days == 0 {
@@ -82,8 +105,10 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
             }
             for (i, t) in retention.transitions.iter().enumerate() {
                 if t.days >= retention.expiration_days {
-                    c.issue_at(path(&["spec", "securityLake", "retention", "transitions"]).idx(i).key("days"),
-                        format!("{} days is not before the expiration at {} days", t.days, retention.expiration_days));
+                    c.issue_at(
+                        path(&["spec", "securityLake", "retention", "transitions"]).idx(i).key("days"),
+                        format!("{} days is not before the expiration at {} days", t.days, retention.expiration_days),
+                    );
                 }
             }
         }
@@ -103,7 +128,10 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
                 c.issue_at(at.clone().key("name"), format!("{:?} is listed twice; list each source once", source.name));
             }
             if !SOURCE_VERSIONS.contains(&source.version.as_str()) {
-                c.issue_at(at.clone().key("version"), format!("unknown source version {:?}; allowed: {}", source.version, SOURCE_VERSIONS.join(", ")));
+                c.issue_at(
+                    at.clone().key("version"),
+                    format!("unknown source version {:?}; allowed: {}", source.version, SOURCE_VERSIONS.join(", ")),
+                );
             }
             c.regions_at(at.clone().key("regions"), &source.regions);
             c.accounts_at(at.key("accounts"), &source.accounts);
@@ -112,16 +140,31 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
 
     if let Some(sub) = &spec.subscriber {
         if let Some(name) = &sub.name {
-            c.pattern(&["spec", "subscriber", "name"], name, &SUBSCRIBER_NAME, "1 to 64 letters, digits, spaces, '_', '.' and '-'");
+            c.pattern(
+                &["spec", "subscriber", "name"],
+                name,
+                &SUBSCRIBER_NAME,
+                "1 to 64 letters, digits, spaces, '_', '.' and '-'",
+            );
         }
         if !ACCOUNT.is_match(&sub.principal) && !SERVICE_PRINCIPAL.is_match(&sub.principal) {
-            c.issue(&["spec", "subscriber", "principal"], format!("{:?} is neither a 12-digit account id nor a service principal such as lambda.amazonaws.com", sub.principal));
+            c.issue(
+                &["spec", "subscriber", "principal"],
+                format!(
+                    "{:?} is neither a 12-digit account id nor a service principal such as lambda.amazonaws.com",
+                    sub.principal
+                ),
+            );
         }
         let length = sub.external_id.chars().count();
         if !(2..=1224).contains(&length) || !EXTERNAL_ID.is_match(&sub.external_id) {
             // Never echo the external id itself: it is a secret.
-            c.issue(&["spec", "subscriber", "externalId"], format!(
-                "must be 2 to 1224 characters of letters, digits and + = , . @ : / - _ (got {length} characters)"));
+            c.issue(
+                &["spec", "subscriber", "externalId"],
+                format!(
+                    "must be 2 to 1224 characters of letters, digits and + = , . @ : / - _ (got {length} characters)"
+                ),
+            );
         }
         if sub.access.is_empty() {
             c.issue(&["spec", "subscriber", "access"], "needs at least one of S3, LAKEFORMATION");
@@ -129,7 +172,10 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         if let Some(lake) = &spec.security_lake {
             for (i, name) in sub.sources.iter().enumerate() {
                 if !lake.sources.iter().any(|s| s.name == *name) {
-                    c.issue_at(path(&["spec", "subscriber", "sources"]).idx(i), format!("{name:?} is not one of spec.securityLake.sources"));
+                    c.issue_at(
+                        path(&["spec", "subscriber", "sources"]).idx(i),
+                        format!("{name:?} is not one of spec.securityLake.sources"),
+                    );
                 }
             }
         }
@@ -140,8 +186,13 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
             c.issue(&["spec", "features", "windowDays"], "must be at least 1");
         }
         if features.validation_days == 0 || features.validation_days >= features.window_days {
-            c.issue(&["spec", "features", "validationDays"], format!(
-                "must be at least 1 and less than windowDays ({}), so that both train and validation get data", features.window_days));
+            c.issue(
+                &["spec", "features", "validationDays"],
+                format!(
+                    "must be at least 1 and less than windowDays ({}), so that both train and validation get data",
+                    features.window_days
+                ),
+            );
         }
         if features.sources.is_empty() {
             c.issue(&["spec", "features", "sources"], "needs at least one source");
@@ -165,10 +216,8 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
     if let Some(endpoint) = &spec.endpoint {
         c.instance_type(&["spec", "endpoint", "instanceType"], &endpoint.instance_type);
         c.range(&["spec", "endpoint", "instanceCount"], endpoint.instance_count.into(), 1.0, 100.0);
-        if let Some(d) = &endpoint.deployment {
-            if let Some(step) = d.step_percent {
-                c.range(&["spec", "endpoint", "deployment", "stepPercent"], step.into(), 1.0, 100.0);
-            }
+        if let Some(step) = endpoint.deployment.as_ref().and_then(|d| d.step_percent) {
+            c.range(&["spec", "endpoint", "deployment", "stepPercent"], step.into(), 1.0, 100.0);
         }
     }
 
@@ -183,13 +232,19 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         let threshold = &scorer.threshold;
         let rate = threshold.target_false_positive_rate;
         if !(rate > 0.0 && rate < 1.0) {
-            c.issue(&["spec", "scorer", "threshold", "targetFalsePositiveRate"], format!("{rate} is outside the open interval (0, 1)"));
+            c.issue(
+                &["spec", "scorer", "threshold", "targetFalsePositiveRate"],
+                format!("{rate} is outside the open interval (0, 1)"),
+            );
         }
         match (threshold.policy, threshold.value) {
-            (ThresholdPolicy::Fixed, None) => c.issue(&["spec", "scorer", "threshold", "value"], "policy fixed needs a value"),
-            (ThresholdPolicy::Calibrated, Some(_)) => {
-                c.issue(&["spec", "scorer", "threshold", "value"], "value is only used with policy: fixed; remove it or set policy: fixed")
+            (ThresholdPolicy::Fixed, None) => {
+                c.issue(&["spec", "scorer", "threshold", "value"], "policy fixed needs a value")
             }
+            (ThresholdPolicy::Calibrated, Some(_)) => c.issue(
+                &["spec", "scorer", "threshold", "value"],
+                "value is only used with policy: fixed; remove it or set policy: fixed",
+            ),
             _ => {}
         }
     }
@@ -295,12 +350,18 @@ impl Checker {
 
     fn tags(&mut self, meta: &super::schema::Metadata) {
         if meta.tags.len() > 40 {
-            self.issue(&["metadata", "tags"], format!("{} tags given; at most 40 are allowed, leaving room for lakesight's own", meta.tags.len()));
+            self.issue(
+                &["metadata", "tags"],
+                format!("{} tags given; at most 40 are allowed, leaving room for lakesight's own", meta.tags.len()),
+            );
         }
         for (key, value) in &meta.tags {
             let at = path(&["metadata", "tags"]).key(key);
             if key.starts_with("aws:") || key.starts_with(RESERVED_TAG_PREFIX) {
-                self.issue_at(at.clone(), format!("tag key {key:?} uses a reserved prefix (aws: or {RESERVED_TAG_PREFIX})"));
+                self.issue_at(
+                    at.clone(),
+                    format!("tag key {key:?} uses a reserved prefix (aws: or {RESERVED_TAG_PREFIX})"),
+                );
             }
             if key.is_empty() || key.chars().count() > 128 {
                 self.issue_at(at.clone(), "tag keys must be 1 to 128 characters");
@@ -325,13 +386,22 @@ impl Checker {
         self.optional_range(&at("randomNegativeSamplingRate"), hp.random_negative_sampling_rate, 0.0, 500.0);
         self.optional_range(&at("shuffledNegativeSamplingRate"), hp.shuffled_negative_sampling_rate, 0.0, 500.0);
         self.optional_range(&at("weightDecay"), hp.weight_decay, 0.0, 10.0);
-        self.optional_range(&at("batchMetricsPublishInterval"), hp.batch_metrics_publish_interval, 1.0, f64::from(u32::MAX));
+        self.optional_range(
+            &at("batchMetricsPublishInterval"),
+            hp.batch_metrics_publish_interval,
+            1.0,
+            f64::from(u32::MAX),
+        );
         // Both rates default to 1 in the algorithm when unset.
         let random = hp.random_negative_sampling_rate.unwrap_or(1);
         let shuffled = hp.shuffled_negative_sampling_rate.unwrap_or(1);
         let sum = u64::from(random) + u64::from(shuffled);
         if !(1..=500).contains(&sum) {
-            let field = if hp.random_negative_sampling_rate.is_some() { "randomNegativeSamplingRate" } else { "shuffledNegativeSamplingRate" };
+            let field = if hp.random_negative_sampling_rate.is_some() {
+                "randomNegativeSamplingRate"
+            } else {
+                "shuffledNegativeSamplingRate"
+            };
             self.issue(&at(field), format!(
                 "randomNegativeSamplingRate + shuffledNegativeSamplingRate = {sum}; the sum must be between 1 and 500"));
         }

@@ -29,10 +29,12 @@ impl<R: Resource> Managed<R> {
         if let Some(o) = self.remembered() {
             return Ok(o);
         }
-        self.resource
-            .read()
-            .await?
-            .ok_or_else(|| ResourceError::Invalid(format!("{} disappeared while lakesight was acting on it", self.resource.identity().name)))
+        self.resource.read().await?.ok_or_else(|| {
+            ResourceError::Invalid(format!(
+                "{} disappeared while lakesight was acting on it",
+                self.resource.identity().name
+            ))
+        })
     }
 }
 

@@ -8,10 +8,7 @@ use crate::stack::Stack;
 
 type Kind = fn(&Stack, &Aws) -> Vec<Arc<dyn Node>>;
 
-const KINDS: &[Kind] = &[
-    aws::s3::bucket::nodes,
-    aws::iam::role::nodes,
-];
+const KINDS: &[Kind] = &[aws::s3::bucket::nodes, aws::iam::role::nodes];
 
 /// The nodes a stack declares, in registry order; the graph orders them by dependency.
 pub fn nodes(stack: &Stack, aws: &Aws) -> Vec<Arc<dyn Node>> {

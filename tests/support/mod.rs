@@ -40,8 +40,14 @@ impl Emulator {
             .expect("start the emulator");
         let stdin = child.stdin.take().expect("emulator stdin");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("emulator stdout")).read_line(&mut line).expect("read emulator banner");
-        let endpoint = line.trim().strip_prefix("READY ").unwrap_or_else(|| panic!("unexpected emulator banner {line:?}")).to_owned();
+        BufReader::new(child.stdout.take().expect("emulator stdout"))
+            .read_line(&mut line)
+            .expect("read emulator banner");
+        let endpoint = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("unexpected emulator banner {line:?}"))
+            .to_owned();
         Emulator { endpoint, child: Some((child, stdin)) }
     }
 
@@ -86,7 +92,9 @@ impl Emulator {
     }
 
     pub async fn s3(&self) -> aws_sdk_s3::Client {
-        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&self.sdk().await).force_path_style(true).build())
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk().await).force_path_style(true).build(),
+        )
     }
 
     pub async fn iam(&self) -> aws_sdk_iam::Client {

@@ -27,7 +27,9 @@ pub fn trust_policy(role: RoleKind) -> Value {
 /// AWS-managed policies attached to each role.
 pub fn managed_policies(stack: &Stack, role: RoleKind) -> Vec<String> {
     match role {
-        RoleKind::MetaStoreManager => vec![format!("arn:{}:iam::aws:policy/service-role/{META_STORE_MANAGER_POLICY}", stack.env.partition)],
+        RoleKind::MetaStoreManager => {
+            vec![format!("arn:{}:iam::aws:policy/service-role/{META_STORE_MANAGER_POLICY}", stack.env.partition)]
+        }
         RoleKind::SageMakerExecution | RoleKind::Scorer => Vec::new(),
     }
 }
@@ -37,7 +39,9 @@ pub fn inline_policy(stack: &Stack, role: RoleKind) -> Option<Value> {
     let statements = match role {
         RoleKind::SageMakerExecution => sagemaker_statements(stack),
         RoleKind::Scorer => scorer_statements(stack),
-        RoleKind::MetaStoreManager => kms_statements(stack.manifest.spec.security_lake.as_ref().and_then(|l| l.kms_key_id.as_deref())),
+        RoleKind::MetaStoreManager => {
+            kms_statements(stack.manifest.spec.security_lake.as_ref().and_then(|l| l.kms_key_id.as_deref()))
+        }
     };
     (!statements.is_empty()).then(|| json!({"Version": "2012-10-17", "Statement": statements}))
 }
@@ -152,7 +156,9 @@ mod tests {
 
     #[test]
     fn every_role_policy_is_least_privilege() {
-        let s = stack("  artifactBucket:\n    kmsKeyArn: arn:aws:kms:eu-west-1:111122223333:key/abc\n  scorer:\n    findings:\n      queue: true\n");
+        let s = stack(
+            "  artifactBucket:\n    kmsKeyArn: arn:aws:kms:eu-west-1:111122223333:key/abc\n  scorer:\n    findings:\n      queue: true\n",
+        );
         for role in RoleKind::ALL {
             if let Some(doc) = inline_policy(&s, role) {
                 assert_least_privilege(&doc);
@@ -163,8 +169,14 @@ mod tests {
     #[test]
     fn scorer_may_invoke_only_the_stack_endpoint() {
         let doc = inline_policy(&stack(""), RoleKind::Scorer).expect("scorer policy");
-        let invoke = doc["Statement"].as_array().and_then(|s| s.iter().find(|st| st["Action"] == json!("sagemaker:InvokeEndpoint"))).expect("invoke statement");
-        assert_eq!(invoke["Resource"], json!("arn:aws:sagemaker:eu-west-1:111122223333:endpoint/lakesight-demo-endpoint"));
+        let invoke = doc["Statement"]
+            .as_array()
+            .and_then(|s| s.iter().find(|st| st["Action"] == json!("sagemaker:InvokeEndpoint")))
+            .expect("invoke statement");
+        assert_eq!(
+            invoke["Resource"],
+            json!("arn:aws:sagemaker:eu-west-1:111122223333:endpoint/lakesight-demo-endpoint")
+        );
         let text = doc.to_string();
         assert!(text.contains("lakesight-demo-ipcheck-dlq"), "dead-letter queue is on by default");
         assert!(!text.contains("findings"), "no findings queue unless asked");
@@ -181,8 +193,14 @@ mod tests {
     #[test]
     fn metastore_role_uses_the_managed_policy() {
         let s = stack("");
-        assert_eq!(managed_policies(&s, RoleKind::MetaStoreManager), ["arn:aws:iam::aws:policy/service-role/AmazonSecurityLakeMetaStoreManagerV2"]);
+        assert_eq!(
+            managed_policies(&s, RoleKind::MetaStoreManager),
+            ["arn:aws:iam::aws:policy/service-role/AmazonSecurityLakeMetaStoreManagerV2"]
+        );
         assert!(inline_policy(&s, RoleKind::MetaStoreManager).is_none());
-        assert_eq!(trust_policy(RoleKind::SageMakerExecution)["Statement"][0]["Principal"]["Service"], "sagemaker.amazonaws.com");
+        assert_eq!(
+            trust_policy(RoleKind::SageMakerExecution)["Statement"][0]["Principal"]["Service"],
+            "sagemaker.amazonaws.com"
+        );
     }
 }

@@ -201,7 +201,8 @@ impl Role {
 /// IAM returns policy documents URL-encoded.
 fn decode_document(raw: &str) -> Result<Value, ResourceError> {
     let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-    serde_json::from_str(&decoded).map_err(|e| ResourceError::Invalid(format!("IAM returned a policy document that is not JSON: {e}")))
+    serde_json::from_str(&decoded)
+        .map_err(|e| ResourceError::Invalid(format!("IAM returned a policy document that is not JSON: {e}")))
 }
 
 fn render_policy_names(policies: &BTreeMap<String, Value>) -> String {
@@ -283,7 +284,10 @@ impl Resource for Role {
         match request.send().await {
             Ok(_) => {}
             Err(e) if e.as_service_error().is_some_and(|s| s.is_entity_already_exists_exception()) => {
-                return Err(ResourceError::Invalid(format!("role {} appeared while lakesight was creating it; run apply again", self.name())));
+                return Err(ResourceError::Invalid(format!(
+                    "role {} appeared while lakesight was creating it; run apply again",
+                    self.name()
+                )));
             }
             Err(e) => return Err(service_error("CreateRole", e)),
         }
@@ -337,5 +341,150 @@ impl Resource for Role {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => Ok(()),
             Err(e) => Err(service_error("DeleteRole", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_iam::operation::create_role::CreateRoleOutput;
+    use aws_sdk_iam::operation::get_role::{GetRoleError, GetRoleOutput};
+    use aws_sdk_iam::operation::get_role_policy::GetRolePolicyOutput;
+    use aws_sdk_iam::operation::list_attached_role_policies::ListAttachedRolePoliciesOutput;
+    use aws_sdk_iam::operation::list_role_policies::ListRolePoliciesOutput;
+    use aws_sdk_iam::operation::put_role_policy::PutRolePolicyOutput;
+    use aws_sdk_iam::operation::tag_role::TagRoleOutput;
+    use aws_sdk_iam::types::error::NoSuchEntityException;
+    use aws_smithy_mocks::{Rule, mock};
+    use aws_smithy_types::error::ErrorMetadata;
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+    use super::*;
+    use crate::aws::mocked_client;
+    use crate::engine::{Action, Intent, Refusal, plan_action};
+    use crate::stack::tests::stack;
+
+    const NAME: &str = "lakesight-demo-scorer";
+
+    fn node(rules: &[&Rule]) -> Managed<Role> {
+        Managed::new(Role::new(&stack(""), RoleKind::Scorer, mocked_client!(aws_sdk_iam, rules)))
+    }
+
+    fn encoded(doc: &Value) -> String {
+        utf8_percent_encode(&doc.to_string(), NON_ALPHANUMERIC).to_string()
+    }
+
+    fn role(tags: &'static [(&'static str, &'static str)]) -> Rule {
+        mock!(Client::get_role).match_requests(|r| r.role_name() == Some(NAME)).then_output(move || {
+            let mut role = aws_sdk_iam::types::Role::builder()
+                .path("/")
+                .role_name(NAME)
+                .role_id("AROAEXAMPLE")
+                .arn(format!("arn:aws:iam::111122223333:role/{NAME}"))
+                .create_date(aws_smithy_types::DateTime::from_secs(0))
+                .assume_role_policy_document(encoded(&policy::trust_policy(RoleKind::Scorer)));
+            for (k, v) in tags {
+                role = role.tags(Tag::builder().key(*k).value(*v).build().expect("tag"));
+            }
+            GetRoleOutput::builder().role(role.build().expect("role")).build()
+        })
+    }
+
+    fn inline(doc: fn() -> Value) -> [Rule; 3] {
+        [
+            mock!(Client::list_role_policies).then_output(|| {
+                ListRolePoliciesOutput::builder()
+                    .policy_names(INLINE_POLICY_NAME)
+                    .is_truncated(false)
+                    .build()
+                    .expect("list")
+            }),
+            mock!(Client::get_role_policy).then_output(move || {
+                GetRolePolicyOutput::builder()
+                    .role_name(NAME)
+                    .policy_name(INLINE_POLICY_NAME)
+                    .policy_document(encoded(&doc()))
+                    .build()
+                    .expect("get")
+            }),
+            mock!(Client::list_attached_role_policies)
+                .then_output(|| ListAttachedRolePoliciesOutput::builder().is_truncated(false).build()),
+        ]
+    }
+
+    fn wanted() -> Value {
+        policy::inline_policy(&stack(""), RoleKind::Scorer).expect("scorer policy")
+    }
+
+    const OWNED: &[(&str, &str)] = &[("lakesight:stack", "demo"), ("team", "secops")];
+
+    #[tokio::test]
+    async fn absent_role_is_created_with_owner_tag_and_policy() {
+        let get = mock!(Client::get_role)
+            .then_error(|| GetRoleError::NoSuchEntityException(NoSuchEntityException::builder().message("no").build()));
+        let create = mock!(Client::create_role)
+            .match_requests(|r| {
+                r.role_name() == Some(NAME)
+                    && r.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == "demo")
+                    && r.assume_role_policy_document().is_some_and(|d| d.contains("lambda.amazonaws.com"))
+            })
+            .then_output(|| CreateRoleOutput::builder().build());
+        let put = mock!(Client::put_role_policy)
+            .match_requests(|r| {
+                r.policy_name() == Some(INLINE_POLICY_NAME)
+                    && r.policy_document().is_some_and(|d| d.contains("sagemaker:InvokeEndpoint"))
+            })
+            .then_output(|| PutRolePolicyOutput::builder().build());
+        let n = node(&[&get, &create, &put]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        n.apply(Action::Create).await.expect("create");
+        assert_eq!((create.num_calls(), put.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn role_in_sync_is_a_noop() {
+        let get = role(OWNED);
+        let [list, doc, attached] = inline(wanted);
+        let observed = node(&[&get, &list, &doc, &attached]).observe().await.expect("observe");
+        assert_eq!(observed.ownership, Some(Ownership::Owned));
+        assert_eq!(observed.changes, vec![]);
+    }
+
+    #[tokio::test]
+    async fn drifted_policy_and_tags_are_repaired_in_place() {
+        let get = role(&[("lakesight:stack", "demo")]);
+        let [list, doc, attached] = inline(|| serde_json::json!({"Version": "2012-10-17", "Statement": []}));
+        let put = mock!(Client::put_role_policy).then_output(|| PutRolePolicyOutput::builder().build());
+        let tag = mock!(Client::tag_role).then_output(|| TagRoleOutput::builder().build());
+        let n = node(&[&get, &list, &doc, &attached, &put, &tag]);
+        let observed = n.observe().await.expect("observe");
+        let fields: Vec<&str> = observed.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["inlinePolicy", "tags"]);
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Update));
+        n.apply(Action::Update).await.expect("update");
+        assert_eq!((put.num_calls(), tag.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn role_of_another_stack_is_refused_even_with_adopt() {
+        let get = role(&[("lakesight:stack", "other")]);
+        let [list, doc, attached] = inline(wanted);
+        let observed = node(&[&get, &list, &doc, &attached]).observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, true, false), Err(Refusal::OwnedBy("other".into())));
+    }
+
+    #[tokio::test]
+    async fn throttled_reads_are_retried() {
+        let get = mock!(Client::get_role)
+            .sequence()
+            .error(|| {
+                GetRoleError::generic(ErrorMetadata::builder().code("Throttling").message("Rate exceeded").build())
+            })
+            .times(2)
+            .output(|| GetRoleOutput::builder().build())
+            .build();
+        let observed = node(&[&get]).observe().await.expect("retried to success");
+        assert_eq!(get.num_calls(), 3);
+        assert_eq!(observed.ownership, None, "an empty GetRole body reads as absent");
     }
 }

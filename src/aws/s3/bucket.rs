@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CreateBucketConfiguration, Delete, ObjectIdentifier, PublicAccessBlockConfiguration,
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Tag, Tagging,
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging,
 };
 
 use crate::aws::error::{code, service_error};
@@ -95,7 +96,9 @@ impl ArtifactBucket {
     async fn read_encryption(&self) -> Result<Encryption, ResourceError> {
         let out = match self.client.get_bucket_encryption().bucket(self.bucket()).send().await {
             Ok(out) => out,
-            Err(e) if code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => return Ok(Encryption::Other("none".into())),
+            Err(e) if code(&e) == Some("ServerSideEncryptionConfigurationNotFoundError") => {
+                return Ok(Encryption::Other("none".into()));
+            }
             Err(e) => return Err(service_error("GetBucketEncryption", e)),
         };
         let default = out
@@ -145,7 +148,9 @@ impl ArtifactBucket {
 
     async fn put_encryption(&self) -> Result<(), ResourceError> {
         let default = match &self.encryption {
-            Encryption::Kms(key) => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::AwsKms).kms_master_key_id(key),
+            Encryption::Kms(key) => ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::AwsKms)
+                .kms_master_key_id(key),
             _ => ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::Aes256),
         };
         let rule = ServerSideEncryptionRule::builder()
@@ -201,7 +206,13 @@ impl ArtifactBucket {
             let markers = page.delete_markers().iter().filter_map(|m| Some((m.key()?, m.version_id())));
             let objects = versions
                 .chain(markers)
-                .map(|(key, version)| ObjectIdentifier::builder().key(key).set_version_id(version.map(str::to_owned)).build().map_err(invalid))
+                .map(|(key, version)| {
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .set_version_id(version.map(str::to_owned))
+                        .build()
+                        .map_err(invalid)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             if !objects.is_empty() {
                 let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(invalid)?;
@@ -263,7 +274,8 @@ impl Resource for ArtifactBucket {
         let mut changes = Vec::new();
         let missing = missing_tags(&self.tags, &observed.tags);
         if !missing.is_empty() {
-            let current: BTreeMap<String, String> = missing.keys().filter_map(|k| observed.tags.get(k).map(|v| (k.clone(), v.clone()))).collect();
+            let current: BTreeMap<String, String> =
+                missing.keys().filter_map(|k| observed.tags.get(k).map(|v| (k.clone(), v.clone()))).collect();
             changes.push(Change::in_place("tags", render_tags(&current), render_tags(&missing)));
         }
         if observed.encryption != self.encryption {
@@ -284,7 +296,9 @@ impl Resource for ArtifactBucket {
         // us-east-1 rejects an explicit location constraint.
         if self.region != "us-east-1" {
             request = request.create_bucket_configuration(
-                CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(self.region.as_str())).build(),
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
+                    .build(),
             );
         }
         match request.send().await {
@@ -322,5 +336,175 @@ impl Resource for ArtifactBucket {
 
     fn retain_on_destroy(&self) -> bool {
         self.retain
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::create_bucket::CreateBucketOutput;
+    use aws_sdk_s3::operation::get_bucket_encryption::{GetBucketEncryptionError, GetBucketEncryptionOutput};
+    use aws_sdk_s3::operation::get_bucket_tagging::GetBucketTaggingOutput;
+    use aws_sdk_s3::operation::get_public_access_block::GetPublicAccessBlockOutput;
+    use aws_sdk_s3::operation::head_bucket::{HeadBucketError, HeadBucketOutput};
+    use aws_sdk_s3::operation::put_bucket_encryption::PutBucketEncryptionOutput;
+    use aws_sdk_s3::operation::put_bucket_tagging::PutBucketTaggingOutput;
+    use aws_sdk_s3::operation::put_public_access_block::PutPublicAccessBlockOutput;
+    use aws_sdk_s3::types::error::NotFound;
+    use aws_smithy_mocks::{Rule, mock};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+    use crate::aws::mocked_client;
+    use crate::engine::{Action, Intent, Refusal, plan_action};
+    use crate::stack::tests::stack;
+
+    const BUCKET: &str = "lakesight-demo-111122223333-eu-west-1";
+
+    fn node(rules: &[&Rule]) -> Managed<ArtifactBucket> {
+        Managed::new(ArtifactBucket::new(&stack(""), mocked_client!(aws_sdk_s3, rules)))
+    }
+
+    fn exists() -> Rule {
+        mock!(Client::head_bucket)
+            .match_requests(|r| r.bucket() == Some(BUCKET))
+            .then_output(|| HeadBucketOutput::builder().build())
+    }
+
+    fn tags(pairs: &'static [(&'static str, &'static str)]) -> Rule {
+        mock!(Client::get_bucket_tagging).then_output(move || {
+            let mut out = GetBucketTaggingOutput::builder();
+            for (k, v) in pairs {
+                out = out.tag_set(Tag::builder().key(*k).value(*v).build().expect("tag"));
+            }
+            out.build().expect("tagging output")
+        })
+    }
+
+    fn encrypted() -> Rule {
+        mock!(Client::get_bucket_encryption).then_output(|| {
+            let default = ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(ServerSideEncryption::Aes256)
+                .build()
+                .expect("default");
+            let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).build();
+            GetBucketEncryptionOutput::builder()
+                .server_side_encryption_configuration(
+                    ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("config"),
+                )
+                .build()
+        })
+    }
+
+    fn blocked() -> Rule {
+        mock!(Client::get_public_access_block).then_output(|| {
+            let c = PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .ignore_public_acls(true)
+                .block_public_policy(true)
+                .restrict_public_buckets(true)
+                .build();
+            GetPublicAccessBlockOutput::builder().public_access_block_configuration(c).build()
+        })
+    }
+
+    const OWNED: &[(&str, &str)] = &[("lakesight:stack", "demo"), ("team", "secops")];
+
+    #[tokio::test]
+    async fn absent_bucket_is_created_tagged_blocked_and_encrypted() {
+        let head = mock!(Client::head_bucket).then_error(|| HeadBucketError::NotFound(NotFound::builder().build()));
+        let create = mock!(Client::create_bucket)
+            .match_requests(|r| {
+                r.bucket() == Some(BUCKET)
+                    && r.create_bucket_configuration().and_then(|c| c.location_constraint()).map(|l| l.as_str())
+                        == Some("eu-west-1")
+            })
+            .then_output(|| CreateBucketOutput::builder().build());
+        let tag = mock!(Client::put_bucket_tagging)
+            .match_requests(|r| {
+                r.tagging()
+                    .is_some_and(|t| t.tag_set().iter().any(|t| t.key() == "lakesight:stack" && t.value() == "demo"))
+            })
+            .then_output(|| PutBucketTaggingOutput::builder().build());
+        let block =
+            mock!(Client::put_public_access_block).then_output(|| PutPublicAccessBlockOutput::builder().build());
+        let encrypt = mock!(Client::put_bucket_encryption).then_output(|| PutBucketEncryptionOutput::builder().build());
+        let n = node(&[&head, &create, &tag, &block, &encrypt]);
+
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        n.apply(Action::Create).await.expect("create");
+        for rule in [&create, &tag, &block, &encrypt] {
+            assert_eq!(rule.num_calls(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn bucket_in_sync_is_a_noop() {
+        let (head, tags, enc, pab) = (exists(), tags(OWNED), encrypted(), blocked());
+        let observed = node(&[&head, &tags, &enc, &pab]).observe().await.expect("observe");
+        assert_eq!(observed.ownership, Some(Ownership::Owned));
+        assert_eq!(observed.changes, vec![]);
+        assert_eq!(observed.id.as_deref(), Some("arn:aws:s3:::lakesight-demo-111122223333-eu-west-1"));
+    }
+
+    #[tokio::test]
+    async fn drifted_encryption_is_updated_alone() {
+        let (head, tags, pab) = (exists(), tags(OWNED), blocked());
+        let enc = mock!(Client::get_bucket_encryption).then_error(|| {
+            GetBucketEncryptionError::generic(
+                ErrorMetadata::builder().code("ServerSideEncryptionConfigurationNotFoundError").build(),
+            )
+        });
+        let encrypt = mock!(Client::put_bucket_encryption).then_output(|| PutBucketEncryptionOutput::builder().build());
+        let retag = mock!(Client::put_bucket_tagging).then_output(|| PutBucketTaggingOutput::builder().build());
+        let n = node(&[&head, &tags, &enc, &pab, &encrypt, &retag]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(observed.changes, vec![Change::in_place("encryption", "none", "SSE-S3")]);
+        n.apply(Action::Update).await.expect("update");
+        assert_eq!(encrypt.num_calls(), 1);
+        assert_eq!(retag.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn untagged_bucket_is_refused() {
+        let (head, tags, enc, pab) = (exists(), tags(&[("team", "secops")]), encrypted(), blocked());
+        let observed = node(&[&head, &tags, &enc, &pab]).observe().await.expect("observe");
+        assert_eq!(observed.ownership, Some(Ownership::Foreign(None)));
+        assert_eq!(plan_action(Intent::Present, &observed, false, false), Err(Refusal::Untagged));
+    }
+
+    #[tokio::test]
+    async fn throttling_and_conflicts_are_retried() {
+        let head = mock!(Client::head_bucket)
+            .sequence()
+            .http_status(503, None)
+            .http_response(|| {
+                let mut response = Response::new(StatusCode::try_from(409).expect("status"), SdkBody::empty());
+                response.headers_mut().insert("x-amzn-errortype", "ConflictException");
+                response
+            })
+            .output(|| HeadBucketOutput::builder().build())
+            .build();
+        let (tags, enc, pab) = (tags(OWNED), encrypted(), blocked());
+        let observed = node(&[&head, &tags, &enc, &pab]).observe().await.expect("retried to success");
+        assert_eq!(head.num_calls(), 3);
+        assert_eq!(observed.ownership, Some(Ownership::Owned));
+    }
+
+    #[tokio::test]
+    async fn a_permanent_conflict_is_not_retried() {
+        let head = mock!(Client::head_bucket)
+            .sequence()
+            .http_response(|| {
+                let mut response = Response::new(StatusCode::try_from(409).expect("status"), SdkBody::empty());
+                response.headers_mut().insert("x-amzn-errortype", "BucketAlreadyExists");
+                response
+            })
+            .repeatedly()
+            .build();
+        let error = node(&[&head]).observe().await.expect_err("not retried");
+        assert_eq!(head.num_calls(), 1, "{error}");
     }
 }
