@@ -69,6 +69,11 @@ class Behaviour:
             self.polls[key] = self.polls.get(key, 0) + 1
             return self.polls[key] <= int(self.pending_polls.get(kind, 0))
 
+    def is_pending(self, kind, name):
+        """Whether the next poll would still report in-progress, without counting a poll."""
+        with self.lock:
+            return self.polls.get((kind, name), 0) < int(self.pending_polls.get(kind, 0))
+
     def restart(self, kind, name):
         with self.lock:
             self.polls.pop((kind, name), None)
@@ -77,6 +82,14 @@ class Behaviour:
         with self.lock:
             self.mutations += 1
             return self.conflict_every > 0 and self.mutations % self.conflict_every == 0
+
+
+def body_of(request):
+    """The JSON body, whatever the content type (SageMaker sends application/x-amz-json-1.1)."""
+    try:
+        return json.loads(request.get_data() or b"{}")
+    except ValueError:
+        return {}
 
 
 def json_response(status, body, error_type=None, headers=None):
@@ -103,7 +116,7 @@ class SecurityLake:
 
     def handle(self, request, region):
         path, method = request.path, request.method
-        body = request.get_json(silent=True) or {}
+        body = body_of(request)
         mutating = method in ("POST", "PUT", "DELETE", "PATCH") and not path.startswith("/v1/datalakes/list")
         if mutating and self.behaviour.conflict():
             return error(409, "ConflictException", "a previous write did not have time to propagate")
@@ -183,17 +196,19 @@ class SageMakerExtensions:
 
     def __init__(self, behaviour):
         self.behaviour = behaviour
+        self.stopped = set()
 
     def handle(self, target, request, region):
-        body = request.get_json(silent=True) or {}
+        body = body_of(request)
         backend = sagemaker_backend(region)
         if target == "StopTrainingJob":
             job = backend.training_jobs.get(body.get("TrainingJobName"))
             if job is None:
                 return error(400, "ValidationException", "Requested resource not found.")
-            if job.training_job_status == "InProgress":
+            if job.training_job_status == "InProgress" or self.behaviour.is_pending("trainingJob", job.training_job_name):
                 job.training_job_status = "Stopped"
                 job.secondary_status = "Stopped"
+                self.stopped.add(job.training_job_name)
             return json_response(200, {})
         if target == "UpdateEndpoint":
             name = body.get("EndpointName")
@@ -206,12 +221,12 @@ class SageMakerExtensions:
             endpoint.endpoint_config_name = config
             endpoint.endpoint_status = "Updating"
             self.behaviour.restart("endpoint", name)
-            return json_response(200, {"EndpointArn": endpoint.endpoint_arn})
+            return json_response(200, {"EndpointArn": endpoint.arn})
         return None
 
     def before_describe(self, target, request, region):
         """Holds a resource in its in-progress state for the configured number of polls."""
-        body = request.get_json(silent=True) or {}
+        body = body_of(request)
         backend = sagemaker_backend(region)
         if target == "DescribeEndpoint":
             endpoint = backend.endpoints.get(body.get("EndpointName"))
@@ -223,7 +238,7 @@ class SageMakerExtensions:
                     endpoint.endpoint_status = "InService"
         elif target == "DescribeTrainingJob":
             job = backend.training_jobs.get(body.get("TrainingJobName"))
-            if job is not None and job.training_job_status in ("InProgress", "Completed"):
+            if job is not None and job.training_job_status in ("InProgress", "Completed") and job.training_job_name not in self.stopped:
                 pending = self.behaviour.still_pending("trainingJob", job.training_job_name)
                 job.training_job_status = "InProgress" if pending else "Completed"
                 job.secondary_status = "Training" if pending else "Completed"
@@ -264,14 +279,14 @@ class Emulator:
 
     def control(self, request):
         if request.path == "/lakesight-emulator/config" and request.method == "POST":
-            self.behaviour.configure(request.get_json(silent=True) or {})
+            self.behaviour.configure(body_of(request))
             return json_response(200, {"ok": True})
         if request.path == "/lakesight-emulator/reset" and request.method == "POST":
-            from moto.core.models import base_decorator  # noqa: F401  (ensures moto is initialised)
             from moto.moto_api import _internal
 
             _internal.moto_api_backend.reset()
             self.security_lake.reset()
+            self.sagemaker.stopped.clear()
             self.behaviour.__init__()
             return json_response(200, {"ok": True})
         if request.path == "/lakesight-emulator/health":

@@ -1,0 +1,97 @@
+"""Checks the emulator's additions to moto through boto3: python selftest.py ENDPOINT"""
+
+import json
+import sys
+import time
+import unittest
+import urllib.request
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+ENDPOINT = sys.argv.pop(1) if len(sys.argv) > 1 else "http://127.0.0.1:4566"
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/metastore"
+
+
+def client(service):
+    return boto3.client(service, endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+
+
+def control(path, body=None):
+    data = json.dumps(body or {}).encode()
+    request = urllib.request.Request(f"{ENDPOINT}/lakesight-emulator/{path}", data=data, method="POST", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request).read()
+
+
+class EmulatorTest(unittest.TestCase):
+    def setUp(self):
+        control("reset")
+
+    def test_security_lake_data_lake_lifecycle_and_tags(self):
+        sl = client("securitylake")
+        created = sl.create_data_lake(configurations=[{"region": "us-east-1"}], metaStoreManagerRoleArn=ROLE, tags=[{"key": "lakesight:stack", "value": "demo"}])
+        arn = created["dataLakes"][0]["dataLakeArn"]
+        self.assertEqual(sl.list_data_lakes(regions=["us-east-1"])["dataLakes"][0]["createStatus"], "COMPLETED")
+        self.assertEqual(sl.list_tags_for_resource(resourceArn=arn)["tags"], [{"key": "lakesight:stack", "value": "demo"}])
+        sl.delete_data_lake(regions=["us-east-1"])
+        self.assertEqual(sl.list_data_lakes(regions=["us-east-1"])["dataLakes"], [])
+
+    def test_security_lake_validates_like_the_service(self):
+        sl = boto3.client("securitylake", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
+                          config=botocore.config.Config(parameter_validation=False))
+        with self.assertRaises(botocore.exceptions.ClientError) as caught:
+            sl.create_data_lake(configurations=[], metaStoreManagerRoleArn=ROLE)
+        self.assertEqual(caught.exception.response["Error"]["Code"], "ValidationException")
+
+    def test_conflicts_are_injected_on_every_nth_mutation(self):
+        control("config", {"conflictEvery": 2})
+        sl = boto3.client("securitylake", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
+                          config=botocore.config.Config(retries={"max_attempts": 1}))
+        sl.create_data_lake(configurations=[{"region": "us-east-1"}], metaStoreManagerRoleArn=ROLE)
+        with self.assertRaises(botocore.exceptions.ClientError) as caught:
+            sl.delete_data_lake(regions=["us-east-1"])
+        self.assertEqual(caught.exception.response["Error"]["Code"], "ConflictException")
+        self.assertEqual(caught.exception.response["ResponseMetadata"]["HTTPStatusCode"], 409)
+
+    def test_endpoint_pending_polls_and_update(self):
+        control("config", {"pendingPolls": {"endpoint": 2}})
+        sm = client("sagemaker")
+        sm.create_model(ModelName="m1", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm", PrimaryContainer={"Image": "img"})
+        for config in ("c1", "c2"):
+            sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[{"VariantName": "v", "ModelName": "m1", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+        sm.create_endpoint(EndpointName="e", EndpointConfigName="c1")
+        statuses = [sm.describe_endpoint(EndpointName="e")["EndpointStatus"] for _ in range(3)]
+        self.assertEqual(statuses, ["Creating", "Creating", "InService"])
+        sm.update_endpoint(EndpointName="e", EndpointConfigName="c2")
+        first = sm.describe_endpoint(EndpointName="e")
+        self.assertEqual((first["EndpointStatus"], first["EndpointConfigName"]), ("Updating", "c2"))
+        sm.describe_endpoint(EndpointName="e")
+        self.assertEqual(sm.describe_endpoint(EndpointName="e")["EndpointStatus"], "InService")
+
+    def test_training_job_pending_polls_and_stop(self):
+        control("config", {"pendingPolls": {"trainingJob": 5}})
+        sm = client("sagemaker")
+        sm.create_training_job(
+            TrainingJobName="t1",
+            AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm",
+            OutputDataConfig={"S3OutputPath": "s3://b/out"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        )
+        self.assertEqual(sm.describe_training_job(TrainingJobName="t1")["TrainingJobStatus"], "InProgress")
+        sm.stop_training_job(TrainingJobName="t1")
+        self.assertEqual(sm.describe_training_job(TrainingJobName="t1")["TrainingJobStatus"], "Stopped")
+
+    def test_latency_is_injected_per_operation(self):
+        control("config", {"latencyMs": {"ListQueues": 300}})
+        sqs = client("sqs")
+        started = time.monotonic()
+        sqs.list_queues()
+        self.assertGreaterEqual(time.monotonic() - started, 0.3)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
