@@ -204,6 +204,41 @@ async fn pending_readiness_gives_its_slot_back() {
     assert!(cloud.position("ready fast") < cloud.position("ready slow"), "{:?}", cloud.log());
 }
 
+/// Records what the executor reports, as the CLI's progress display receives it.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl engine::Reporter for Recorder {
+    fn started(&self, address: &str, action: Action) {
+        self.0.lock().unwrap().push(format!("started {address} {action:?}"));
+    }
+    fn waiting(&self, address: &str, status: &str, _elapsed: Duration) {
+        self.0.lock().unwrap().push(format!("waiting {address} {status}"));
+    }
+    fn finished(&self, address: &str, outcome: &Outcome) {
+        self.0.lock().unwrap().push(format!("finished {address} {outcome:?}"));
+    }
+}
+
+#[tokio::test]
+async fn progress_reports_start_each_wait_with_the_provider_status_and_the_end() {
+    let cloud = Arc::new(Cloud::default());
+    let g = graph(vec![FakeNode::new(&cloud, "endpoint", &[]).pending_for(2)]);
+    let plan = engine::plan(&g, Intent::Present, false, 1).await.expect("plan");
+    let recorder = Arc::new(Recorder::default());
+    let options = ExecOptions { parallelism: 1, cancel: CancellationToken::new() };
+    engine::execute(&g, &plan, Direction::Forward, &options, recorder.clone()).await;
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [
+            "started endpoint Create",
+            "waiting endpoint Creating",
+            "waiting endpoint Creating",
+            "finished endpoint Applied(Create)",
+        ]
+    );
+}
+
 #[tokio::test]
 async fn readiness_that_never_comes_times_out() {
     let cloud = Arc::new(Cloud::default());
