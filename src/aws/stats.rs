@@ -17,7 +17,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use serde::Serialize;
 
 /// Operation name prefixes that only read.
-const READ_ONLY_PREFIXES: &[&str] = &["Get", "List", "Describe", "Head", "Search", "Batch Get"];
+const READ_ONLY_PREFIXES: &[&str] = &["Get", "List", "Describe", "Head", "Search", "BatchGet"];
 
 #[derive(Debug, Default)]
 pub struct CallStats {

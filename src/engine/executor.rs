@@ -137,7 +137,12 @@ pub async fn execute(
                 }
             }
         } else {
-            skip_downstream(graph, direction, i, &mut outcomes, &*walk.reporter);
+            // Work held up by an interruption is interrupted too, not blamed on a failure.
+            let downstream = match outcome {
+                Outcome::Interrupted => Outcome::Interrupted,
+                _ => Outcome::Skipped { blocked_by: graph.node(i).address().to_owned() },
+            };
+            mark_downstream(graph, direction, i, &downstream, &mut outcomes, &*walk.reporter);
         }
         outcomes[i] = Some(outcome);
     }
@@ -151,21 +156,20 @@ pub async fn execute(
     }
 }
 
-/// Marks everything that transitively waits on `failed` as skipped, naming the root cause once.
-fn skip_downstream(
+/// Gives everything that transitively waits on `origin` the same outcome, naming the root cause once.
+fn mark_downstream(
     graph: &Graph,
     direction: Direction,
-    failed: usize,
+    origin: usize,
+    outcome: &Outcome,
     outcomes: &mut [Option<Outcome>],
     reporter: &dyn Reporter,
 ) {
-    let blocked_by = graph.node(failed).address().to_owned();
-    let mut stack: Vec<usize> = graph.waiting_on(failed, direction).to_vec();
+    let mut stack: Vec<usize> = graph.waiting_on(origin, direction).to_vec();
     while let Some(j) = stack.pop() {
         if outcomes[j].is_none() {
-            let outcome = Outcome::Skipped { blocked_by: blocked_by.clone() };
-            reporter.finished(graph.node(j).address(), &outcome);
-            outcomes[j] = Some(outcome);
+            reporter.finished(graph.node(j).address(), outcome);
+            outcomes[j] = Some(outcome.clone());
             stack.extend_from_slice(graph.waiting_on(j, direction));
         }
     }
