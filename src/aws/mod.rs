@@ -37,7 +37,6 @@ pub enum ConnectError {
 pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
-    pub stats: Arc<CallStats>,
     pub env: Environment,
 }
 
@@ -55,7 +54,7 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
     }
     let sdk = loader.load().await;
     let region = sdk.region().ok_or(ConnectError::NoRegion)?.to_string();
-    let clients = Clients::new(&sdk, Arc::clone(&stats));
+    let clients = Clients::new(&sdk, stats);
 
     let identity = clients
         .sts
@@ -68,7 +67,7 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
         .ok_or_else(|| ConnectError::Identity("GetCallerIdentity returned no account".into()))?
         .to_owned();
     let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
-    Ok(Aws { s3: clients.s3, iam: clients.iam, stats, env: Environment { account, region, partition } })
+    Ok(Aws { s3: clients.s3, iam: clients.iam, env: Environment { account, region, partition } })
 }
 
 struct Clients {
