@@ -44,12 +44,16 @@ class Behaviour:
     """Test knobs; all off by default."""
 
     def __init__(self):
-        self.pending_polls = {}
-        self.latency_ms = {}
-        self.conflict_every = 0
-        self.polls = {}
-        self.mutations = 0
         self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.pending_polls = {}
+            self.latency_ms = {}
+            self.conflict_every = 0
+            self.polls = {}
+            self.mutations = 0
 
     def configure(self, body):
         with self.lock:
@@ -287,7 +291,7 @@ class Emulator:
             _internal.moto_api_backend.reset()
             self.security_lake.reset()
             self.sagemaker.stopped.clear()
-            self.behaviour.__init__()
+            self.behaviour.reset()
             return json_response(200, {"ok": True})
         if request.path == "/lakesight-emulator/health":
             return json_response(200, {"ok": True})

@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Emulator, Run, manifest, repo};
+use support::{Emulator, manifest, repo};
 
 const QUICKSTART_STACK: &str = "quickstart";
 
@@ -32,23 +32,23 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
     let emu = Emulator::start();
     let file = repo().join("manifests/quickstart.yaml");
 
-    let apply = Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file));
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
     assert!(apply.stdout.contains("3 to create"), "{}", apply.stdout);
     let owned = owned_by(&emu, QUICKSTART_STACK).await;
     assert_eq!(owned.len(), 3, "bucket and two roles: {owned:?}");
 
-    let replan = Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "--stats", "-f"]).arg(&file));
+    let replan = emu.run(&["plan", "--detailed-exitcode", "--stats"], &file);
     replan.expect_code(0);
     assert!(replan.stdout.contains("No changes"), "{}", replan.stdout);
     assert!(replan.stderr.contains(", 0 mutating,"), "{}", replan.stderr);
     assert!(replan.stderr.contains("GetRole"), "stats list the calls made: {}", replan.stderr);
 
-    let reapply = Run::of(emu.lakesight().args(["apply", "--auto-approve", "--stats", "-f"]).arg(&file));
+    let reapply = emu.run(&["apply", "--auto-approve", "--stats"], &file);
     reapply.expect_code(0);
     assert!(reapply.stderr.contains(", 0 mutating,"), "a no-op apply mutates nothing: {}", reapply.stderr);
 
-    let status = Run::of(emu.lakesight().args(["status", "-f"]).arg(&file));
+    let status = emu.run(&["status"], &file);
     status.expect_code(0);
     for address in ["s3.bucket/artifacts", "iam.role/sagemaker", "iam.role/scorer"] {
         let line = status
@@ -59,11 +59,11 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
         assert!(line.contains("in sync") && line.contains("arn:aws:"), "{line}");
     }
 
-    let destroy = Run::of(emu.lakesight().args(["destroy", "--auto-approve", "-f"]).arg(&file));
+    let destroy = emu.run(&["destroy", "--auto-approve"], &file);
     destroy.expect_code(0);
     assert_eq!(owned_by(&emu, QUICKSTART_STACK).await, Vec::<String>::new());
 
-    let after = Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file));
+    let after = emu.run(&["plan", "--detailed-exitcode"], &file);
     after.expect_code(2);
 }
 
@@ -72,7 +72,7 @@ async fn plan_json_lists_every_action_with_its_reason() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "jsonplan", "  securityLake:\n    manage: true\n");
-    let run = Run::of(emu.lakesight().args(["plan", "--output", "json", "--detailed-exitcode", "-f"]).arg(&file));
+    let run = emu.run(&["plan", "--output", "json", "--detailed-exitcode"], &file);
     run.expect_code(2);
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON");
     let nodes = plan["nodes"].as_array().expect("nodes");
@@ -95,7 +95,7 @@ async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() 
         .await
         .expect("pre-create an untagged role");
 
-    let refused = Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file));
+    let refused = emu.run(&["apply", "--auto-approve"], &file);
     refused.expect_code(1);
     assert!(
         refused.stderr.contains("lakesight-adoptme-scorer exists but has no lakesight:stack tag"),
@@ -104,7 +104,7 @@ async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() 
     );
     assert!(owned_by(&emu, "adoptme").await.is_empty(), "nothing may be created when the plan is refused");
 
-    let adopted = Run::of(emu.lakesight().args(["apply", "--auto-approve", "--adopt", "-f"]).arg(&file));
+    let adopted = emu.run(&["apply", "--auto-approve", "--adopt"], &file);
     adopted.expect_code(0);
     assert!(adopted.stdout.contains("adopted"), "{}", adopted.stdout);
     let role = iam.get_role().role_name("lakesight-adoptme-scorer").send().await.expect("role");
@@ -113,7 +113,7 @@ async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() 
         role.assume_role_policy_document().unwrap_or_default().contains("lambda.amazonaws.com"),
         "trust policy repaired"
     );
-    Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file)).expect_code(0);
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
 }
 
 #[tokio::test]
@@ -121,7 +121,7 @@ async fn drift_is_planned_with_its_field_and_repaired() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "drifty", "");
-    Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file)).expect_code(0);
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
 
     let iam = emu.iam().await;
     iam.put_role_policy()
@@ -139,7 +139,7 @@ async fn drift_is_planned_with_its_field_and_repaired() {
         .await
         .expect("unblock");
 
-    let plan = Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file));
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
     plan.expect_code(2);
     assert!(plan.stdout.contains("~ iam.role/sagemaker") && plan.stdout.contains("inlinePolicy"), "{}", plan.stdout);
     assert!(
@@ -148,9 +148,9 @@ async fn drift_is_planned_with_its_field_and_repaired() {
         plan.stdout
     );
 
-    Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file)).expect_code(0);
-    Run::of(emu.lakesight().args(["plan", "--detailed-exitcode", "-f"]).arg(&file)).expect_code(0);
-    Run::of(emu.lakesight().args(["destroy", "--auto-approve", "-f"]).arg(&file)).expect_code(0);
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+    emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
 }
 
 #[tokio::test]
@@ -158,7 +158,7 @@ async fn apply_without_a_terminal_requires_auto_approve_and_changes_nothing() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "noprompt", "");
-    let run = Run::of(emu.lakesight().args(["apply", "-f"]).arg(&file));
+    let run = emu.run(&["apply"], &file);
     run.expect_code(64);
     assert!(run.stderr.contains("--auto-approve"), "{}", run.stderr);
     assert!(owned_by(&emu, "noprompt").await.is_empty());
@@ -169,8 +169,8 @@ async fn retained_bucket_survives_destroy() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "keeper", "  artifactBucket:\n    deletionPolicy: Retain\n");
-    Run::of(emu.lakesight().args(["apply", "--auto-approve", "-f"]).arg(&file)).expect_code(0);
-    let destroy = Run::of(emu.lakesight().args(["destroy", "--auto-approve", "-f"]).arg(&file));
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let destroy = emu.run(&["destroy", "--auto-approve"], &file);
     destroy.expect_code(0);
     assert!(destroy.stdout.contains("kept by its deletionPolicy (Retain)"), "{}", destroy.stdout);
     assert_eq!(owned_by(&emu, "keeper").await, ["bucket lakesight-keeper-123456789012-us-east-1"]);
@@ -186,7 +186,7 @@ async fn injected_latency_is_ridden_out_and_calls_still_counted() {
     emu.configure(r#"{"latencyMs": {"CreateRole": 300, "GetRole": 50}}"#);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "slow", "");
-    let run = Run::of(emu.lakesight().args(["apply", "--auto-approve", "--stats", "-f"]).arg(&file));
+    let run = emu.run(&["apply", "--auto-approve", "--stats"], &file);
     run.expect_code(0);
     let create_roles =
         run.stderr.lines().find(|l| l.contains("CreateRole")).unwrap_or_else(|| panic!("{}", run.stderr));

@@ -83,7 +83,10 @@ async fn converge(global: &Global, request: Request<'_>, stats: Arc<CallStats>) 
         print_plan(&plan, output);
     }
     if plan.has_changes() && !auto_approve {
-        confirm(intent, s.stack.name())?;
+        let stack = s.stack.name().to_owned();
+        tokio::task::spawn_blocking(move || confirm(intent, &stack))
+            .await
+            .map_err(|e| CliError::Failed(format!("the confirmation prompt failed: {e}")))??;
     }
     let direction = if intent == Intent::Present { Direction::Forward } else { Direction::Reverse };
     let options = ExecOptions { parallelism, cancel: session::interrupt_token() };

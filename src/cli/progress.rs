@@ -43,6 +43,16 @@ fn describe(outcome: &Outcome) -> String {
     }
 }
 
+fn spinner(bars: &MultiProgress) -> ProgressBar {
+    let bar = bars.add(ProgressBar::new_spinner());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
 impl Progress {
     pub fn new(quiet: bool) -> Self {
         let mode = if quiet {
@@ -68,13 +78,8 @@ impl Reporter for Progress {
         match &self.mode {
             Mode::Quiet => {}
             Mode::Terminal { bars, active } => {
-                let bar = bars.add(ProgressBar::new_spinner());
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
+                let bar = spinner(bars);
                 bar.set_message(format!("{address}: {}", verb(action)));
-                bar.enable_steady_tick(Duration::from_millis(120));
                 if let Ok(mut a) = active.lock() {
                     a.insert(address.to_owned(), (bar, Instant::now()));
                 }
@@ -89,11 +94,7 @@ impl Reporter for Progress {
             Mode::Quiet => {}
             Mode::Terminal { bars, active } => {
                 if let Ok(mut a) = active.lock() {
-                    let (bar, _) = a.entry(address.to_owned()).or_insert_with(|| {
-                        let bar = bars.add(ProgressBar::new_spinner());
-                        bar.enable_steady_tick(Duration::from_millis(120));
-                        (bar, Instant::now())
-                    });
+                    let (bar, _) = a.entry(address.to_owned()).or_insert_with(|| (spinner(bars), Instant::now()));
                     bar.set_message(format!("{address}: {status} ({elapsed})"));
                 }
             }

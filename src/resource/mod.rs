@@ -83,6 +83,23 @@ pub fn ownership_from_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)
 }
 
 /// Tags the manifest wants that are missing or different. Tags others added are left alone.
-pub fn missing_tags(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn missing_tags(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     want.iter().filter(|(k, v)| have.get(*k) != Some(*v)).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The `tags` change of any taggable resource: the wanted tags that are missing or different,
+/// shown with their current values.
+pub fn tag_change(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> Option<Change> {
+    let missing = missing_tags(want, have);
+    if missing.is_empty() {
+        return None;
+    }
+    let current: BTreeMap<String, String> =
+        missing.keys().filter_map(|k| have.get(k).map(|v| (k.clone(), v.clone()))).collect();
+    Some(Change::in_place("tags", render_tags(&current), render_tags(&missing)))
+}
+
+fn render_tags(tags: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{{{}}}", pairs.join(", "))
 }

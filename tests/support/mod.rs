@@ -82,6 +82,11 @@ impl Emulator {
         cmd
     }
 
+    /// Runs `lakesight <args> -f <file>` to completion.
+    pub fn run(&self, args: &[&str], file: &Path) -> Run {
+        Run::of(self.lakesight().args(args).arg("-f").arg(file))
+    }
+
     pub async fn sdk(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&self.endpoint)

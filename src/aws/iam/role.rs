@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::policy;
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership};
-use crate::resource::{Identity, Managed, Resource, ResourceError, missing_tags, ownership_from_tags};
+use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::{RoleKind, Stack};
 
 /// The inline policy's name on every role lakesight creates.
@@ -258,11 +258,7 @@ impl Resource for Role {
             let render = |b: &Option<String>| b.clone().unwrap_or_else(|| "none".into());
             changes.push(Change::in_place("permissionsBoundary", render(&observed.boundary), render(&self.boundary)));
         }
-        let missing = missing_tags(&self.tags, &observed.tags);
-        if !missing.is_empty() {
-            let keys: Vec<&str> = missing.keys().map(String::as_str).collect();
-            changes.push(Change::in_place("tags", "missing or different", keys.join(", ")));
-        }
+        changes.extend(tag_change(&self.tags, &observed.tags));
         changes
     }
 

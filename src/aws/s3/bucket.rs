@@ -15,7 +15,7 @@ use aws_sdk_s3::types::{
 use crate::aws::error::{code, service_error};
 use crate::engine::{Change, Node, Ownership};
 use crate::manifest::DeletionPolicy;
-use crate::resource::{Identity, Managed, Resource, ResourceError, missing_tags, ownership_from_tags};
+use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "s3.bucket/artifacts";
@@ -237,14 +237,6 @@ fn invalid(e: impl std::fmt::Display) -> ResourceError {
     ResourceError::Invalid(e.to_string())
 }
 
-fn render_tags(tags: &BTreeMap<String, String>) -> String {
-    if tags.is_empty() {
-        return "{}".into();
-    }
-    let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{{{}}}", pairs.join(", "))
-}
-
 #[async_trait]
 impl Resource for ArtifactBucket {
     type Observed = Observed;
@@ -272,12 +264,7 @@ impl Resource for ArtifactBucket {
 
     fn diff(&self, observed: &Observed) -> Vec<Change> {
         let mut changes = Vec::new();
-        let missing = missing_tags(&self.tags, &observed.tags);
-        if !missing.is_empty() {
-            let current: BTreeMap<String, String> =
-                missing.keys().filter_map(|k| observed.tags.get(k).map(|v| (k.clone(), v.clone()))).collect();
-            changes.push(Change::in_place("tags", render_tags(&current), render_tags(&missing)));
-        }
+        changes.extend(tag_change(&self.tags, &observed.tags));
         if observed.encryption != self.encryption {
             changes.push(Change::in_place("encryption", observed.encryption.render(), self.encryption.render()));
         }
