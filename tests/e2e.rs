@@ -165,6 +165,16 @@ async fn apply_without_a_terminal_requires_auto_approve_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn the_manifest_region_overrides_the_environment_default() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "pinned", "");
+    let run = support::Run::of(emu.lakesight().env("AWS_REGION", "eu-west-1").args(["plan", "-f"]).arg(&file));
+    run.expect_code(0);
+    assert!(run.stdout.contains("lakesight-pinned-123456789012-us-east-1"), "{}", run.stdout);
+}
+
+#[tokio::test]
 async fn retained_bucket_survives_destroy() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -45,8 +45,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// AWS region; must agree with spec.region when the manifest sets one.
-    #[arg(long, global = true, env = "AWS_REGION", hide_env_values = true)]
+    /// AWS region; must agree with spec.region when the manifest sets one. (AWS_REGION and the
+    /// profile's region are only defaults: a manifest's spec.region overrides them.)
+    #[arg(long, global = true)]
     pub region: Option<String>,
     /// Named AWS profile.
     #[arg(long, global = true, env = "AWS_PROFILE", hide_env_values = true)]

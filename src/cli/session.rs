@@ -24,7 +24,7 @@ pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result
     let region = match (&manifest.spec.region, &global.region) {
         (Some(pinned), Some(flag)) if pinned != flag => {
             return Err(CliError::Usage(format!(
-                "{} pins spec.region {pinned:?}, but --region/AWS_REGION says {flag:?}; remove one of them",
+                "{} pins spec.region {pinned:?}, but --region says {flag:?}; remove one of them",
                 file.display()
             )));
         }
