@@ -114,6 +114,9 @@ impl Node for FakeNode {
         if self.fail {
             return Err(format!("{} exploded", self.address).into());
         }
+        if self.address.starts_with("panics") {
+            panic!("{} hit a bug", self.address);
+        }
         match action {
             Action::Delete => self.cloud.existing.lock().unwrap().remove(&self.address),
             _ => self.cloud.existing.lock().unwrap().insert(self.address.clone()),
@@ -189,6 +192,20 @@ async fn a_failure_skips_its_dependents_and_lets_other_branches_finish() {
     assert_eq!(report.outcome("queue"), Some(&Outcome::Applied(Action::Create)));
     assert_eq!(report.outcome("bucket"), Some(&Outcome::Applied(Action::Create)));
     assert!(!cloud.log().iter().any(|e| e.contains("model") || e.contains("endpoint")));
+}
+
+#[tokio::test]
+async fn a_panicking_resource_fails_alone() {
+    let cloud = Arc::new(Cloud::default());
+    let nodes = vec![
+        FakeNode::new(&cloud, "panics", &[]),
+        FakeNode::new(&cloud, "after", &["panics"]),
+        FakeNode::new(&cloud, "independent", &[]),
+    ];
+    let report = run(&graph(nodes), Intent::Present, 10, CancellationToken::new()).await;
+    assert!(matches!(report.outcome("panics"), Some(Outcome::Failed(e)) if e.contains("panicked")), "{report:?}");
+    assert_eq!(report.outcome("after"), Some(&Outcome::Skipped { blocked_by: "panics".into() }));
+    assert_eq!(report.outcome("independent"), Some(&Outcome::Applied(Action::Create)));
 }
 
 #[tokio::test]

@@ -106,34 +106,35 @@ pub async fn execute(
     let mut waiting_for: Vec<usize> = (0..n).map(|i| graph.prerequisites(i, direction).len()).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
     let mut tasks = JoinSet::new();
-    let spawn = |tasks: &mut JoinSet<(usize, Outcome)>, i: usize| {
+    // Which node each task runs, so that a panicking task fails its own node only.
+    let mut task_nodes = HashMap::new();
+    let spawn = |tasks: &mut JoinSet<(usize, Outcome)>, task_nodes: &mut HashMap<tokio::task::Id, usize>, i: usize| {
         let node = Arc::clone(graph.node(i));
         let walk = Arc::clone(&walk);
         let action = actions[i];
-        tasks.spawn(async move { (i, run_node(node.as_ref(), action, &walk).await) });
+        let handle = tasks.spawn(async move { (i, run_node(node.as_ref(), action, &walk).await) });
+        task_nodes.insert(handle.id(), i);
     };
     for i in graph.order(direction) {
         if waiting_for[i] == 0 {
-            spawn(&mut tasks, i);
+            spawn(&mut tasks, &mut task_nodes, i);
         }
     }
 
     while let Some(joined) = tasks.join_next().await {
         let (i, outcome) = match joined {
             Ok(done) => done,
-            Err(e) => {
-                // A panicking node task: nothing identifies it but the panic itself, so stop the walk.
-                tracing::error!("a resource task panicked: {e}");
-                walk.cancel.cancel();
-                continue;
-            }
+            Err(e) => match task_nodes.get(&e.id()) {
+                Some(&i) => (i, Outcome::Failed(format!("lakesight bug: the task panicked: {e}"))),
+                None => continue,
+            },
         };
         walk.reporter.finished(graph.node(i).address(), &outcome);
         if outcome.is_success() {
             for &j in graph.waiting_on(i, direction) {
                 waiting_for[j] -= 1;
                 if waiting_for[j] == 0 && outcomes[j].is_none() {
-                    spawn(&mut tasks, j);
+                    spawn(&mut tasks, &mut task_nodes, j);
                 }
             }
         } else {
