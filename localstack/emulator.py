@@ -32,6 +32,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
+from securitylake import SecurityLake  # noqa: E402
+
 default_user_config["lambda"] = {"use_docker": False}
 default_user_config["batch"] = {"use_docker": False}
 default_user_config["iam"] = {"load_aws_managed_policies": True}
@@ -54,12 +56,21 @@ class Behaviour:
             self.conflict_every = 0
             self.polls = {}
             self.mutations = 0
+            self.settings = {}
 
     def configure(self, body):
         with self.lock:
             self.pending_polls.update(body.get("pendingPolls", {}))
             self.latency_ms.update(body.get("latencyMs", {}))
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
+            for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake"):
+                if key in body:
+                    self.settings[key] = body[key]
+
+    def setting(self, key, default=None):
+        if key == "pendingPolls":
+            return self.pending_polls
+        return self.settings.get(key, default)
 
     def delay(self, operation):
         ms = self.latency_ms.get(operation, self.latency_ms.get("*", 0))
@@ -107,86 +118,6 @@ def json_response(status, body, error_type=None, headers=None):
 
 def error(status, code, message):
     return json_response(status, {"message": message}, error_type=code)
-
-
-class SecurityLake:
-    """A skeleton of Amazon Security Lake (rest-json, 2018-05-10): data lakes and their tags."""
-
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
-        self.lakes = {}  # region -> lake dict
-        self.tags = {}  # arn -> {key: value}
-        self.lock = threading.Lock()
-
-    def handle(self, request, region):
-        path, method = request.path, request.method
-        body = body_of(request)
-        mutating = method in ("POST", "PUT", "DELETE", "PATCH") and not path.startswith("/v1/datalakes/list")
-        if mutating and self.behaviour.conflict():
-            return error(409, "ConflictException", "a previous write did not have time to propagate")
-        with self.lock:
-            if path == "/v1/datalake" and method == "POST":
-                return self.create_data_lake(body, region)
-            if path == "/v1/datalakes" and method == "GET":
-                regions = request.args.getlist("regions") or list(self.lakes)
-                return json_response(200, {"dataLakes": [self.lakes[r] for r in regions if r in self.lakes]})
-            if path == "/v1/datalake/delete" and method == "POST":
-                for r in body.get("regions", []):
-                    lake = self.lakes.pop(r, None)
-                    if lake:
-                        self.tags.pop(lake["dataLakeArn"], None)
-                return json_response(200, {})
-            if path.startswith("/v1/tags/"):
-                return self.tag_operation(request, path[len("/v1/tags/"):], method, body)
-        return error(404, "ResourceNotFoundException", f"{method} {path} is not emulated")
-
-    def create_data_lake(self, body, region):
-        configurations = body.get("configurations") or []
-        if not configurations:
-            return error(400, "ValidationException", "configurations must not be empty")
-        if not body.get("metaStoreManagerRoleArn"):
-            return error(400, "ValidationException", "metaStoreManagerRoleArn is required")
-        created = []
-        for config in configurations:
-            r = config.get("region")
-            if not r:
-                return error(400, "ValidationException", "configuration.region is required")
-            arn = f"arn:aws:securitylake:{r}:{DEFAULT_ACCOUNT}:data-lake/default"
-            lake = {
-                "dataLakeArn": arn,
-                "region": r,
-                "s3BucketArn": f"arn:aws:s3:::aws-security-data-lake-{r}-{uuid.uuid4().hex[:20]}",
-                "encryptionConfiguration": config.get("encryptionConfiguration", {"kmsKeyId": "S3_MANAGED_KEY"}),
-                "lifecycleConfiguration": config.get("lifecycleConfiguration", {}),
-                "replicationConfiguration": config.get("replicationConfiguration", {}),
-                "createStatus": "COMPLETED",
-            }
-            self.lakes[r] = lake
-            self.tags[arn] = {t["key"]: t["value"] for t in body.get("tags", [])}
-            created.append(lake)
-        return json_response(200, {"dataLakes": created})
-
-    def tag_operation(self, request, arn, method, body):
-        from urllib.parse import unquote
-
-        arn = unquote(arn)
-        if arn not in self.tags:
-            return error(404, "ResourceNotFoundException", f"{arn} not found")
-        if method == "GET":
-            return json_response(200, {"tags": [{"key": k, "value": v} for k, v in self.tags[arn].items()]})
-        if method == "POST":
-            self.tags[arn].update({t["key"]: t["value"] for t in body.get("tags", [])})
-            return json_response(200, {})
-        if method == "DELETE":
-            for key in request.args.getlist("tagKeys"):
-                self.tags[arn].pop(key, None)
-            return json_response(200, {})
-        return error(405, "ValidationException", f"{method} on tags")
-
-    def reset(self):
-        with self.lock:
-            self.lakes.clear()
-            self.tags.clear()
 
 
 def sagemaker_backend(region):

@@ -45,6 +45,62 @@ class EmulatorTest(unittest.TestCase):
             sl.create_data_lake(configurations=[], metaStoreManagerRoleArn=ROLE)
         self.assertEqual(caught.exception.response["Error"]["Code"], "ValidationException")
 
+    def test_data_lake_settles_asynchronously_and_can_fail(self):
+        control("config", {"pendingPolls": {"dataLake": 2}})
+        sl = client("securitylake")
+        sl.create_data_lake(configurations=[{"region": "us-east-1"}], metaStoreManagerRoleArn=ROLE)
+        statuses = [sl.list_data_lakes(regions=["us-east-1"])["dataLakes"][0]["createStatus"] for _ in range(3)]
+        self.assertEqual(statuses, ["INITIALIZED", "PENDING", "COMPLETED"])
+        control("config", {"pendingPolls": {"dataLake": 0}, "failDataLake": {"code": "KMS", "reason": "key disabled"}})
+        sl.update_data_lake(configurations=[{"region": "us-east-1", "lifecycleConfiguration": {"expiration": {"days": 30}}}])
+        update = sl.list_data_lakes(regions=["us-east-1"])["dataLakes"][0]["updateStatus"]
+        self.assertEqual((update["status"], update["exception"]["reason"]), ("FAILED", "key disabled"))
+
+    def test_log_sources_and_the_conflict_after_delete(self):
+        control("config", {"recreateConflicts": 1})
+        sl = boto3.client("securitylake", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
+                          config=botocore.config.Config(retries={"max_attempts": 1}))
+        sl.create_data_lake(configurations=[{"region": "us-east-1"}], metaStoreManagerRoleArn=ROLE)
+        source = {"sourceName": "VPC_FLOW", "sourceVersion": "1.0", "regions": ["us-east-1"], "accounts": [ACCOUNT]}
+        sl.create_aws_log_source(sources=[source])
+        listed = sl.list_log_sources(regions=["us-east-1"])["sources"][0]["sources"]
+        self.assertEqual(listed, [{"awsLogSource": {"sourceName": "VPC_FLOW", "sourceVersion": "1.0"}}])
+        health = sl.get_data_lake_sources(accounts=[ACCOUNT])["dataLakeSources"][0]
+        self.assertEqual((health["sourceName"], health["sourceStatuses"][0]["status"]), ("VPC_FLOW", "COLLECTING"))
+        sl.delete_aws_log_source(sources=[source])
+        with self.assertRaises(botocore.exceptions.ClientError) as caught:
+            sl.create_aws_log_source(sources=[dict(source, sourceVersion="2.0")])
+        self.assertEqual(caught.exception.response["Error"]["Code"], "ConflictException")
+        sl.create_aws_log_source(sources=[dict(source, sourceVersion="2.0")])
+        self.assertEqual(sl.list_log_sources()["sources"][0]["sources"][0]["awsLogSource"]["sourceVersion"], "2.0")
+
+    def test_subscriber_notification_is_a_real_queue(self):
+        control("config", {"pendingPolls": {"subscriber": 1}})
+        sl = client("securitylake")
+        sl.create_data_lake(configurations=[{"region": "us-east-1"}], metaStoreManagerRoleArn=ROLE)
+        sub = sl.create_subscriber(subscriberName="s", subscriberIdentity={"principal": ACCOUNT, "externalId": "ext-123"},
+                                   sources=[{"awsLogSource": {"sourceName": "VPC_FLOW", "sourceVersion": "2.0"}}])["subscriber"]
+        polls = [sl.get_subscriber(subscriberId=sub["subscriberId"])["subscriber"]["subscriberStatus"] for _ in range(2)]
+        self.assertEqual([sub["subscriberStatus"]] + polls, ["PENDING", "PENDING", "ACTIVE"])
+        endpoint = sl.create_subscriber_notification(subscriberId=sub["subscriberId"], configuration={"sqsNotificationConfiguration": {}})["subscriberEndpoint"]
+        self.assertTrue(endpoint.endswith(f"AmazonSecurityLake-{sub['subscriberId']}-Main-Queue"))
+        queues = client("sqs").list_queues()["QueueUrls"]
+        self.assertEqual(len(queues), 1)
+        sl.delete_subscriber(subscriberId=sub["subscriberId"])
+        self.assertNotIn("QueueUrls", client("sqs").list_queues())
+
+    def test_inputs_are_validated_against_the_service_model(self):
+        sl = boto3.client("securitylake", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
+                          config=botocore.config.Config(parameter_validation=False))
+        sl.create_data_lake(configurations=[{"region": "us-east-1"}], metaStoreManagerRoleArn=ROLE)
+        for identity in ({"principal": ACCOUNT, "externalId": "x"}, {"principal": "not-an-account", "externalId": "ext-123"}):
+            with self.assertRaises(botocore.exceptions.ClientError) as caught:
+                sl.create_subscriber(subscriberName="s", subscriberIdentity=identity, sources=[])
+            self.assertEqual(caught.exception.response["Error"]["Code"], "ValidationException")
+        with self.assertRaises(botocore.exceptions.ClientError) as caught:
+            sl.create_aws_log_source(sources=[{"sourceName": "VPC_FLOWS", "regions": ["us-east-1"]}])
+        self.assertIn("must be one of", caught.exception.response["Error"]["Message"])
+
     def test_conflicts_are_injected_on_every_nth_mutation(self):
         control("config", {"conflictEvery": 2})
         sl = boto3.client("securitylake", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
