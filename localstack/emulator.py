@@ -34,6 +34,33 @@ from werkzeug.wrappers import Request, Response  # noqa: E402
 
 from securitylake import SecurityLake  # noqa: E402
 
+import moto.iam.models as iam_models  # noqa: E402
+
+# moto's copy of the AWS-managed policies lacks the one Security Lake's metastore manager role uses.
+_managed = json.loads(iam_models.aws_managed_policies_data)
+_managed.setdefault(
+    "AmazonSecurityLakeMetaStoreManagerV2",
+    {
+        "CreateDate": "2024-01-01T00:00:00+00:00",
+        "DefaultVersionId": "v1",
+        "Document": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "GluePartitions",
+                    "Effect": "Allow",
+                    "Action": ["glue:CreatePartition", "glue:BatchCreatePartition", "glue:GetTable", "glue:UpdateTable"],
+                    "Resource": ["arn:aws:glue:*:*:table/amazon_security_lake_glue_db*/*", "arn:aws:glue:*:*:database/amazon_security_lake_glue_db*", "arn:aws:glue:*:*:catalog"],
+                }
+            ],
+        },
+        "Path": "/service-role/",
+        "PermissionsBoundaryUsageCount": 0,
+        "UpdateDate": "2024-01-01T00:00:00+00:00",
+    },
+)
+iam_models.aws_managed_policies_data = json.dumps(_managed)
+
 default_user_config["lambda"] = {"use_docker": False}
 default_user_config["batch"] = {"use_docker": False}
 default_user_config["iam"] = {"load_aws_managed_policies": True}

@@ -124,6 +124,7 @@ class SecurityLake:
             self.recreate_conflicts = {}  # (account, region, name) -> 409s left for a re-create
             self.subscribers = {}  # id -> subscriber
             self.polls = {}  # (kind, id) -> polls seen while settling
+            self.exceptions = []  # failures ListDataLakeExceptions reports
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -215,6 +216,13 @@ class SecurityLake:
                 created.append(self.update_lake(r, config, body["metaStoreManagerRoleArn"]))
                 continue
             lake = self.configure(config, body["metaStoreManagerRoleArn"])
+            if lake["failure"]:
+                self.exceptions.append({
+                    "region": r,
+                    "exception": f"{lake['failure']['code']}: {lake['failure']['reason']}",
+                    "remediation": "fix the cause, then call CreateDataLake again",
+                    "timestamp": "2026-01-01T00:00:00Z",
+                })
             self.lakes[r] = lake
             self.tags[lake["dataLakeArn"]] = {t["key"]: t["value"] for t in body.get("tags", [])}
             self.restart("dataLake", r)
@@ -244,6 +252,10 @@ class SecurityLake:
     def op_list_data_lakes(self, body, region):
         regions = body.get("regions") or list(self.lakes)
         return {"dataLakes": [self.lake_view(self.lakes[r]) for r in regions if r in self.lakes]}
+
+    def op_list_data_lake_exceptions(self, body, region):
+        regions = body.get("regions")
+        return {"exceptions": [e for e in self.exceptions if not regions or e["region"] in regions]}
 
     def op_delete_data_lake(self, body, region):
         for r in body["regions"]:

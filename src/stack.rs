@@ -94,6 +94,37 @@ impl Stack {
         tags
     }
 
+    /// Regions where the lake is enabled: `securityLake.regions`, or the stack's region.
+    pub fn lake_regions(&self) -> Vec<String> {
+        match &self.manifest.spec.security_lake {
+            Some(lake) if !lake.regions.is_empty() => lake.regions.clone(),
+            _ => vec![self.env.region.clone()],
+        }
+    }
+
+    /// Accounts the lake's sources cover: `securityLake.accounts`, or the caller's account.
+    pub fn lake_accounts(&self) -> Vec<String> {
+        match &self.manifest.spec.security_lake {
+            Some(lake) if !lake.accounts.is_empty() => lake.accounts.clone(),
+            _ => vec![self.env.account.clone()],
+        }
+    }
+
+    /// The subscriber's name: `subscriber.name`, or `lakesight-<stack>`.
+    pub fn subscriber_name(&self) -> String {
+        self.manifest
+            .spec
+            .subscriber
+            .as_ref()
+            .and_then(|s| s.name.clone())
+            .unwrap_or_else(|| format!("lakesight-{}", self.name()))
+    }
+
+    /// Security Lake serialises mutations per account and region and answers concurrent ones with 409.
+    pub fn security_lake_serial_key(&self) -> String {
+        format!("securitylake/{}/{}", self.env.account, self.env.region)
+    }
+
     /// The SageMaker endpoint's stable name.
     pub fn endpoint_name(&self) -> String {
         self.resource_name("endpoint")

@@ -17,6 +17,19 @@ async fn owned_by(emulator: &Emulator, stack: &str) -> Vec<String> {
             owned.push(format!("bucket {name}"));
         }
     }
+    let lake = emulator.securitylake().await;
+    for data_lake in lake.list_data_lakes().send().await.expect("ListDataLakes").data_lakes() {
+        let tags = lake.list_tags_for_resource().resource_arn(data_lake.data_lake_arn()).send().await.expect("tags");
+        if tags.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
+            owned.push(format!("data lake {}", data_lake.region()));
+        }
+    }
+    for subscriber in lake.list_subscribers().send().await.expect("ListSubscribers").subscribers() {
+        let tags = lake.list_tags_for_resource().resource_arn(subscriber.subscriber_arn()).send().await.expect("tags");
+        if tags.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
+            owned.push(format!("subscriber {}", subscriber.subscriber_name()));
+        }
+    }
     let iam = emulator.iam().await;
     for role in iam.list_roles().send().await.expect("ListRoles").roles() {
         let tags = iam.list_role_tags().role_name(role.role_name()).send().await.expect("ListRoleTags");
@@ -34,9 +47,9 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
 
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
-    assert!(apply.stdout.contains("3 to create"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("9 to create"), "{}", apply.stdout);
     let owned = owned_by(&emu, QUICKSTART_STACK).await;
-    assert_eq!(owned.len(), 3, "bucket and two roles: {owned:?}");
+    assert_eq!(owned.len(), 6, "bucket, three roles, data lake, subscriber: {owned:?}");
 
     let replan = emu.run(&["plan", "--detailed-exitcode", "--stats"], &file);
     replan.expect_code(0);
@@ -50,7 +63,14 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
 
     let status = emu.run(&["status"], &file);
     status.expect_code(0);
-    for address in ["s3.bucket/artifacts", "iam.role/sagemaker", "iam.role/scorer"] {
+    for address in [
+        "s3.bucket/artifacts",
+        "iam.role/sagemaker",
+        "iam.role/scorer",
+        "iam.role/metastore",
+        "securitylake.data_lake/us-east-1",
+        "securitylake.subscriber/scorer",
+    ] {
         let line = status
             .stdout
             .lines()
@@ -61,7 +81,8 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
 
     let destroy = emu.run(&["destroy", "--auto-approve"], &file);
     destroy.expect_code(0);
-    assert_eq!(owned_by(&emu, QUICKSTART_STACK).await, Vec::<String>::new());
+    assert!(status.stdout.contains("123456789012/us-east-1 COLLECTING"), "source health: {}", status.stdout);
+    assert_eq!(owned_by(&emu, QUICKSTART_STACK).await, ["data lake us-east-1"], "only the retained lake is left");
 
     let after = emu.run(&["plan", "--detailed-exitcode"], &file);
     after.expect_code(2);
@@ -71,7 +92,7 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
 async fn plan_json_lists_every_action_with_its_reason() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "jsonplan", "  securityLake:\n    manage: true\n");
+    let file = manifest(dir.path(), "jsonplan", "  securityLake:\n    manage: true\n  training: {}\n");
     let run = emu.run(&["plan", "--output", "json", "--detailed-exitcode"], &file);
     run.expect_code(2);
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON");
@@ -79,7 +100,8 @@ async fn plan_json_lists_every_action_with_its_reason() {
     let addresses: Vec<&str> = nodes.iter().filter_map(|n| n["address"].as_str()).collect();
     assert!(addresses.contains(&"iam.role/metastore"), "a managed lake needs the metastore role: {addresses:?}");
     assert!(nodes.iter().all(|n| n["action"] == "create" && n["reason"] == "does not exist"), "{nodes:?}");
-    assert!(run.stderr.contains("does not yet reconcile: securityLake"), "{}", run.stderr);
+    assert!(addresses.contains(&"securitylake.log_source/VPC_FLOW"), "{addresses:?}");
+    assert!(run.stderr.contains("does not yet reconcile: training"), "{}", run.stderr);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ pub mod error;
 pub mod iam;
 pub mod retry;
 pub mod s3;
+pub mod securitylake;
 pub mod stats;
 
 use std::sync::Arc;
@@ -37,6 +38,7 @@ pub enum ConnectError {
 pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
+    pub securitylake: aws_sdk_securitylake::Client,
     pub env: Environment,
 }
 
@@ -67,12 +69,18 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
         .ok_or_else(|| ConnectError::Identity("GetCallerIdentity returned no account".into()))?
         .to_owned();
     let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
-    Ok(Aws { s3: clients.s3, iam: clients.iam, env: Environment { account, region, partition } })
+    Ok(Aws {
+        s3: clients.s3,
+        iam: clients.iam,
+        securitylake: clients.securitylake,
+        env: Environment { account, region, partition },
+    })
 }
 
 struct Clients {
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
+    securitylake: aws_sdk_securitylake::Client,
     sts: aws_sdk_sts::Client,
 }
 
@@ -98,6 +106,7 @@ impl Clients {
                 common!(aws_sdk_s3::config::Builder::from(sdk), stats).force_path_style(path_style).build(),
             ),
             iam: client!(aws_sdk_iam, sdk, stats),
+            securitylake: client!(aws_sdk_securitylake, sdk, stats),
             sts: client!(aws_sdk_sts, sdk, stats),
         }
     }

@@ -205,7 +205,7 @@ async fn run_node(node: &dyn Node, action: Action, walk: &Walk) -> Outcome {
 async fn await_ready(node: &dyn Node, walk: &Walk) -> Result<(), Outcome> {
     let started = Instant::now();
     let deadline = started + node.wait_timeout();
-    loop {
+    for poll in 0u32.. {
         let readiness = {
             let Ok(_slot) = walk.slots.acquire().await else {
                 return Err(Outcome::Interrupted);
@@ -224,11 +224,35 @@ async fn await_ready(node: &dyn Node, walk: &Walk) -> Result<(), Outcome> {
                     )));
                 }
                 walk.reporter.waiting(node.address(), &status, started.elapsed());
+                let delay = poll_delay(retry_after, poll, fastrand::f64());
                 tokio::select! {
-                    _ = tokio::time::sleep(retry_after.min(deadline - now)) => {}
+                    _ = tokio::time::sleep(delay.min(deadline - now)) => {}
                     _ = walk.cancel.cancelled() => return Err(Outcome::Interrupted),
                 }
             }
         }
+    }
+    Err(Outcome::Failed("polled more often than a u32 counts".into()))
+}
+
+/// Backoff between readiness polls: the resource's interval, doubled per poll up to eight times
+/// it, with ±20% jitter (`unit` in [0, 1)) so that many waiting resources do not poll in step.
+fn poll_delay(base: Duration, poll: u32, unit: f64) -> Duration {
+    base.mul_f64(f64::from(1u32 << poll.min(3)) * (0.8 + 0.4 * unit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_delay_backs_off_to_eight_times_with_jitter() {
+        let base = Duration::from_secs(1);
+        assert_eq!(poll_delay(base, 0, 0.5), Duration::from_secs(1));
+        assert_eq!(poll_delay(base, 1, 0.5), Duration::from_secs(2));
+        assert_eq!(poll_delay(base, 3, 0.5), Duration::from_secs(8));
+        assert_eq!(poll_delay(base, 9, 0.5), Duration::from_secs(8));
+        assert_eq!(poll_delay(base, 0, 0.0), Duration::from_millis(800));
+        assert!(poll_delay(base, 0, 0.999) < Duration::from_millis(1200));
     }
 }

@@ -81,8 +81,6 @@ impl Manifest {
     pub fn unreconciled_sections(&self) -> Vec<&'static str> {
         let s = &self.spec;
         [
-            ("securityLake", s.security_lake.is_some()),
-            ("subscriber", s.subscriber.is_some()),
             ("features", s.features.is_some()),
             ("training", s.training.is_some()),
             ("endpoint", s.endpoint.is_some()),
@@ -232,14 +230,25 @@ mod tests {
 
     #[test]
     fn external_id_is_checked_but_never_echoed() {
-        let src = format!("{VALID}  subscriber:\n    principal: '123456789012'\n    externalId: 'x'\n");
+        let src =
+            format!("{VALID}  securityLake: {{}}\n  subscriber:\n    principal: '123456789012'\n    externalId: 'x'\n");
         let d = &errors(&src)[0];
         assert_eq!(d.field, "spec.subscriber.externalId");
         assert!(d.message.contains("got 1 characters"));
-        let src = format!("{VALID}  subscriber:\n    principal: 'me'\n    externalId: 'secret-value'\n");
+        let src = format!(
+            "{VALID}  securityLake: {{}}\n  subscriber:\n    principal: 'me'\n    externalId: 'secret-value'\n"
+        );
         let d = &errors(&src)[0];
         assert_eq!(d.field, "spec.subscriber.principal");
         assert!(!d.to_string().contains("secret-value"));
+    }
+
+    #[test]
+    fn a_subscriber_needs_a_lake_section() {
+        let src = format!("{VALID}  subscriber:\n    principal: '123456789012'\n    externalId: 'ext-id'\n");
+        let d = &errors(&src)[0];
+        assert_eq!((d.field.as_str(), d.position.map(|p| p.line)), ("spec.subscriber", Some(8)));
+        assert!(d.message.contains("needs spec.securityLake"), "{}", d.message);
     }
 
     #[test]

@@ -193,6 +193,22 @@ pub enum SourceName {
     Waf,
 }
 
+impl SourceName {
+    /// The name as the Security Lake API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceName::VpcFlow => "VPC_FLOW",
+            SourceName::Route53 => "ROUTE53",
+            SourceName::ShFindings => "SH_FINDINGS",
+            SourceName::CloudTrailMgmt => "CLOUD_TRAIL_MGMT",
+            SourceName::LambdaExecution => "LAMBDA_EXECUTION",
+            SourceName::S3Data => "S3_DATA",
+            SourceName::EksAudit => "EKS_AUDIT",
+            SourceName::Waf => "WAF",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogSource {
@@ -559,6 +575,14 @@ pub struct Timeouts {
     #[serde(default = "default_wait", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub security_lake: Duration,
+    /// First interval between status polls; later polls back off to eight times it.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub poll_interval: Duration,
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(5)
 }
 
 fn default_wait() -> Duration {
@@ -570,6 +594,11 @@ fn default_endpoint_wait() -> Duration {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { default: default_wait(), endpoint: default_endpoint_wait(), security_lake: default_wait() }
+        Self {
+            default: default_wait(),
+            endpoint: default_endpoint_wait(),
+            security_lake: default_wait(),
+            poll_interval: default_poll_interval(),
+        }
     }
 }

@@ -138,7 +138,15 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         }
     }
 
+    let t = &spec.timeouts;
+    c.range(&["spec", "timeouts", "pollInterval"], t.poll_interval.as_secs_f64(), 0.05, 300.0);
     if let Some(sub) = &spec.subscriber {
+        if spec.security_lake.is_none() {
+            c.issue(
+                &["spec", "subscriber"],
+                "needs spec.securityLake (set securityLake.manage: false to use a lake managed elsewhere)",
+            );
+        }
         if let Some(name) = &sub.name {
             c.pattern(
                 &["spec", "subscriber", "name"],

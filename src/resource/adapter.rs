@@ -52,6 +52,10 @@ impl<R: Resource> Node for Managed<R> {
         &self.resource.identity().depends_on
     }
 
+    fn serial_key(&self) -> Option<&str> {
+        self.resource.identity().serial_key.as_deref()
+    }
+
     fn wait_timeout(&self) -> Duration {
         self.resource.identity().wait_timeout
     }

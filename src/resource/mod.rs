@@ -36,8 +36,33 @@ pub struct Identity {
     pub name: String,
     pub depends_on: Vec<String>,
     pub wait_timeout: Duration,
+    /// First interval between readiness polls.
+    pub poll_interval: Duration,
+    /// Resources with the same key never mutate at the same time.
+    pub serial_key: Option<String>,
     /// The stack name, to recognise the owner tag.
     pub stack: String,
+}
+
+impl Identity {
+    /// An identity with the stack's default wait and poll interval, and no serial key.
+    pub fn new(stack: &crate::stack::Stack, address: impl Into<String>, name: impl Into<String>) -> Identity {
+        let timeouts = &stack.manifest.spec.timeouts;
+        Identity {
+            address: address.into(),
+            name: name.into(),
+            depends_on: Vec::new(),
+            wait_timeout: timeouts.default,
+            poll_interval: timeouts.poll_interval,
+            serial_key: None,
+            stack: stack.name().to_owned(),
+        }
+    }
+
+    /// Pending, to be polled again after the poll interval.
+    pub fn pending(&self, status: impl Into<String>) -> Readiness {
+        Readiness::Pending { status: status.into(), retry_after: self.poll_interval }
+    }
 }
 
 /// One resource kind: read / create / update / delete / readiness over its own observed state.

@@ -8,7 +8,16 @@ use crate::stack::Stack;
 
 type Kind = fn(&Stack, &Aws) -> Vec<Arc<dyn Node>>;
 
-const KINDS: &[Kind] = &[aws::s3::bucket::nodes, aws::iam::role::nodes];
+// One line per kind, kept vertical on purpose.
+#[rustfmt::skip]
+const KINDS: &[Kind] = &[
+    aws::s3::bucket::nodes,
+    aws::iam::role::nodes,
+    aws::securitylake::data_lake::nodes,
+    aws::securitylake::log_source::nodes,
+    aws::securitylake::subscriber::nodes,
+    aws::securitylake::notification::nodes,
+];
 
 /// The nodes a stack declares, in registry order; the graph orders them by dependency.
 pub fn nodes(stack: &Stack, aws: &Aws) -> Vec<Arc<dyn Node>> {

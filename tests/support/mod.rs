@@ -105,6 +105,14 @@ impl Emulator {
     pub async fn iam(&self) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::new(&self.sdk().await)
     }
+
+    pub async fn securitylake(&self) -> aws_sdk_securitylake::Client {
+        aws_sdk_securitylake::Client::new(&self.sdk().await)
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk().await)
+    }
 }
 
 impl Drop for Emulator {

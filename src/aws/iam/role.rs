@@ -62,13 +62,7 @@ pub fn address(kind: RoleKind) -> String {
 impl Role {
     pub fn new(stack: &Stack, kind: RoleKind, client: Client) -> Self {
         Role {
-            identity: Identity {
-                address: address(kind),
-                name: stack.resource_name(kind.suffix()),
-                depends_on: Vec::new(),
-                wait_timeout: stack.manifest.spec.timeouts.default,
-                stack: stack.name().to_owned(),
-            },
+            identity: Identity::new(stack, address(kind), stack.resource_name(kind.suffix())),
             client,
             trust: policy::trust_policy(kind),
             inline: policy::inline_policy(stack, kind),

@@ -65,13 +65,7 @@ impl ArtifactBucket {
     pub fn new(stack: &Stack, client: Client) -> Self {
         let spec = &stack.manifest.spec.artifact_bucket;
         ArtifactBucket {
-            identity: Identity {
-                address: ADDRESS.into(),
-                name: stack.artifact_bucket(),
-                depends_on: Vec::new(),
-                wait_timeout: stack.manifest.spec.timeouts.default,
-                stack: stack.name().to_owned(),
-            },
+            identity: Identity::new(stack, ADDRESS, stack.artifact_bucket()),
             client,
             arn: stack.artifact_bucket_arn(),
             region: stack.env.region.clone(),

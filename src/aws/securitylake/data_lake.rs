@@ -1,0 +1,325 @@
+//! The Security Lake data lake in one region: encryption, lifecycle and replication, created
+//! with the metastore manager role and owner-tagged. Create and update settle asynchronously;
+//! readiness waits for COMPLETED and reports FAILED with the service's own code and reason.
+//! Destroy keeps the lake unless `securityLake.deletionPolicy` is `Delete`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_securitylake::Client;
+use aws_sdk_securitylake::types::{
+    DataLakeConfiguration, DataLakeEncryptionConfiguration, DataLakeLifecycleConfiguration,
+    DataLakeLifecycleExpiration, DataLakeLifecycleTransition, DataLakeReplicationConfiguration, DataLakeResource,
+    DataLakeStatus,
+};
+
+use super::{read_tags, tag, tag_list};
+use crate::aws::error::service_error;
+use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::manifest::{DeletionPolicy, SecurityLake};
+use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
+use crate::stack::{RoleKind, Stack};
+
+/// Security Lake's name for S3-managed encryption.
+pub const S3_MANAGED_KEY: &str = "S3_MANAGED_KEY";
+
+/// The code of a failure that came without an exception.
+const UNKNOWN: &str = "unknown";
+
+pub fn address(region: &str) -> String {
+    format!("securitylake.data_lake/{region}")
+}
+
+/// What the lake should look like in one region, and what it does look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub kms_key: String,
+    pub expiration_days: Option<i32>,
+    pub transitions: Vec<(i32, String)>,
+    pub replication_regions: Vec<String>,
+    pub replication_role: Option<String>,
+}
+
+impl Settings {
+    fn lifecycle(&self) -> String {
+        let transitions: Vec<String> = self.transitions.iter().map(|(d, c)| format!("{d}d {c}")).collect();
+        let expiry = self.expiration_days.map_or("never".to_owned(), |d| format!("{d}d"));
+        format!("expire {expiry}, transitions [{}]", transitions.join(", "))
+    }
+
+    fn replication(&self) -> String {
+        if self.replication_regions.is_empty() { "none".into() } else { self.replication_regions.join(", ") }
+    }
+}
+
+/// The state of the last create or update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    Completed,
+    Settling(String),
+    Failed { code: String, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub arn: String,
+    pub settings: Settings,
+    pub progress: Progress,
+    pub tags: BTreeMap<String, String>,
+}
+
+pub struct DataLake {
+    identity: Identity,
+    client: Client,
+    region: String,
+    settings: Settings,
+    meta_store_role: String,
+    tags: BTreeMap<String, String>,
+    retain: bool,
+}
+
+/// Registry entry: one node per lake region, when the stack manages the lake.
+pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
+    let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) else {
+        return Vec::new();
+    };
+    stack
+        .lake_regions()
+        .into_iter()
+        .map(|region| {
+            Arc::new(Managed::new(DataLake::new(stack, lake, region, aws.securitylake.clone()))) as Arc<dyn Node>
+        })
+        .collect()
+}
+
+impl DataLake {
+    pub fn new(stack: &Stack, lake: &SecurityLake, region: String, client: Client) -> Self {
+        let mut identity = Identity::new(stack, address(&region), format!("data lake in {region}"));
+        identity.wait_timeout = stack.manifest.spec.timeouts.security_lake;
+        identity.serial_key = Some(stack.security_lake_serial_key());
+        if stack.given_role_arn(RoleKind::MetaStoreManager).is_none() {
+            identity.depends_on.push(crate::aws::iam::role::address(RoleKind::MetaStoreManager));
+        }
+        let retention = lake.retention.as_ref();
+        DataLake {
+            identity,
+            client,
+            settings: Settings {
+                kms_key: lake.kms_key_id.clone().unwrap_or_else(|| S3_MANAGED_KEY.to_owned()),
+                expiration_days: retention.map(|r| clamp_days(r.expiration_days)),
+                transitions: retention
+                    .map(|r| r.transitions.iter().map(|t| (clamp_days(t.days), t.storage_class.clone())).collect())
+                    .unwrap_or_default(),
+                replication_regions: lake.replication.as_ref().map(|r| r.regions.clone()).unwrap_or_default(),
+                replication_role: lake.replication.as_ref().and_then(|r| r.role_arn.clone()),
+            },
+            region,
+            meta_store_role: stack.role_arn(RoleKind::MetaStoreManager),
+            tags: stack.tags(),
+            retain: lake.deletion_policy == DeletionPolicy::Retain,
+        }
+    }
+
+    fn configuration(&self) -> Result<DataLakeConfiguration, ResourceError> {
+        let s = &self.settings;
+        let mut lifecycle = DataLakeLifecycleConfiguration::builder();
+        if let Some(days) = s.expiration_days {
+            lifecycle = lifecycle.expiration(DataLakeLifecycleExpiration::builder().days(days).build());
+        }
+        for (days, class) in &s.transitions {
+            lifecycle =
+                lifecycle.transitions(DataLakeLifecycleTransition::builder().days(*days).storage_class(class).build());
+        }
+        let mut config = DataLakeConfiguration::builder()
+            .region(&self.region)
+            .encryption_configuration(DataLakeEncryptionConfiguration::builder().kms_key_id(&s.kms_key).build())
+            .lifecycle_configuration(lifecycle.build());
+        if !s.replication_regions.is_empty() {
+            config = config.replication_configuration(
+                DataLakeReplicationConfiguration::builder()
+                    .set_regions(Some(s.replication_regions.clone()))
+                    .set_role_arn(s.replication_role.clone())
+                    .build(),
+            );
+        }
+        config.build().map_err(|e| ResourceError::Invalid(e.to_string()))
+    }
+
+    async fn find(&self) -> Result<Option<DataLakeResource>, ResourceError> {
+        let out = self
+            .client
+            .list_data_lakes()
+            .regions(&self.region)
+            .send()
+            .await
+            .map_err(|e| service_error("ListDataLakes", e))?;
+        Ok(out.data_lakes().iter().find(|l| l.region() == self.region).cloned())
+    }
+}
+
+impl DataLake {
+    /// The newest exception Security Lake recorded for this region, as an error for the user.
+    async fn latest_exception(&self) -> Result<ResourceError, ResourceError> {
+        let out = self
+            .client
+            .list_data_lake_exceptions()
+            .regions(&self.region)
+            .send()
+            .await
+            .map_err(|e| service_error("ListDataLakeExceptions", e))?;
+        let latest = out.exceptions().iter().max_by_key(|e| e.timestamp().map(|t| (t.secs(), t.subsec_nanos())));
+        let message = match latest {
+            Some(e) => format!(
+                "{}{}",
+                e.exception().unwrap_or("no reason given"),
+                e.remediation().map(|r| format!(" (remediation: {r})")).unwrap_or_default()
+            ),
+            None => "Security Lake reports FAILED and lists no exception".to_owned(),
+        };
+        Ok(ResourceError::Service { operation: "CreateDataLake", code: "FAILED".into(), message })
+    }
+}
+
+/// Manifest day counts are unsigned; the API takes i32.
+fn clamp_days(days: u32) -> i32 {
+    i32::try_from(days).unwrap_or(i32::MAX)
+}
+
+fn observed_settings(lake: &DataLakeResource) -> Settings {
+    let lifecycle = lake.lifecycle_configuration();
+    let replication = lake.replication_configuration();
+    Settings {
+        kms_key: lake.encryption_configuration().and_then(|e| e.kms_key_id()).unwrap_or(S3_MANAGED_KEY).to_owned(),
+        expiration_days: lifecycle.and_then(|l| l.expiration()).and_then(|e| e.days()),
+        transitions: lifecycle
+            .map(|l| l.transitions().iter().filter_map(|t| Some((t.days()?, t.storage_class()?.to_owned()))).collect())
+            .unwrap_or_default(),
+        replication_regions: replication.map(|r| r.regions().to_vec()).unwrap_or_default(),
+        replication_role: replication.and_then(|r| r.role_arn()).map(str::to_owned),
+    }
+}
+
+/// The last update's status when there is one, else the create status.
+fn progress(lake: &DataLakeResource) -> Progress {
+    let (status, exception) = match lake.update_status().and_then(|u| u.status().map(|s| (s, u.exception()))) {
+        Some((status, exception)) => (Some(status), exception),
+        None => (lake.create_status(), None),
+    };
+    match status {
+        Some(DataLakeStatus::Completed) | None => Progress::Completed,
+        Some(DataLakeStatus::Failed) => Progress::Failed {
+            code: exception.and_then(|e| e.code()).unwrap_or(UNKNOWN).to_owned(),
+            reason: exception.and_then(|e| e.reason()).unwrap_or("no reason given").to_owned(),
+        },
+        Some(other) => Progress::Settling(other.as_str().to_owned()),
+    }
+}
+
+#[async_trait]
+impl Resource for DataLake {
+    type Observed = Observed;
+
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    async fn read(&self) -> Result<Option<Observed>, ResourceError> {
+        let Some(lake) = self.find().await? else { return Ok(None) };
+        Ok(Some(Observed {
+            arn: lake.data_lake_arn().to_owned(),
+            settings: observed_settings(&lake),
+            progress: progress(&lake),
+            tags: read_tags(&self.client, lake.data_lake_arn()).await?,
+        }))
+    }
+
+    fn owner(&self, observed: &Observed) -> Ownership {
+        ownership_from_tags(observed.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), &self.identity.stack)
+    }
+
+    fn diff(&self, observed: &Observed) -> Vec<Change> {
+        let (have, want) = (&observed.settings, &self.settings);
+        let mut changes = Vec::new();
+        if have.kms_key != want.kms_key {
+            changes.push(Change::in_place("kmsKeyId", &have.kms_key, &want.kms_key));
+        }
+        if (have.expiration_days, &have.transitions) != (want.expiration_days, &want.transitions) {
+            changes.push(Change::in_place("retention", have.lifecycle(), want.lifecycle()));
+        }
+        if (&have.replication_regions, &have.replication_role) != (&want.replication_regions, &want.replication_role) {
+            changes.push(Change::in_place("replication", have.replication(), want.replication()));
+        }
+        changes.extend(tag_change(&self.tags, &observed.tags));
+        changes
+    }
+
+    fn id(&self, observed: &Observed) -> String {
+        observed.arn.clone()
+    }
+
+    fn health(&self, observed: &Observed) -> Option<String> {
+        Some(match &observed.progress {
+            Progress::Completed => "COMPLETED".into(),
+            Progress::Settling(status) => status.clone(),
+            Progress::Failed { code, reason } => format!("FAILED: {code}: {reason}"),
+        })
+    }
+
+    async fn create(&self) -> Result<(), ResourceError> {
+        self.client
+            .create_data_lake()
+            .configurations(self.configuration()?)
+            .meta_store_manager_role_arn(&self.meta_store_role)
+            .set_tags(Some(tag_list(&self.tags)?))
+            .send()
+            .await
+            .map_err(|e| service_error("CreateDataLake", e))?;
+        Ok(())
+    }
+
+    async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
+        if changes.iter().any(|c| c.field != "tags") {
+            self.client
+                .update_data_lake()
+                .configurations(self.configuration()?)
+                .meta_store_manager_role_arn(&self.meta_store_role)
+                .send()
+                .await
+                .map_err(|e| service_error("UpdateDataLake", e))?;
+        }
+        if changes.iter().any(|c| c.field == "tags") {
+            tag(&self.client, &observed.arn, &self.tags).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, _observed: &Observed) -> Result<(), ResourceError> {
+        self.client
+            .delete_data_lake()
+            .regions(&self.region)
+            .send()
+            .await
+            .map_err(|e| service_error("DeleteDataLake", e))?;
+        Ok(())
+    }
+
+    async fn readiness(&self) -> Result<Readiness, ResourceError> {
+        let Some(lake) = self.find().await? else {
+            return Ok(self.identity.pending("not listed yet"));
+        };
+        match progress(&lake) {
+            Progress::Completed => Ok(Readiness::Ready),
+            Progress::Settling(status) => Ok(self.identity.pending(status)),
+            Progress::Failed { code, reason } if code != UNKNOWN => {
+                Err(ResourceError::Service { operation: "DataLake status", code, message: reason })
+            }
+            // A failed create carries no exception; Security Lake lists it separately.
+            Progress::Failed { .. } => Err(self.latest_exception().await?),
+        }
+    }
+
+    fn retain_on_destroy(&self) -> bool {
+        self.retain
+    }
+}

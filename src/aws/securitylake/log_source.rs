@@ -1,0 +1,274 @@
+//! One AWS log source (VPC_FLOW, ROUTE53, ...) at a pinned version, for the manifest's accounts
+//! and regions. Log sources carry no tags, so the stack manages exactly the ones its manifest
+//! names. There is no update call: a version change is delete then create, and the create rides
+//! out the 409s that follow the asynchronous delete through the shared retry classifier.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_securitylake::Client;
+use aws_sdk_securitylake::types::{AwsLogSourceConfiguration, AwsLogSourceName, LogSourceResource};
+
+use crate::aws::error::service_error;
+use crate::engine::{Change, Node, Ownership};
+use crate::manifest::{LogSource as SourceSpec, SourceName};
+use crate::resource::{Identity, Managed, Resource, ResourceError};
+use crate::stack::Stack;
+
+pub fn address(name: SourceName) -> String {
+    format!("securitylake.log_source/{}", name.as_str())
+}
+
+/// Where a source is enabled: (account, region) → version.
+pub type Coverage = BTreeMap<(String, String), String>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub coverage: Coverage,
+    /// Collection status per `account/region` from GetDataLakeSources.
+    pub health: BTreeMap<String, String>,
+}
+
+pub struct LogSource {
+    identity: Identity,
+    client: Client,
+    source: SourceName,
+    version: String,
+    accounts: Vec<String>,
+    regions: Vec<String>,
+}
+
+/// Registry entry: one node per source the manifest names, when the stack manages the lake.
+pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
+    let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) else {
+        return Vec::new();
+    };
+    lake.sources
+        .iter()
+        .map(|spec| Arc::new(Managed::new(LogSource::new(stack, spec, aws.securitylake.clone()))) as Arc<dyn Node>)
+        .collect()
+}
+
+impl LogSource {
+    pub fn new(stack: &Stack, spec: &SourceSpec, client: Client) -> Self {
+        let regions = if spec.regions.is_empty() { stack.lake_regions() } else { spec.regions.clone() };
+        let mut identity = Identity::new(stack, address(spec.name), format!("{} {}", spec.name.as_str(), spec.version));
+        identity.wait_timeout = stack.manifest.spec.timeouts.security_lake;
+        identity.serial_key = Some(stack.security_lake_serial_key());
+        // The lake must be enabled in a region before a source can collect there.
+        identity.depends_on = regions.iter().map(|r| super::data_lake::address(r)).collect();
+        LogSource {
+            identity,
+            client,
+            source: spec.name,
+            version: spec.version.clone(),
+            accounts: if spec.accounts.is_empty() { stack.lake_accounts() } else { spec.accounts.clone() },
+            regions,
+        }
+    }
+
+    fn wanted(&self) -> Coverage {
+        self.accounts
+            .iter()
+            .flat_map(|a| self.regions.iter().map(move |r| ((a.clone(), r.clone()), self.version.clone())))
+            .collect()
+    }
+
+    fn configuration(
+        &self,
+        version: &str,
+        accounts: Vec<String>,
+        regions: Vec<String>,
+    ) -> Result<AwsLogSourceConfiguration, ResourceError> {
+        AwsLogSourceConfiguration::builder()
+            .source_name(AwsLogSourceName::from(self.source.as_str()))
+            .source_version(version)
+            .set_accounts(Some(accounts))
+            .set_regions(Some(regions))
+            .build()
+            .map_err(|e| ResourceError::Invalid(e.to_string()))
+    }
+
+    async fn coverage(&self) -> Result<Coverage, ResourceError> {
+        let mut coverage = Coverage::new();
+        let mut pages = self
+            .client
+            .list_log_sources()
+            .set_accounts(Some(self.accounts.clone()))
+            .set_regions(Some(self.regions.clone()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for entry in page.map_err(|e| service_error("ListLogSources", e))?.sources() {
+                let (Some(account), Some(region)) = (entry.account(), entry.region()) else { continue };
+                for resource in entry.sources() {
+                    if let LogSourceResource::AwsLogSource(aws) = resource
+                        && aws.source_name().map(AwsLogSourceName::as_str) == Some(self.source.as_str())
+                    {
+                        let version = aws.source_version().unwrap_or("unknown").to_owned();
+                        coverage.insert((account.to_owned(), region.to_owned()), version);
+                    }
+                }
+            }
+        }
+        Ok(coverage)
+    }
+
+    /// COLLECTING / MISCONFIGURED / NOT_COLLECTING per account and region.
+    async fn health_by_location(&self) -> Result<BTreeMap<String, String>, ResourceError> {
+        let mut health = BTreeMap::new();
+        let mut pages =
+            self.client.get_data_lake_sources().set_accounts(Some(self.accounts.clone())).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for source in page.map_err(|e| service_error("GetDataLakeSources", e))?.data_lake_sources() {
+                if source.source_name() != Some(self.source.as_str()) {
+                    continue;
+                }
+                let account = source.account().unwrap_or("?");
+                for status in source.source_statuses() {
+                    let region = status.resource().and_then(region_of).unwrap_or("?");
+                    let value = status.status().map_or("UNKNOWN", |s| s.as_str());
+                    health.insert(format!("{account}/{region}"), value.to_owned());
+                }
+            }
+        }
+        Ok(health)
+    }
+
+    /// Enables the source where it is missing (or at another version).
+    async fn enable(&self, missing: &Coverage) -> Result<(), ResourceError> {
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let accounts: BTreeSet<String> = missing.keys().map(|(a, _)| a.clone()).collect();
+        let regions: BTreeSet<String> = missing.keys().map(|(_, r)| r.clone()).collect();
+        let out = self
+            .client
+            .create_aws_log_source()
+            .sources(self.configuration(
+                &self.version,
+                accounts.into_iter().collect(),
+                regions.into_iter().collect(),
+            )?)
+            .send()
+            .await
+            .map_err(|e| service_error("CreateAwsLogSource", e))?;
+        if !out.failed().is_empty() {
+            return Err(ResourceError::Invalid(format!(
+                "Security Lake could not enable {} for accounts {}",
+                self.source.as_str(),
+                out.failed().join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The region in a source status resource path: `aws/VPC_FLOW/2.0/region=<r>/accountId=<a>`.
+fn region_of(resource: &str) -> Option<&str> {
+    resource.split('/').find_map(|part| part.strip_prefix("region="))
+}
+
+fn render(coverage: &Coverage) -> String {
+    let parts: Vec<String> = coverage.iter().map(|((a, r), v)| format!("{a}/{r}@{v}")).collect();
+    if parts.is_empty() { "none".into() } else { parts.join(", ") }
+}
+
+#[async_trait]
+impl Resource for LogSource {
+    type Observed = Observed;
+
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    async fn read(&self) -> Result<Option<Observed>, ResourceError> {
+        let coverage = self.coverage().await?;
+        if coverage.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Observed { coverage, health: self.health_by_location().await? }))
+    }
+
+    fn owner(&self, _observed: &Observed) -> Ownership {
+        Ownership::Untaggable
+    }
+
+    fn diff(&self, observed: &Observed) -> Vec<Change> {
+        let wanted = self.wanted();
+        let other_version: Coverage = observed
+            .coverage
+            .iter()
+            .filter(|(_, v)| **v != self.version)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut changes = Vec::new();
+        if !other_version.is_empty() {
+            let from: BTreeSet<&String> = other_version.values().collect();
+            let from: Vec<&str> = from.into_iter().map(String::as_str).collect();
+            changes.push(Change::replacing("sourceVersion", from.join(", "), &self.version));
+        }
+        let missing: Coverage = wanted
+            .iter()
+            .filter(|(k, _)| !observed.coverage.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !missing.is_empty() {
+            changes.push(Change::in_place("coverage", render(&observed.coverage), render(&wanted)));
+        }
+        changes
+    }
+
+    fn id(&self, _observed: &Observed) -> String {
+        format!("{}@{}", self.source.as_str(), self.version)
+    }
+
+    fn health(&self, observed: &Observed) -> Option<String> {
+        if observed.health.is_empty() {
+            return Some("no status reported".into());
+        }
+        let parts: Vec<String> =
+            observed.health.iter().map(|(location, status)| format!("{location} {status}")).collect();
+        Some(parts.join(", "))
+    }
+
+    async fn create(&self) -> Result<(), ResourceError> {
+        self.enable(&self.wanted()).await
+    }
+
+    async fn update(&self, observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
+        let missing: Coverage = self.wanted().into_iter().filter(|(k, _)| !observed.coverage.contains_key(k)).collect();
+        self.enable(&missing).await
+    }
+
+    async fn delete(&self, observed: &Observed) -> Result<(), ResourceError> {
+        // One call per version found, each for the accounts and regions where it runs.
+        let mut by_version: BTreeMap<&str, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+        for ((account, region), version) in &observed.coverage {
+            let entry = by_version.entry(version.as_str()).or_default();
+            entry.0.insert(account.clone());
+            entry.1.insert(region.clone());
+        }
+        for (version, (accounts, regions)) in by_version {
+            self.client
+                .delete_aws_log_source()
+                .sources(self.configuration(version, accounts.into_iter().collect(), regions.into_iter().collect())?)
+                .send()
+                .await
+                .map_err(|e| service_error("DeleteAwsLogSource", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_is_read_from_the_status_resource_path() {
+        assert_eq!(region_of("aws/VPC_FLOW/2.0/region=eu-west-1/accountId=111122223333"), Some("eu-west-1"));
+        assert_eq!(region_of("no-region-here"), None);
+    }
+}

@@ -1,0 +1,244 @@
+//! The Security Lake subscriber the scorer reads through: principal and external id, access
+//! types and sources, owner-tagged. Sources and identity update in place; access types cannot
+//! change, so changing them replaces the subscriber. The external id never appears in a plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_securitylake::Client;
+use aws_sdk_securitylake::types::{
+    AccessType, AwsIdentity, AwsLogSourceName, AwsLogSourceResource, LogSourceResource, SubscriberResource,
+    SubscriberStatus,
+};
+
+use super::{find_subscriber, is_not_found, read_tags, tag, tag_list};
+use crate::aws::error::service_error;
+use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::manifest::{AccessType as AccessSpec, Subscriber as SubscriberSpec};
+use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
+use crate::stack::Stack;
+
+pub const ADDRESS: &str = "securitylake.subscriber/scorer";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub id: String,
+    pub arn: String,
+    pub principal: String,
+    pub external_id: String,
+    /// (source name, version)
+    pub sources: BTreeSet<(String, String)>,
+    pub access: BTreeSet<String>,
+    pub status: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+pub struct Subscriber {
+    identity: Identity,
+    client: Client,
+    principal: String,
+    external_id: String,
+    sources: BTreeSet<(String, String)>,
+    access: BTreeSet<String>,
+    tags: BTreeMap<String, String>,
+}
+
+/// Registry entry.
+pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
+    match &stack.manifest.spec.subscriber {
+        Some(spec) => vec![Arc::new(Managed::new(Subscriber::new(stack, spec, aws.securitylake.clone())))],
+        None => Vec::new(),
+    }
+}
+
+impl From<&SubscriberResource> for Observed {
+    fn from(s: &SubscriberResource) -> Self {
+        Observed {
+            id: s.subscriber_id().to_owned(),
+            arn: s.subscriber_arn().to_owned(),
+            principal: s.subscriber_identity().map(|i| i.principal().to_owned()).unwrap_or_default(),
+            external_id: s.subscriber_identity().map(|i| i.external_id().to_owned()).unwrap_or_default(),
+            sources: s
+                .sources()
+                .iter()
+                .filter_map(|r| match r {
+                    LogSourceResource::AwsLogSource(aws) => Some((
+                        aws.source_name()?.as_str().to_owned(),
+                        aws.source_version().unwrap_or_default().to_owned(),
+                    )),
+                    _ => None,
+                })
+                .collect(),
+            access: s.access_types().iter().map(|a| a.as_str().to_owned()).collect(),
+            status: s.subscriber_status().map(|st| st.as_str().to_owned()),
+            tags: BTreeMap::new(),
+        }
+    }
+}
+
+impl Subscriber {
+    pub fn new(stack: &Stack, spec: &SubscriberSpec, client: Client) -> Self {
+        let lake = stack.manifest.spec.security_lake.as_ref();
+        let lake_sources = lake.map(|l| l.sources.as_slice()).unwrap_or_default();
+        // Default: every lake source; each at the version the lake pins.
+        let sources = lake_sources
+            .iter()
+            .filter(|s| spec.sources.is_empty() || spec.sources.contains(&s.name))
+            .map(|s| (s.name.as_str().to_owned(), s.version.clone()))
+            .collect();
+        let mut identity = Identity::new(stack, ADDRESS, stack.subscriber_name());
+        identity.wait_timeout = stack.manifest.spec.timeouts.security_lake;
+        identity.serial_key = Some(stack.security_lake_serial_key());
+        if lake.is_some_and(|l| l.manage) {
+            identity.depends_on = lake_sources
+                .iter()
+                .filter(|s| spec.sources.is_empty() || spec.sources.contains(&s.name))
+                .map(|s| super::log_source::address(s.name))
+                .collect();
+        }
+        Subscriber {
+            identity,
+            client,
+            principal: spec.principal.clone(),
+            external_id: spec.external_id.clone(),
+            sources,
+            access: spec
+                .access
+                .iter()
+                .map(|a| match a {
+                    AccessSpec::S3 => AccessType::S3.as_str().to_owned(),
+                    AccessSpec::Lakeformation => AccessType::Lakeformation.as_str().to_owned(),
+                })
+                .collect(),
+            tags: stack.tags(),
+        }
+    }
+
+    fn aws_identity(&self) -> Result<AwsIdentity, ResourceError> {
+        AwsIdentity::builder()
+            .principal(&self.principal)
+            .external_id(&self.external_id)
+            .build()
+            .map_err(|e| ResourceError::Invalid(e.to_string()))
+    }
+
+    fn source_list(&self) -> Vec<LogSourceResource> {
+        self.sources
+            .iter()
+            .map(|(name, version)| {
+                LogSourceResource::AwsLogSource(
+                    AwsLogSourceResource::builder()
+                        .source_name(AwsLogSourceName::from(name.as_str()))
+                        .source_version(version)
+                        .build(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn render(sources: &BTreeSet<(String, String)>) -> String {
+    sources.iter().map(|(n, v)| format!("{n}@{v}")).collect::<Vec<_>>().join(", ")
+}
+
+#[async_trait]
+impl Resource for Subscriber {
+    type Observed = Observed;
+
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    async fn read(&self) -> Result<Option<Observed>, ResourceError> {
+        let Some(found) = find_subscriber(&self.client, &self.identity.name).await? else { return Ok(None) };
+        let mut observed = Observed::from(&found);
+        observed.tags = read_tags(&self.client, &observed.arn).await?;
+        Ok(Some(observed))
+    }
+
+    fn owner(&self, observed: &Observed) -> Ownership {
+        ownership_from_tags(observed.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), &self.identity.stack)
+    }
+
+    fn diff(&self, observed: &Observed) -> Vec<Change> {
+        let mut changes = Vec::new();
+        if observed.access != self.access {
+            let render = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+            changes.push(Change::replacing("access", render(&observed.access), render(&self.access)));
+        }
+        if observed.principal != self.principal {
+            changes.push(Change::in_place("principal", &observed.principal, &self.principal));
+        }
+        if observed.external_id != self.external_id {
+            changes.push(Change::in_place("externalId", "(secret)", "(secret, changed)"));
+        }
+        if observed.sources != self.sources {
+            changes.push(Change::in_place("sources", render(&observed.sources), render(&self.sources)));
+        }
+        changes.extend(tag_change(&self.tags, &observed.tags));
+        changes
+    }
+
+    fn id(&self, observed: &Observed) -> String {
+        observed.arn.clone()
+    }
+
+    fn health(&self, observed: &Observed) -> Option<String> {
+        observed.status.clone()
+    }
+
+    async fn create(&self) -> Result<(), ResourceError> {
+        self.client
+            .create_subscriber()
+            .subscriber_name(&self.identity.name)
+            .subscriber_identity(self.aws_identity()?)
+            .set_sources(Some(self.source_list()))
+            .set_access_types(Some(self.access.iter().map(|a| AccessType::from(a.as_str())).collect()))
+            .set_tags(Some(tag_list(&self.tags)?))
+            .send()
+            .await
+            .map_err(|e| service_error("CreateSubscriber", e))?;
+        Ok(())
+    }
+
+    async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
+        if changes.iter().any(|c| c.field != "tags") {
+            self.client
+                .update_subscriber()
+                .subscriber_id(&observed.id)
+                .subscriber_identity(self.aws_identity()?)
+                .set_sources(Some(self.source_list()))
+                .send()
+                .await
+                .map_err(|e| service_error("UpdateSubscriber", e))?;
+        }
+        if changes.iter().any(|c| c.field == "tags") {
+            tag(&self.client, &observed.arn, &self.tags).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, observed: &Observed) -> Result<(), ResourceError> {
+        match self.client.delete_subscriber().subscriber_id(&observed.id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(service_error("DeleteSubscriber", e)),
+        }
+    }
+
+    async fn readiness(&self) -> Result<Readiness, ResourceError> {
+        let Some(found) = find_subscriber(&self.client, &self.identity.name).await? else {
+            return Ok(self.identity.pending("not listed yet"));
+        };
+        match found.subscriber_status() {
+            Some(SubscriberStatus::Active | SubscriberStatus::Ready) => Ok(Readiness::Ready),
+            Some(SubscriberStatus::Deactivated) => Err(ResourceError::Invalid(format!(
+                "subscriber {} is DEACTIVATED; reactivate it in Security Lake or delete it",
+                self.identity.name
+            ))),
+            Some(other) => Ok(self.identity.pending(other.as_str())),
+            None => Ok(self.identity.pending("no status yet")),
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! End-to-end: Security Lake reconciled by the real binary against the emulator.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use support::{Emulator, manifest};
+
+const LAKE: &str = "  timeouts:\n    pollInterval: 100ms\n  securityLake:\n    sources:\n      - name: VPC_FLOW\n        version: \"VERSION\"\n      - name: ROUTE53\n  subscriber:\n    principal: \"123456789012\"\n    externalId: e2e-external-id\n";
+
+fn lake(version: &str) -> String {
+    LAKE.replace("VERSION", version)
+}
+
+/// (source, version) pairs enabled in the emulator.
+async fn sources(emu: &Emulator) -> BTreeSet<(String, String)> {
+    let out = emu.securitylake().await.list_log_sources().send().await.expect("ListLogSources");
+    out.sources()
+        .iter()
+        .flat_map(|s| s.sources())
+        .filter_map(|r| r.as_aws_log_source().ok())
+        .filter_map(|a| Some((a.source_name()?.as_str().to_owned(), a.source_version()?.to_owned())))
+        .collect()
+}
+
+async fn queues(emu: &Emulator) -> Vec<String> {
+    emu.sqs().await.list_queues().send().await.expect("ListQueues").queue_urls().to_vec()
+}
+
+async fn data_lakes(emu: &Emulator) -> usize {
+    emu.securitylake().await.list_data_lakes().send().await.expect("ListDataLakes").data_lakes().len()
+}
+
+fn pair(name: &str, version: &str) -> (String, String) {
+    (name.to_owned(), version.to_owned())
+}
+
+#[tokio::test]
+async fn lake_sources_subscriber_and_queue_are_created_then_removed_keeping_the_lake() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "lakes", &lake("2.0"));
+
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    assert_eq!(sources(&emu).await, BTreeSet::from([pair("VPC_FLOW", "2.0"), pair("ROUTE53", "2.0")]));
+    let subscribers = emu.securitylake().await.list_subscribers().send().await.expect("ListSubscribers");
+    let subscriber = subscribers.subscribers().first().expect("a subscriber");
+    assert_eq!(subscriber.subscriber_name(), "lakesight-lakes");
+    let queue = subscriber.subscriber_endpoint().expect("notification queue");
+    assert!(queue.ends_with(&format!("AmazonSecurityLake-{}-Main-Queue", subscriber.subscriber_id())), "{queue}");
+    assert_eq!(queues(&emu).await.len(), 1);
+
+    let replan = emu.run(&["plan", "--detailed-exitcode", "--stats"], &file);
+    replan.expect_code(0);
+    assert!(replan.stderr.contains(", 0 mutating,"), "{}", replan.stderr);
+
+    let status = emu.run(&["status"], &file);
+    let notification = status.stdout.lines().find(|l| l.starts_with("securitylake.notification/scorer")).expect("row");
+    assert!(notification.contains(queue), "the queue ARN is the notification's id: {notification}");
+
+    let destroy = emu.run(&["destroy", "--auto-approve"], &file);
+    destroy.expect_code(0);
+    assert!(
+        destroy
+            .stdout
+            .contains("securitylake.data_lake/us-east-1 (data lake in us-east-1): kept by its deletionPolicy (Retain)"),
+        "{}",
+        destroy.stdout
+    );
+    assert_eq!(sources(&emu).await, BTreeSet::new());
+    assert!(emu.securitylake().await.list_subscribers().send().await.expect("list").subscribers().is_empty());
+    assert!(queues(&emu).await.is_empty(), "the notification queue is gone");
+    assert_eq!(data_lakes(&emu).await, 1, "the lake is retained by default");
+}
+
+#[tokio::test]
+async fn deletion_policy_delete_removes_the_lake_too() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = lake("2.0").replace("  securityLake:\n", "  securityLake:\n    deletionPolicy: Delete\n");
+    let file = manifest(dir.path(), "nolake", &text);
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
+    assert_eq!(data_lakes(&emu).await, 0);
+}
+
+#[tokio::test]
+async fn a_new_source_version_is_planned_as_replacement_and_converges_through_conflicts() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "versions", &lake("1.0"));
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    assert!(sources(&emu).await.contains(&pair("VPC_FLOW", "1.0")));
+
+    let file = manifest(dir.path(), "versions", &lake("2.0"));
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    assert!(plan.stdout.contains("-/+ securitylake.log_source/VPC_FLOW"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("sourceVersion: 1.0 -> 2.0 (forces replacement)"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("~ securitylake.subscriber/scorer"), "the subscriber follows: {}", plan.stdout);
+
+    if emu.is_bundled() {
+        // The delete is asynchronous: the re-create meets 409s until it settles.
+        emu.configure(r#"{"recreateConflicts": 2}"#);
+    }
+    let apply = emu.run(&["apply", "--auto-approve", "--stats"], &file);
+    apply.expect_code(0);
+    if emu.is_bundled() {
+        assert!(!apply.stderr.contains(" 0 retries"), "the 409s were retried: {}", apply.stderr);
+    }
+    assert_eq!(sources(&emu).await, BTreeSet::from([pair("VPC_FLOW", "2.0"), pair("ROUTE53", "2.0")]));
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+}
+
+#[tokio::test]
+async fn injected_conflicts_and_slow_statuses_are_ridden_out() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: behaviour settings need the bundled emulator");
+        return;
+    }
+    emu.configure(
+        r#"{"conflictEvery": 2, "conflictWhilePending": true, "pendingPolls": {"dataLake": 3, "subscriber": 2}}"#,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "bumpy", &lake("2.0"));
+    let apply = emu.run(&["apply", "--auto-approve", "--stats"], &file);
+    apply.expect_code(0);
+    assert!(
+        apply.stderr.contains("securitylake.data_lake/us-east-1: PENDING") || apply.stderr.contains("INITIALIZED"),
+        "waits are reported: {}",
+        apply.stderr
+    );
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+    emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
+}
+
+#[tokio::test]
+async fn a_failed_lake_reports_the_service_reason_and_skips_what_depends_on_it() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: behaviour settings need the bundled emulator");
+        return;
+    }
+    emu.configure(r#"{"failDataLake": {"code": "KMS.DisabledException", "reason": "the key is disabled"}}"#);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "broken", &lake("2.0"));
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(1);
+    assert!(apply.stderr.contains("KMS.DisabledException: the key is disabled (remediation:"), "{}", apply.stderr);
+    assert!(apply.stdout.contains("skipped securitylake.subscriber/scorer"), "{}", apply.stdout);
+    assert!(sources(&emu).await.is_empty(), "no source is enabled on a failed lake");
+}
