@@ -323,3 +323,112 @@ impl Resource for DataLake {
         self.retain
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_securitylake::operation::create_data_lake::CreateDataLakeOutput;
+    use aws_sdk_securitylake::operation::list_data_lakes::ListDataLakesOutput;
+    use aws_sdk_securitylake::operation::update_data_lake::UpdateDataLakeOutput;
+    use aws_sdk_securitylake::types::{DataLakeUpdateException, DataLakeUpdateStatus};
+    use aws_smithy_mocks::{Rule, mock};
+
+    use super::*;
+    use crate::aws::mocked_client;
+    use crate::aws::securitylake::test_rules::{LAKE, OWNED, conflict, tags};
+    use crate::engine::{Action, Intent, plan_action};
+    use crate::stack::tests::stack;
+
+    const ARN: &str = "arn:aws:securitylake:eu-west-1:111122223333:data-lake/default";
+
+    fn node(rules: &[&Rule]) -> Managed<DataLake> {
+        let s = stack(LAKE);
+        let lake = s.manifest.spec.security_lake.clone().expect("lake");
+        Managed::new(DataLake::new(&s, &lake, "eu-west-1".into(), mocked_client!(aws_sdk_securitylake, rules)))
+    }
+
+    fn lake(days: i32, status: DataLakeStatus, update: Option<DataLakeUpdateStatus>) -> DataLakeResource {
+        DataLakeResource::builder()
+            .data_lake_arn(ARN)
+            .region("eu-west-1")
+            .encryption_configuration(DataLakeEncryptionConfiguration::builder().kms_key_id(S3_MANAGED_KEY).build())
+            .lifecycle_configuration(
+                DataLakeLifecycleConfiguration::builder()
+                    .expiration(DataLakeLifecycleExpiration::builder().days(days).build())
+                    .build(),
+            )
+            .create_status(status)
+            .set_update_status(update)
+            .build()
+            .expect("lake")
+    }
+
+    fn listed(resource: DataLakeResource) -> Rule {
+        mock!(Client::list_data_lakes)
+            .match_requests(|r| r.regions() == ["eu-west-1"])
+            .then_output(move || ListDataLakesOutput::builder().data_lakes(resource.clone()).build())
+    }
+
+    #[tokio::test]
+    async fn absent_lake_is_created_with_role_tags_and_retention_and_rides_out_a_conflict() {
+        let list = mock!(Client::list_data_lakes).then_output(|| ListDataLakesOutput::builder().build());
+        let create = mock!(Client::create_data_lake)
+            .match_requests(|r| {
+                r.meta_store_manager_role_arn() == Some("arn:aws:iam::111122223333:role/lakesight-demo-metastore")
+                    && r.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == "demo")
+                    && r.configurations().first().and_then(|c| c.lifecycle_configuration()?.expiration()?.days())
+                        == Some(365)
+            })
+            .sequence()
+            .http_response(conflict)
+            .output(|| CreateDataLakeOutput::builder().build())
+            .build();
+        let n = node(&[&list, &create]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        n.apply(Action::Create).await.expect("create after one 409");
+        assert_eq!(create.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn lake_in_sync_is_a_noop_and_retained_on_destroy() {
+        let (list, tags) = (listed(lake(365, DataLakeStatus::Completed, None)), tags(OWNED));
+        let n = node(&[&list, &tags]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!((observed.ownership.clone(), observed.changes.clone()), (Some(Ownership::Owned), vec![]));
+        assert_eq!(plan_action(Intent::Absent, &observed, false, n.retain_on_destroy()).map(|a| a.0), Ok(Action::NoOp));
+    }
+
+    #[tokio::test]
+    async fn drifted_retention_is_updated_in_place() {
+        let (list, tags) = (listed(lake(30, DataLakeStatus::Completed, None)), tags(OWNED));
+        let update = mock!(Client::update_data_lake)
+            .match_requests(|r| {
+                r.configurations().first().and_then(|c| c.lifecycle_configuration()?.expiration()?.days()) == Some(365)
+            })
+            .then_output(|| UpdateDataLakeOutput::builder().build());
+        let n = node(&[&list, &tags, &update]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(
+            observed.changes,
+            vec![Change::in_place("retention", "expire 30d, transitions []", "expire 365d, transitions []")]
+        );
+        n.apply(Action::Update).await.expect("update");
+        assert_eq!(update.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn settling_is_pending_and_failure_carries_the_service_reason() {
+        let pending = listed(lake(365, DataLakeStatus::Pending, None));
+        assert!(
+            matches!(node(&[&pending]).readiness().await, Ok(Readiness::Pending { status, .. }) if status == "PENDING")
+        );
+
+        let failed_update = DataLakeUpdateStatus::builder()
+            .status(DataLakeStatus::Failed)
+            .exception(DataLakeUpdateException::builder().code("KMS").reason("key disabled").build())
+            .build();
+        let failed = listed(lake(365, DataLakeStatus::Completed, Some(failed_update)));
+        let error = node(&[&failed]).readiness().await.expect_err("failed");
+        assert!(error.to_string().contains("KMS: key disabled"), "{error}");
+    }
+}

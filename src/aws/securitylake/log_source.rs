@@ -272,3 +272,108 @@ mod tests {
         assert_eq!(region_of("no-region-here"), None);
     }
 }
+
+#[cfg(test)]
+mod tests_mocked {
+    use aws_sdk_securitylake::operation::create_aws_log_source::CreateAwsLogSourceOutput;
+    use aws_sdk_securitylake::operation::delete_aws_log_source::DeleteAwsLogSourceOutput;
+    use aws_sdk_securitylake::operation::get_data_lake_sources::GetDataLakeSourcesOutput;
+    use aws_sdk_securitylake::operation::list_log_sources::ListLogSourcesOutput;
+    use aws_sdk_securitylake::types::{
+        AwsLogSourceResource, DataLakeSource, DataLakeSourceStatus, LogSource as Entry, SourceCollectionStatus,
+    };
+    use aws_smithy_mocks::{Rule, mock};
+
+    use super::*;
+    use crate::aws::mocked_client;
+    use crate::aws::securitylake::test_rules::{LAKE, conflict, throttled};
+    use crate::engine::{Action, Intent, plan_action};
+    use crate::stack::tests::stack;
+
+    fn node(rules: &[&Rule]) -> Managed<LogSource> {
+        let s = stack(LAKE);
+        let spec = s.manifest.spec.security_lake.as_ref().expect("lake").sources[0].clone();
+        Managed::new(LogSource::new(&s, &spec, mocked_client!(aws_sdk_securitylake, rules)))
+    }
+
+    fn listed(version: &'static str) -> Rule {
+        mock!(Client::list_log_sources).then_output(move || {
+            let resource = LogSourceResource::AwsLogSource(
+                AwsLogSourceResource::builder().source_name(AwsLogSourceName::VpcFlow).source_version(version).build(),
+            );
+            let entry = Entry::builder().account("111122223333").region("eu-west-1").sources(resource).build();
+            ListLogSourcesOutput::builder().sources(entry).build()
+        })
+    }
+
+    fn collecting() -> Rule {
+        mock!(Client::get_data_lake_sources).then_output(|| {
+            let status = DataLakeSourceStatus::builder()
+                .resource("aws/VPC_FLOW/2.0/region=eu-west-1/accountId=111122223333")
+                .status(SourceCollectionStatus::Collecting)
+                .build();
+            let source = DataLakeSource::builder()
+                .account("111122223333")
+                .source_name("VPC_FLOW")
+                .source_statuses(status)
+                .build();
+            GetDataLakeSourcesOutput::builder().data_lake_sources(source).build()
+        })
+    }
+
+    #[tokio::test]
+    async fn absent_source_is_enabled_at_the_pinned_version() {
+        let list = mock!(Client::list_log_sources).then_output(|| ListLogSourcesOutput::builder().build());
+        let create = mock!(Client::create_aws_log_source)
+            .match_requests(|r| {
+                r.sources().first().is_some_and(|s| {
+                    s.source_version() == "2.0" && s.accounts() == ["111122223333"] && s.regions() == ["eu-west-1"]
+                })
+            })
+            .then_output(|| CreateAwsLogSourceOutput::builder().build());
+        let n = node(&[&list, &create]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        n.apply(Action::Create).await.expect("create");
+        assert_eq!(create.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn enabled_source_is_a_noop_and_reports_its_health() {
+        let (list, health) = (listed("2.0"), collecting());
+        let observed = node(&[&list, &health]).observe().await.expect("observe");
+        assert_eq!((observed.ownership.clone(), observed.changes.clone()), (Some(Ownership::Untaggable), vec![]));
+        assert_eq!(observed.health.as_deref(), Some("111122223333/eu-west-1 COLLECTING"));
+    }
+
+    #[tokio::test]
+    async fn another_version_is_replaced_by_delete_then_create_through_conflicts() {
+        let (list, health) = (listed("1.0"), collecting());
+        let delete = mock!(Client::delete_aws_log_source)
+            .match_requests(|r| r.sources().first().is_some_and(|s| s.source_version() == "1.0"))
+            .then_output(|| DeleteAwsLogSourceOutput::builder().build());
+        let create = mock!(Client::create_aws_log_source)
+            .match_requests(|r| r.sources().first().is_some_and(|s| s.source_version() == "2.0"))
+            .sequence()
+            .http_response(conflict)
+            .output(|| CreateAwsLogSourceOutput::builder().build())
+            .build();
+        let n = node(&[&list, &health, &delete, &create]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(observed.changes, vec![Change::replacing("sourceVersion", "1.0", "2.0")]);
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Replace));
+        n.apply(Action::Replace).await.expect("replace");
+        assert_eq!((delete.num_calls(), create.num_calls()), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn throttled_listing_is_retried() {
+        let list = mock!(Client::list_log_sources)
+            .sequence()
+            .http_response(throttled)
+            .output(|| ListLogSourcesOutput::builder().build())
+            .build();
+        let observed = node(&[&list]).observe().await.expect("retried");
+        assert_eq!((list.num_calls(), observed.ownership), (2, None));
+    }
+}

@@ -43,14 +43,6 @@ pub fn tag_list(tags: &BTreeMap<String, String>) -> Result<Vec<Tag>, ResourceErr
         .collect()
 }
 
-/// Whether a failed call means "no such resource".
-pub fn is_not_found<E, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> bool
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
-{
-    crate::aws::error::code(err) == Some("ResourceNotFoundException")
-}
-
 /// The subscriber with this name. The create call takes no client token, so lakesight always
 /// looks up by name before it creates.
 pub async fn find_subscriber(
@@ -65,4 +57,45 @@ pub async fn find_subscriber(
         }
     }
     Ok(None)
+}
+
+/// Mock rules shared by the Security Lake resources' tests.
+#[cfg(test)]
+pub(crate) mod test_rules {
+    use aws_sdk_securitylake::Client;
+    use aws_sdk_securitylake::operation::list_tags_for_resource::ListTagsForResourceOutput;
+    use aws_smithy_mocks::{Rule, mock};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    use super::Tag;
+
+    /// A stack with a managed lake in eu-west-1 and a subscriber.
+    pub(crate) const LAKE: &str = "  securityLake:\n    retention:\n      expirationDays: 365\n    sources:\n      - name: VPC_FLOW\n        version: \"2.0\"\n  subscriber:\n    principal: \"111122223333\"\n    externalId: very-secret-id\n";
+
+    pub(crate) fn tags(pairs: &'static [(&'static str, &'static str)]) -> Rule {
+        mock!(Client::list_tags_for_resource).then_output(move || {
+            let mut out = ListTagsForResourceOutput::builder();
+            for (k, v) in pairs {
+                out = out.tags(Tag::builder().key(*k).value(*v).build().expect("tag"));
+            }
+            out.build()
+        })
+    }
+
+    pub(crate) const OWNED: &[(&str, &str)] = &[("lakesight:stack", "demo"), ("team", "secops")];
+
+    /// The answer Security Lake gives while an earlier write is still propagating.
+    pub(crate) fn conflict() -> Response {
+        let mut response = Response::new(StatusCode::try_from(409).expect("status"), SdkBody::from("{}"));
+        response.headers_mut().insert("x-amzn-errortype", "ConflictException");
+        response
+    }
+
+    pub(crate) fn throttled() -> Response {
+        let mut response = Response::new(StatusCode::try_from(429).expect("status"), SdkBody::from("{}"));
+        response.headers_mut().insert("x-amzn-errortype", "ThrottlingException");
+        response.headers_mut().insert("retry-after", "0");
+        response
+    }
 }

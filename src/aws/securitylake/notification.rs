@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_securitylake::Client;
 use aws_sdk_securitylake::types::{NotificationConfiguration, SqsNotificationConfiguration};
 
-use super::{find_subscriber, is_not_found, read_tags};
+use super::{find_subscriber, read_tags};
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership};
 use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags};
@@ -105,8 +105,65 @@ impl Resource for Notification {
     async fn delete(&self, observed: &Observed) -> Result<(), ResourceError> {
         match self.client.delete_subscriber_notification().subscriber_id(&observed.subscriber_id).send().await {
             Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
             Err(e) => Err(service_error("DeleteSubscriberNotification", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_securitylake::operation::create_subscriber_notification::CreateSubscriberNotificationOutput;
+    use aws_sdk_securitylake::operation::list_subscribers::ListSubscribersOutput;
+    use aws_sdk_securitylake::types::SubscriberResource;
+    use aws_smithy_mocks::{Rule, mock};
+
+    use super::*;
+    use crate::aws::mocked_client;
+    use crate::aws::securitylake::test_rules::{LAKE, OWNED, tags};
+    use crate::engine::{Action, Intent, plan_action};
+    use crate::stack::tests::stack;
+
+    const ID: &str = "0b5c2bd8-0000-4000-8000-000000000000";
+    const QUEUE: &str = "arn:aws:sqs:eu-west-1:111122223333:AmazonSecurityLake-0b5c2bd8-Main-Queue";
+
+    fn node(rules: &[&Rule]) -> Managed<Notification> {
+        Managed::new(Notification::new(&stack(LAKE), mocked_client!(aws_sdk_securitylake, rules)))
+    }
+
+    fn subscriber(endpoint: Option<&'static str>) -> Rule {
+        mock!(Client::list_subscribers).then_output(move || {
+            let s = SubscriberResource::builder()
+                .subscriber_id(ID)
+                .subscriber_arn("arn:aws:securitylake:eu-west-1:111122223333:subscriber/0b5c2bd8")
+                .subscriber_name("lakesight-demo")
+                .set_sources(Some(Vec::new()))
+                .set_subscriber_endpoint(endpoint.map(str::to_owned))
+                .build()
+                .expect("subscriber");
+            ListSubscribersOutput::builder().subscribers(s).build()
+        })
+    }
+
+    #[tokio::test]
+    async fn missing_notification_is_created_for_the_subscriber() {
+        let list = subscriber(None);
+        let create = mock!(Client::create_subscriber_notification)
+            .match_requests(|r| r.subscriber_id() == Some(ID))
+            .then_output(|| CreateSubscriberNotificationOutput::builder().subscriber_endpoint(QUEUE).build());
+        let n = node(&[&list, &create]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        n.apply(Action::Create).await.expect("create");
+        assert_eq!(create.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn existing_notification_is_owned_through_its_subscriber_and_names_its_queue() {
+        let (list, tags) = (subscriber(Some(QUEUE)), tags(OWNED));
+        let observed = node(&[&list, &tags]).observe().await.expect("observe");
+        assert_eq!(observed.ownership, Some(Ownership::Owned));
+        assert_eq!(observed.id.as_deref(), Some(QUEUE));
+        assert!(observed.changes.is_empty());
     }
 }

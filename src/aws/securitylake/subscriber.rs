@@ -12,7 +12,7 @@ use aws_sdk_securitylake::types::{
     SubscriberStatus,
 };
 
-use super::{find_subscriber, is_not_found, read_tags, tag, tag_list};
+use super::{find_subscriber, read_tags, tag, tag_list};
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership, Readiness};
 use crate::manifest::{AccessType as AccessSpec, Subscriber as SubscriberSpec};
@@ -222,7 +222,7 @@ impl Resource for Subscriber {
     async fn delete(&self, observed: &Observed) -> Result<(), ResourceError> {
         match self.client.delete_subscriber().subscriber_id(&observed.id).send().await {
             Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(()),
             Err(e) => Err(service_error("DeleteSubscriber", e)),
         }
     }
@@ -240,5 +240,101 @@ impl Resource for Subscriber {
             Some(other) => Ok(self.identity.pending(other.as_str())),
             None => Ok(self.identity.pending("no status yet")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_securitylake::operation::create_subscriber::CreateSubscriberOutput;
+    use aws_sdk_securitylake::operation::delete_subscriber::DeleteSubscriberError;
+    use aws_sdk_securitylake::operation::list_subscribers::ListSubscribersOutput;
+    use aws_sdk_securitylake::operation::update_subscriber::UpdateSubscriberOutput;
+    use aws_sdk_securitylake::types::error::ResourceNotFoundException;
+    use aws_smithy_mocks::{Rule, mock};
+
+    use super::*;
+    use crate::aws::mocked_client;
+    use crate::aws::securitylake::test_rules::{LAKE, OWNED, tags};
+    use crate::engine::{Action, Intent, Refusal, plan_action};
+    use crate::stack::tests::stack;
+
+    fn node(rules: &[&Rule]) -> Managed<Subscriber> {
+        let s = stack(LAKE);
+        let spec = s.manifest.spec.subscriber.clone().expect("subscriber");
+        Managed::new(Subscriber::new(&s, &spec, mocked_client!(aws_sdk_securitylake, rules)))
+    }
+
+    fn listed(external_id: &'static str, access: AccessType) -> Rule {
+        mock!(Client::list_subscribers).then_output(move || {
+            let source = LogSourceResource::AwsLogSource(
+                AwsLogSourceResource::builder().source_name(AwsLogSourceName::VpcFlow).source_version("2.0").build(),
+            );
+            let subscriber = SubscriberResource::builder()
+                .subscriber_id("0b5c2bd8-0000-4000-8000-000000000000")
+                .subscriber_arn("arn:aws:securitylake:eu-west-1:111122223333:subscriber/0b5c2bd8")
+                .subscriber_name("lakesight-demo")
+                .subscriber_identity(
+                    AwsIdentity::builder().principal("111122223333").external_id(external_id).build().expect("id"),
+                )
+                .sources(source)
+                .access_types(access.clone())
+                .subscriber_status(SubscriberStatus::Active)
+                .build()
+                .expect("subscriber");
+            ListSubscribersOutput::builder().subscribers(subscriber).build()
+        })
+    }
+
+    #[tokio::test]
+    async fn absent_subscriber_is_created_with_identity_sources_and_owner_tag() {
+        let list = mock!(Client::list_subscribers).then_output(|| ListSubscribersOutput::builder().build());
+        let create = mock!(Client::create_subscriber)
+            .match_requests(|r| {
+                r.subscriber_name() == Some("lakesight-demo")
+                    && r.subscriber_identity().is_some_and(|i| i.external_id() == "very-secret-id")
+                    && r.sources().len() == 1
+                    && r.tags().iter().any(|t| t.key() == "lakesight:stack")
+            })
+            .then_output(|| CreateSubscriberOutput::builder().build());
+        let n = node(&[&list, &create]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        n.apply(Action::Create).await.expect("create");
+        assert_eq!(create.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn changed_external_id_updates_in_place_without_revealing_it() {
+        let (list, tags) = (listed("old-secret-id", AccessType::S3), tags(OWNED));
+        let update = mock!(Client::update_subscriber)
+            .match_requests(|r| r.subscriber_identity().is_some_and(|i| i.external_id() == "very-secret-id"))
+            .then_output(|| UpdateSubscriberOutput::builder().build());
+        let n = node(&[&list, &tags, &update]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(observed.changes, vec![Change::in_place("externalId", "(secret)", "(secret, changed)")]);
+        assert!(!format!("{observed:?}").contains("secret-id"), "no secret in the plan");
+        n.apply(Action::Update).await.expect("update");
+        assert_eq!(update.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn changed_access_type_forces_replacement() {
+        let (list, tags) = (listed("very-secret-id", AccessType::Lakeformation), tags(OWNED));
+        let observed = node(&[&list, &tags]).observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Replace));
+    }
+
+    #[tokio::test]
+    async fn untagged_subscriber_is_refused_and_a_vanished_one_deletes_cleanly() {
+        let (list, tags) = (listed("very-secret-id", AccessType::S3), tags(&[]));
+        let gone = mock!(Client::delete_subscriber).then_error(|| {
+            DeleteSubscriberError::ResourceNotFoundException(
+                ResourceNotFoundException::builder().message("gone").build(),
+            )
+        });
+        let n = node(&[&list, &tags, &gone]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false), Err(Refusal::Untagged));
+        n.apply(Action::Delete).await.expect("not found on delete is success");
     }
 }
