@@ -13,6 +13,8 @@ pub struct Environment {
     pub region: String,
     /// `aws`, `aws-cn` or `aws-us-gov`.
     pub partition: String,
+    /// The identity running lakesight, as STS reports it.
+    pub caller_arn: String,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +127,14 @@ impl Stack {
         format!("securitylake/{}/{}", self.env.account, self.env.region)
     }
 
+    /// The principal granted query access to the lake: the manifest's, or the caller's as IAM
+    /// knows it (an assumed-role session becomes its role).
+    pub fn query_principal(&self) -> String {
+        let given =
+            self.manifest.spec.security_lake.as_ref().and_then(|l| l.query_access.as_ref()?.principal_arn.clone());
+        given.unwrap_or_else(|| iam_principal(&self.env.caller_arn))
+    }
+
     /// The SageMaker endpoint's stable name.
     pub fn endpoint_name(&self) -> String {
         self.resource_name("endpoint")
@@ -134,6 +144,20 @@ impl Stack {
     pub fn scorer_function_name(&self) -> String {
         self.resource_name("ipcheck")
     }
+}
+
+/// `arn:aws:sts::<acct>:assumed-role/<role>/<session>` → `arn:aws:iam::<acct>:role/<role>`;
+/// other ARNs keep their resource and move to the IAM service.
+fn iam_principal(caller: &str) -> String {
+    let parts: Vec<&str> = caller.splitn(6, ':').collect();
+    let [arn, partition, _service, _region, account, resource] = parts.as_slice() else {
+        return caller.to_owned();
+    };
+    let resource = match resource.strip_prefix("assumed-role/") {
+        Some(rest) => format!("role/{}", rest.split('/').next().unwrap_or(rest)),
+        None => (*resource).to_owned(),
+    };
+    format!("{arn}:{partition}:iam::{account}:{resource}")
 }
 
 #[cfg(test)]
@@ -149,7 +173,12 @@ pub(crate) mod tests {
         let manifest = Manifest::parse(Path::new("test.yaml"), &src).expect("valid test manifest");
         Stack {
             manifest,
-            env: Environment { account: "111122223333".into(), region: "eu-west-1".into(), partition: "aws".into() },
+            env: Environment {
+                account: "111122223333".into(),
+                region: "eu-west-1".into(),
+                partition: "aws".into(),
+                caller_arn: "arn:aws:sts::111122223333:assumed-role/Deployer/ci-run-42".into(),
+            },
         }
     }
 
@@ -160,6 +189,15 @@ pub(crate) mod tests {
         assert_eq!(s.role_arn(RoleKind::Scorer), "arn:aws:iam::111122223333:role/lakesight-demo-scorer");
         assert_eq!(s.tags().get(OWNER_TAG).map(String::as_str), Some("demo"));
         assert_eq!(s.tags().get("team").map(String::as_str), Some("secops"));
+    }
+
+    #[test]
+    fn the_query_principal_is_the_callers_role_unless_given() {
+        assert_eq!(stack("").query_principal(), "arn:aws:iam::111122223333:role/Deployer");
+        assert_eq!(iam_principal("arn:aws:iam::111122223333:user/alice"), "arn:aws:iam::111122223333:user/alice");
+        let given =
+            stack("  securityLake:\n    queryAccess:\n      principalArn: arn:aws:iam::111122223333:role/analyst\n");
+        assert_eq!(given.query_principal(), "arn:aws:iam::111122223333:role/analyst");
     }
 
     #[test]

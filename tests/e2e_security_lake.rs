@@ -27,6 +27,18 @@ async fn queues(emu: &Emulator) -> Vec<String> {
     emu.sqs().await.list_queues().send().await.expect("ListQueues").queue_urls().to_vec()
 }
 
+/// Lake Formation permissions anyone holds, as (resource kind, permission).
+async fn grants(emu: &Emulator) -> BTreeSet<(String, String)> {
+    let out = emu.lakeformation().await.list_permissions().send().await.expect("ListPermissions");
+    out.principal_resource_permissions()
+        .iter()
+        .flat_map(|p| {
+            let kind = if p.resource().is_some_and(|r| r.table().is_some()) { "tables" } else { "database" };
+            p.permissions().iter().map(move |perm| (kind.to_owned(), perm.as_str().to_owned()))
+        })
+        .collect()
+}
+
 async fn data_lakes(emu: &Emulator) -> usize {
     emu.securitylake().await.list_data_lakes().send().await.expect("ListDataLakes").data_lakes().len()
 }
@@ -39,9 +51,16 @@ fn pair(name: &str, version: &str) -> (String, String) {
 async fn lake_sources_subscriber_and_queue_are_created_then_removed_keeping_the_lake() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "lakes", &lake("2.0"));
+    let text = lake("2.0").replace("  securityLake:\n", "  securityLake:\n    queryAccess: {}\n");
+    let file = manifest(dir.path(), "lakes", &text);
 
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let granted = BTreeSet::from([
+        ("database".to_owned(), "DESCRIBE".to_owned()),
+        ("tables".to_owned(), "DESCRIBE".to_owned()),
+        ("tables".to_owned(), "SELECT".to_owned()),
+    ]);
+    assert_eq!(grants(&emu).await, granted, "query access for the caller");
     assert_eq!(sources(&emu).await, BTreeSet::from([pair("VPC_FLOW", "2.0"), pair("ROUTE53", "2.0")]));
     let subscribers = emu.securitylake().await.list_subscribers().send().await.expect("ListSubscribers");
     let subscriber = subscribers.subscribers().first().expect("a subscriber");
@@ -71,6 +90,7 @@ async fn lake_sources_subscriber_and_queue_are_created_then_removed_keeping_the_
     assert!(emu.securitylake().await.list_subscribers().send().await.expect("list").subscribers().is_empty());
     assert!(queues(&emu).await.is_empty(), "the notification queue is gone");
     assert_eq!(data_lakes(&emu).await, 1, "the lake is retained by default");
+    assert_eq!(grants(&emu).await, BTreeSet::new(), "the grants are revoked");
 }
 
 #[tokio::test]

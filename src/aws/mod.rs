@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod iam;
+pub mod lakeformation;
 pub mod retry;
 pub mod s3;
 pub mod securitylake;
@@ -39,6 +40,7 @@ pub struct Aws {
     pub s3: aws_sdk_s3::Client,
     pub iam: aws_sdk_iam::Client,
     pub securitylake: aws_sdk_securitylake::Client,
+    pub lakeformation: aws_sdk_lakeformation::Client,
     pub env: Environment,
 }
 
@@ -68,12 +70,14 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
         .account()
         .ok_or_else(|| ConnectError::Identity("GetCallerIdentity returned no account".into()))?
         .to_owned();
-    let partition = identity.arn().and_then(|arn| arn.split(':').nth(1)).unwrap_or("aws").to_owned();
+    let caller_arn = identity.arn().unwrap_or_default().to_owned();
+    let partition = caller_arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws").to_owned();
     Ok(Aws {
         s3: clients.s3,
         iam: clients.iam,
         securitylake: clients.securitylake,
-        env: Environment { account, region, partition },
+        lakeformation: clients.lakeformation,
+        env: Environment { account, region, partition, caller_arn },
     })
 }
 
@@ -81,6 +85,7 @@ struct Clients {
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
     securitylake: aws_sdk_securitylake::Client,
+    lakeformation: aws_sdk_lakeformation::Client,
     sts: aws_sdk_sts::Client,
 }
 
@@ -107,6 +112,7 @@ impl Clients {
             ),
             iam: client!(aws_sdk_iam, sdk, stats),
             securitylake: client!(aws_sdk_securitylake, sdk, stats),
+            lakeformation: client!(aws_sdk_lakeformation, sdk, stats),
             sts: client!(aws_sdk_sts, sdk, stats),
         }
     }

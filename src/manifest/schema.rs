@@ -141,6 +141,18 @@ pub struct SecurityLake {
     /// The lake keeps the organisation's security data, so destroy keeps it unless this says `Delete`.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+    /// Lake Formation grants (DESCRIBE on the lake's database, SELECT and DESCRIBE on its tables)
+    /// for the principal that runs the feature queries.
+    #[serde(default)]
+    pub query_access: Option<QueryAccess>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QueryAccess {
+    /// IAM role or user ARN. Default: the identity running lakesight.
+    #[serde(default)]
+    pub principal_arn: Option<String>,
 }
 
 fn yes() -> bool {

@@ -22,6 +22,8 @@ static ARN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:[a-z0-9-]+:[a-z0-9-]*:([0-9]{12})?:.+$"));
 static ROLE_ARN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"));
+static PRINCIPAL_ARN: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9_+=,.@/-]+$"));
 static INSTANCE_TYPE: LazyLock<Regex> = LazyLock::new(|| re(r"^ml\.[a-z0-9]+\.[a-z0-9]+$"));
 static SERVICE_PRINCIPAL: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$"));
 static EXTERNAL_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_+=,.@:/-]+$"));
@@ -111,6 +113,14 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
                     );
                 }
             }
+        }
+        if let Some(arn) = lake.query_access.as_ref().and_then(|q| q.principal_arn.as_ref()) {
+            c.pattern(
+                &["spec", "securityLake", "queryAccess", "principalArn"],
+                arn,
+                &PRINCIPAL_ARN,
+                "an IAM role or user ARN",
+            );
         }
         if let Some(replication) = &lake.replication {
             c.regions(&["spec", "securityLake", "replication", "regions"], &replication.regions);

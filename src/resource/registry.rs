@@ -17,6 +17,7 @@ const KINDS: &[Kind] = &[
     aws::securitylake::log_source::nodes,
     aws::securitylake::subscriber::nodes,
     aws::securitylake::notification::nodes,
+    aws::lakeformation::grant::nodes,
 ];
 
 /// The nodes a stack declares, in registry order; the graph orders them by dependency.

@@ -110,6 +110,10 @@ impl Emulator {
         aws_sdk_securitylake::Client::new(&self.sdk().await)
     }
 
+    pub async fn lakeformation(&self) -> aws_sdk_lakeformation::Client {
+        aws_sdk_lakeformation::Client::new(&self.sdk().await)
+    }
+
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk().await)
     }

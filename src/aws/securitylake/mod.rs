@@ -59,6 +59,11 @@ pub async fn find_subscriber(
     Ok(None)
 }
 
+/// The Glue database Security Lake creates for a region: `amazon_security_lake_glue_db_us_east_1`.
+pub fn glue_database(region: &str) -> String {
+    format!("amazon_security_lake_glue_db_{}", region.replace('-', "_"))
+}
+
 /// Mock rules shared by the Security Lake resources' tests.
 #[cfg(test)]
 pub(crate) mod test_rules {
