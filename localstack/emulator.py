@@ -1,13 +1,15 @@
 """lakesight's local AWS emulator: moto in server mode, plus what moto lacks.
 
-moto serves S3, IAM, STS, SQS, Athena, Glue, SageMaker and Lambda. This launcher wraps moto's
+moto serves S3, IAM, STS, SQS, Athena, Glue, Lake Formation, SageMaker and Lambda. This launcher wraps moto's
 domain dispatcher to add:
-  * a Security Lake backend (data lakes, with tags);
+  * a Security Lake backend (securitylake.py);
   * SageMaker StopTrainingJob and UpdateEndpoint;
   * test behaviour set through POST /lakesight-emulator/config:
-      {"pendingPolls": {"endpoint": N, "trainingJob": N},  # Describe* reports in-progress N times
-       "latencyMs": {"<Operation>" | "*": ms},              # injected delay per operation
-       "conflictEvery": N}                                   # every Nth Security Lake mutation -> 409
+      {"pendingPolls": {"endpoint": N, "trainingJob": N, "dataLake": N, "subscriber": N},
+       "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
+       "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
+       "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...}}
+    (localstack/README.md describes each setting)
   * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config.
 
 It binds 127.0.0.1 only. With --exit-with-stdin it exits when its standard input closes, so a

@@ -152,6 +152,11 @@ async fn injected_conflicts_and_slow_statuses_are_ridden_out() {
         apply.stderr
     );
     emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+
+    emu.configure(r#"{"sourceStatus": {"ROUTE53": "MISCONFIGURED"}}"#);
+    let status = emu.run(&["status"], &file);
+    let route53 = status.stdout.lines().find(|l| l.starts_with("securitylake.log_source/ROUTE53")).expect("row");
+    assert!(route53.contains("123456789012/us-east-1 MISCONFIGURED"), "{route53}");
     emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
 }
 
