@@ -3,7 +3,7 @@
 moto serves S3, IAM, STS, SQS, Athena, Glue, Lake Formation, SageMaker and Lambda. This launcher wraps moto's
 domain dispatcher to add:
   * a Security Lake backend (securitylake.py);
-  * SageMaker StopTrainingJob and UpdateEndpoint;
+  * SageMaker StopTrainingJob and UpdateEndpoint, and Athena UpdateWorkGroup;
   * test behaviour set through POST /lakesight-emulator/config:
       {"pendingPolls": {"endpoint": N, "trainingJob": N, "dataLake": N, "subscriber": N},
        "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
@@ -208,6 +208,30 @@ class SageMakerExtensions:
                 job.secondary_status = "Training" if pending else "Completed"
 
 
+def update_work_group(request, region):
+    """Athena UpdateWorkGroup, which moto lacks: applies the configuration updates in place."""
+    from moto.athena.models import athena_backends
+
+    body = body_of(request)
+    group = athena_backends[DEFAULT_ACCOUNT][region].work_groups.get(body.get("WorkGroup"))
+    if group is None:
+        return error(400, "InvalidRequestException", f"WorkGroup {body.get('WorkGroup')} is not found.")
+    updates = body.get("ConfigurationUpdates", {})
+    config = group.configuration
+    result = updates.get("ResultConfigurationUpdates", {})
+    if result:
+        target = config.setdefault("ResultConfiguration", {})
+        for key in ("OutputLocation", "EncryptionConfiguration"):
+            if key in result:
+                target[key] = result[key]
+    if updates.get("RemoveBytesScannedCutoffPerQuery"):
+        config.pop("BytesScannedCutoffPerQuery", None)
+    for key in ("BytesScannedCutoffPerQuery", "EnforceWorkGroupConfiguration", "PublishCloudWatchMetricsEnabled"):
+        if key in updates:
+            config[key] = updates[key]
+    return json_response(200, {})
+
+
 class Emulator:
     def __init__(self):
         self.behaviour = Behaviour()
@@ -229,6 +253,8 @@ class Emulator:
         self.behaviour.delay(operation)
         if service == "securitylake":
             return self.security_lake.handle(request, region)(environ, start_response)
+        if target == "AmazonAthena.UpdateWorkGroup":
+            return update_work_group(request, region)(environ, start_response)
         if target.startswith("SageMaker."):
             response = self.sagemaker.handle(operation, request, region)
             if response is not None:

@@ -11,5 +11,6 @@ pub mod aws;
 pub mod cli;
 pub mod engine;
 pub mod manifest;
+pub mod pipeline;
 pub mod resource;
 pub mod stack;

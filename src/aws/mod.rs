@@ -2,6 +2,7 @@
 //! classification, retries, call statistics, and one module per service with one file per
 //! resource kind.
 
+pub mod athena;
 pub mod error;
 pub mod iam;
 pub mod lakeformation;
@@ -38,6 +39,7 @@ pub enum ConnectError {
 #[derive(Clone)]
 pub struct Aws {
     pub s3: aws_sdk_s3::Client,
+    pub athena: aws_sdk_athena::Client,
     pub iam: aws_sdk_iam::Client,
     pub securitylake: aws_sdk_securitylake::Client,
     pub lakeformation: aws_sdk_lakeformation::Client,
@@ -74,6 +76,7 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
     let partition = caller_arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws").to_owned();
     Ok(Aws {
         s3: clients.s3,
+        athena: clients.athena,
         iam: clients.iam,
         securitylake: clients.securitylake,
         lakeformation: clients.lakeformation,
@@ -83,6 +86,7 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
 
 struct Clients {
     s3: aws_sdk_s3::Client,
+    athena: aws_sdk_athena::Client,
     iam: aws_sdk_iam::Client,
     securitylake: aws_sdk_securitylake::Client,
     lakeformation: aws_sdk_lakeformation::Client,
@@ -110,6 +114,7 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(
                 common!(aws_sdk_s3::config::Builder::from(sdk), stats).force_path_style(path_style).build(),
             ),
+            athena: client!(aws_sdk_athena, sdk, stats),
             iam: client!(aws_sdk_iam, sdk, stats),
             securitylake: client!(aws_sdk_securitylake, sdk, stats),
             lakeformation: client!(aws_sdk_lakeformation, sdk, stats),

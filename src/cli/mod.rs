@@ -6,6 +6,7 @@ mod diagnostics;
 mod plan;
 mod progress;
 mod session;
+mod sql;
 mod status;
 mod validate;
 
@@ -107,6 +108,8 @@ pub enum Command {
     Destroy(apply::DestroyArgs),
     /// Show every resource's state, id and health.
     Status(status::StatusArgs),
+    /// Print the feature SQL (entity count, train and validation UNLOADs) a run would send to Athena.
+    Sql(sql::SqlArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +157,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Apply(args) => apply::run_apply(g, args, Arc::clone(&stats)).await,
         Command::Destroy(args) => apply::run_destroy(g, args, Arc::clone(&stats)).await,
         Command::Status(args) => status::run(g, args, Arc::clone(&stats)).await,
+        Command::Sql(args) => sql::run(g, args, Arc::clone(&stats)).await,
     };
     if g.stats {
         eprint!("{}", stats.summary().render(started.elapsed()));

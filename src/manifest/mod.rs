@@ -81,7 +81,7 @@ impl Manifest {
     pub fn unreconciled_sections(&self) -> Vec<&'static str> {
         let s = &self.spec;
         [
-            ("features", s.features.is_some()),
+            ("features (queries; its Athena workgroup is managed)", s.features.is_some()),
             ("training", s.training.is_some()),
             ("endpoint", s.endpoint.is_some()),
             ("scorer", s.scorer.is_some()),
@@ -241,6 +241,17 @@ mod tests {
         let d = &errors(&src)[0];
         assert_eq!(d.field, "spec.subscriber.principal");
         assert!(!d.to_string().contains("secret-value"));
+    }
+
+    #[test]
+    fn training_in_a_region_without_a_known_image_needs_an_image() {
+        let src = "apiVersion: lakesight.io/v1\nkind: Stack\nmetadata:\n  name: demo\nspec:\n  region: xx-nowhere-1\n  training: {}\n";
+        let d = &errors(src)[0];
+        assert_eq!(d.field, "spec.training");
+        assert!(d.message.contains("set spec.training.image"), "{}", d.message);
+        let fixed =
+            src.replace("training: {}", "training:\n    image: 1.dkr.ecr.xx-nowhere-1.amazonaws.com/ipinsights:1");
+        assert!(Manifest::parse(Path::new("m.yaml"), &fixed).is_ok());
     }
 
     #[test]

@@ -229,6 +229,11 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
             c.range(&["spec", "training", "minAuc"], auc, 0.0, 1.0);
         }
         c.hyperparameters(&training.hyperparameters);
+        if let (None, Some(region)) = (&training.image, &spec.region)
+            && let Err(e) = crate::pipeline::ipinsights::image_uri(region)
+        {
+            c.issue(&["spec", "training"], e.to_string());
+        }
     }
 
     if let Some(endpoint) = &spec.endpoint {

@@ -18,6 +18,7 @@ const KINDS: &[Kind] = &[
     aws::securitylake::subscriber::nodes,
     aws::securitylake::notification::nodes,
     aws::lakeformation::grant::nodes,
+    aws::athena::workgroup::nodes,
 ];
 
 /// The nodes a stack declares, in registry order; the graph orders them by dependency.

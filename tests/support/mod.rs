@@ -106,6 +106,10 @@ impl Emulator {
         aws_sdk_iam::Client::new(&self.sdk().await)
     }
 
+    pub async fn athena(&self) -> aws_sdk_athena::Client {
+        aws_sdk_athena::Client::new(&self.sdk().await)
+    }
+
     pub async fn securitylake(&self) -> aws_sdk_securitylake::Client {
         aws_sdk_securitylake::Client::new(&self.sdk().await)
     }

@@ -1,0 +1,3 @@
+//! Amazon Athena: the stack's workgroup, where the feature queries run.
+
+pub mod workgroup;

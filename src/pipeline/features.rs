@@ -1,0 +1,293 @@
+//! The feature SQL: (entity, IPv4) pairs from the Security Lake OCSF tables, for a time window
+//! split into train (older) and validation (the most recent days). Every query of one run uses
+//! the same reference time, so the two splits meet exactly.
+//!
+//! Table names follow Security Lake's convention and the pinned source version:
+//! `amazon_security_lake_table_<region>_<source>_<major>_<minor>` in the database
+//! `amazon_security_lake_glue_db_<region>`. Version 1 tables are partitioned by `eventDay`
+//! (`YYYYMMDD`), version 2 tables by `time_dt`.
+
+use std::time::{Duration, SystemTime};
+
+use crate::manifest::{Features, SourceName};
+use crate::stack::Stack;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// Dotted-decimal IPv4 only: IP Insights accepts nothing else.
+const IPV4: &str =
+    r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$";
+
+/// One OCSF table the features read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub database: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// Which part of the window a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Validation,
+}
+
+impl Split {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Validation => "validation",
+        }
+    }
+}
+
+/// The queries of one feature run.
+#[derive(Debug, Clone)]
+pub struct FeatureSql {
+    tables: Vec<Table>,
+    features: Features,
+    /// The run's reference time: the window ends here.
+    now: SystemTime,
+}
+
+/// The region whose Glue catalog holds the tables: the roll-up region when the lake replicates,
+/// otherwise the stack's own region.
+pub fn query_region(stack: &Stack) -> String {
+    stack
+        .manifest
+        .spec
+        .security_lake
+        .as_ref()
+        .and_then(|l| l.replication.as_ref()?.regions.first().cloned())
+        .unwrap_or_else(|| stack.env.region.clone())
+}
+
+/// The OCSF tables for the feature sources, at the versions the lake pins (default "2.0").
+pub fn tables(stack: &Stack, features: &Features) -> Vec<Table> {
+    let region = query_region(stack);
+    let underscored = region.replace('-', "_");
+    let lake_sources = stack.manifest.spec.security_lake.as_ref().map(|l| l.sources.as_slice()).unwrap_or_default();
+    features
+        .sources
+        .iter()
+        .map(|name| {
+            let version =
+                lake_sources.iter().find(|s| s.name == *name).map_or("2.0", |s| s.version.as_str()).to_owned();
+            Table {
+                database: crate::aws::securitylake::glue_database(&region),
+                name: format!(
+                    "amazon_security_lake_table_{underscored}_{}_{}",
+                    source_suffix(*name),
+                    version.replace('.', "_")
+                ),
+                version,
+            }
+        })
+        .collect()
+}
+
+fn source_suffix(name: SourceName) -> String {
+    name.as_str().to_ascii_lowercase()
+}
+
+impl FeatureSql {
+    pub fn new(tables: Vec<Table>, features: Features, now: SystemTime) -> Self {
+        FeatureSql { tables, features, now }
+    }
+
+    /// `SELECT entity, ip` over every table for one split, rows shuffled (IP Insights trains best on shuffled input).
+    pub fn pairs(&self, split: Split) -> String {
+        let parts: Vec<String> = self.tables.iter().map(|t| self.select(t, split)).collect();
+        format!("SELECT entity, ip FROM (\n{}\n) ORDER BY rand()", parts.join("\n  UNION ALL\n"))
+    }
+
+    /// Writes one split as two-column, header-less, uncompressed CSV under `prefix` (which must be empty).
+    pub fn unload(&self, split: Split, prefix: &str) -> String {
+        format!(
+            "UNLOAD (\n{}\n) TO '{prefix}'\nWITH (format = 'TEXTFILE', field_delimiter = ',', compression = 'NONE')",
+            self.pairs(split)
+        )
+    }
+
+    /// Distinct entities in the training split, which sizes `num_entity_vectors`.
+    pub fn distinct_entities(&self) -> String {
+        let parts: Vec<String> = self.tables.iter().map(|t| self.select(t, Split::Train)).collect();
+        format!("SELECT COUNT(DISTINCT entity) AS entities FROM (\n{}\n)", parts.join("\n  UNION ALL\n"))
+    }
+
+    fn select(&self, table: &Table, split: Split) -> String {
+        let mut conditions = vec![
+            "src_endpoint.instance_uid IS NOT NULL".to_owned(),
+            "src_endpoint.instance_uid <> '-'".to_owned(),
+            "src_endpoint.ip IS NOT NULL".to_owned(),
+            "src_endpoint.ip <> '-'".to_owned(),
+            format!("regexp_like(src_endpoint.ip, '{IPV4}')"),
+        ];
+        conditions.extend(self.window(table, split));
+        if !self.features.accounts.is_empty() {
+            conditions.push(format!("accountid IN ({})", quoted(&self.features.accounts)));
+        }
+        if !self.features.regions.is_empty() {
+            conditions.push(format!("region IN ({})", quoted(&self.features.regions)));
+        }
+        format!(
+            "  SELECT src_endpoint.instance_uid AS entity, src_endpoint.ip AS ip\n  FROM \"{}\".\"{}\"\n  WHERE {}",
+            table.database,
+            table.name,
+            conditions.join("\n    AND ")
+        )
+    }
+
+    /// The partition predicates that bound a split.
+    fn window(&self, table: &Table, split: Split) -> Vec<String> {
+        let start = self.now - DAY * self.features.window_days;
+        let cut = self.now - DAY * self.features.validation_days;
+        let (from, to) = match split {
+            Split::Train => (start, cut),
+            Split::Validation => (cut, self.now),
+        };
+        if table.version.starts_with("1.") {
+            vec![format!("eventDay >= '{}'", event_day(from)), format!("eventDay < '{}'", event_day(to))]
+        } else {
+            vec![
+                format!("time_dt >= TIMESTAMP '{}'", timestamp(from)),
+                format!("time_dt < TIMESTAMP '{}'", timestamp(to)),
+            ]
+        }
+    }
+}
+
+/// A run's id, from its reference time: `20261126T100000Z`. It names the run's fresh prefixes.
+pub fn run_id(now: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(now).to_string().replace(['-', ':'], "")
+}
+
+/// Where one split of a run is unloaded: a prefix no earlier run has written to.
+pub fn prefix(bucket: &str, run_id: &str, split: Split) -> String {
+    format!("s3://{bucket}/features/{run_id}/{}/", split.as_str())
+}
+
+fn quoted(values: &[String]) -> String {
+    values.iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(", ")
+}
+
+/// `2026-11-26 10:00:00` in UTC.
+fn timestamp(t: SystemTime) -> String {
+    let rfc = humantime::format_rfc3339_seconds(t).to_string();
+    rfc.trim_end_matches('Z').replacen('T', " ", 1)
+}
+
+/// `20261126` in UTC.
+fn event_day(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()[..10].replace('-', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::tests::stack;
+
+    /// 2026-11-26 10:00:00 UTC.
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_687_200)
+    }
+
+    fn sql(spec: &str) -> FeatureSql {
+        let s = stack(spec);
+        let features = s.manifest.spec.features.clone().expect("features");
+        FeatureSql::new(tables(&s, &features), features, now())
+    }
+
+    #[test]
+    fn v2_tables_use_time_dt_and_split_at_the_validation_cut() {
+        let q = sql("  features:\n    windowDays: 30\n    validationDays: 3\n");
+        assert_eq!(
+            q.pairs(Split::Train),
+            r#"SELECT entity, ip FROM (
+  SELECT src_endpoint.instance_uid AS entity, src_endpoint.ip AS ip
+  FROM "amazon_security_lake_glue_db_eu_west_1"."amazon_security_lake_table_eu_west_1_vpc_flow_2_0"
+  WHERE src_endpoint.instance_uid IS NOT NULL
+    AND src_endpoint.instance_uid <> '-'
+    AND src_endpoint.ip IS NOT NULL
+    AND src_endpoint.ip <> '-'
+    AND regexp_like(src_endpoint.ip, '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$')
+    AND time_dt >= TIMESTAMP '2026-10-27 10:00:00'
+    AND time_dt < TIMESTAMP '2026-11-23 10:00:00'
+  UNION ALL
+  SELECT src_endpoint.instance_uid AS entity, src_endpoint.ip AS ip
+  FROM "amazon_security_lake_glue_db_eu_west_1"."amazon_security_lake_table_eu_west_1_route53_2_0"
+  WHERE src_endpoint.instance_uid IS NOT NULL
+    AND src_endpoint.instance_uid <> '-'
+    AND src_endpoint.ip IS NOT NULL
+    AND src_endpoint.ip <> '-'
+    AND regexp_like(src_endpoint.ip, '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$')
+    AND time_dt >= TIMESTAMP '2026-10-27 10:00:00'
+    AND time_dt < TIMESTAMP '2026-11-23 10:00:00'
+) ORDER BY rand()"#
+        );
+        let validation = q.pairs(Split::Validation);
+        assert!(
+            validation.contains(
+                "time_dt >= TIMESTAMP '2026-11-23 10:00:00'\n    AND time_dt < TIMESTAMP '2026-11-26 10:00:00'"
+            )
+        );
+    }
+
+    #[test]
+    fn v1_tables_use_event_day_and_the_pinned_version_names_the_table() {
+        let q = sql(
+            "  securityLake:\n    sources:\n      - name: VPC_FLOW\n        version: \"1.0\"\n  features:\n    sources: [VPC_FLOW]\n    windowDays: 10\n    validationDays: 2\n",
+        );
+        let train = q.pairs(Split::Train);
+        assert!(
+            train.contains(
+                r#"FROM "amazon_security_lake_glue_db_eu_west_1"."amazon_security_lake_table_eu_west_1_vpc_flow_1_0""#
+            ),
+            "{train}"
+        );
+        assert!(train.contains("AND eventDay >= '20261116'\n    AND eventDay < '20261124'"), "{train}");
+        assert!(!train.contains("UNION ALL") && !train.contains("time_dt"), "{train}");
+        assert!(q.pairs(Split::Validation).contains("AND eventDay >= '20261124'\n    AND eventDay < '20261126'"));
+    }
+
+    #[test]
+    fn a_replicating_lake_is_queried_in_its_roll_up_region_filtered_by_region_and_account() {
+        let q = sql(
+            "  securityLake:\n    regions: [eu-west-1, eu-central-1]\n    replication:\n      regions: [us-east-1]\n  features:\n    regions: [eu-west-1, eu-central-1]\n    accounts: [\"111122223333\"]\n",
+        );
+        let train = q.pairs(Split::Train);
+        assert!(
+            train.contains(
+                r#""amazon_security_lake_glue_db_us_east_1"."amazon_security_lake_table_us_east_1_vpc_flow_2_0""#
+            ),
+            "{train}"
+        );
+        assert!(
+            train.contains("AND accountid IN ('111122223333')\n    AND region IN ('eu-west-1', 'eu-central-1')"),
+            "{train}"
+        );
+    }
+
+    #[test]
+    fn unload_writes_plain_csv_to_the_given_prefix_and_the_count_reads_the_train_split() {
+        let q = sql("  features: {}\n");
+        let unload = q.unload(Split::Validation, "s3://bucket/features/run-1/validation/");
+        assert!(unload.starts_with("UNLOAD (\nSELECT entity, ip FROM ("), "{unload}");
+        assert!(unload.ends_with(") TO 's3://bucket/features/run-1/validation/'\nWITH (format = 'TEXTFILE', field_delimiter = ',', compression = 'NONE')"), "{unload}");
+        let count = q.distinct_entities();
+        assert!(count.starts_with("SELECT COUNT(DISTINCT entity) AS entities FROM ("), "{count}");
+        assert!(count.contains("time_dt < TIMESTAMP '2026-11-23 10:00:00'"), "{count}");
+    }
+
+    #[test]
+    fn each_run_writes_under_its_own_prefix() {
+        assert_eq!(run_id(now()), "20261126T100000Z");
+        assert_eq!(prefix("b", &run_id(now()), Split::Train), "s3://b/features/20261126T100000Z/train/");
+    }
+
+    #[test]
+    fn quotes_in_filter_values_are_escaped() {
+        assert_eq!(quoted(&["a'b".to_owned()]), "'a''b'");
+    }
+}
