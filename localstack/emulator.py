@@ -92,7 +92,7 @@ class Behaviour:
             self.pending_polls.update(body.get("pendingPolls", {}))
             self.latency_ms.update(body.get("latencyMs", {}))
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
-            for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake"):
+            for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows", "failQueries"):
                 if key in body:
                     self.settings[key] = body[key]
 
@@ -208,6 +208,74 @@ class SageMakerExtensions:
                 job.secondary_status = "Training" if pending else "Completed"
 
 
+# Pairs UNLOAD writes unless "unloadRows" says otherwise: five entities, each seen from a few addresses.
+DEFAULT_ROWS = [[f"i-{e:017x}", f"10.0.{e}.{a}"] for e in range(5) for a in range(1, 5)]
+
+
+class Athena:
+    """What moto's Athena lacks for feature runs: UNLOAD writes its rows as CSV under the TO prefix,
+    the distinct-entity count returns a result, queries can stay RUNNING for N polls, and
+    "failQueries" makes new queries fail with that reason."""
+
+    UNLOAD = re.compile(r"^\s*UNLOAD\s*\(.*\)\s*TO\s*'s3://([^/']+)/([^']*)'", re.S | re.I)
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.failed = {}
+
+    @staticmethod
+    def backend(region):
+        from moto.athena.models import athena_backends
+
+        return athena_backends[DEFAULT_ACCOUNT][region]
+
+    def start(self, request, region):
+        from moto.athena.models import QueryResults
+        from moto.s3.models import s3_backends
+
+        body = body_of(request)
+        query = body.get("QueryString", "")
+        backend = self.backend(region)
+        exec_id = backend.start_query_execution(
+            query=query,
+            context=body.get("QueryExecutionContext", {}),
+            config=body.get("ResultConfiguration", {}),
+            workgroup=body.get("WorkGroup"),
+            execution_parameters=body.get("ExecutionParameters"),
+        )
+        reason = self.behaviour.setting("failQueries")
+        if reason:
+            self.failed[exec_id] = reason
+            return json_response(200, {"QueryExecutionId": exec_id})
+        rows = self.behaviour.setting("unloadRows", DEFAULT_ROWS)
+        unload = self.UNLOAD.match(query)
+        if unload:
+            bucket, prefix = unload.groups()
+            csv = "".join(f"{entity},{ip}\n" for entity, ip in rows).encode()
+            s3_backends[DEFAULT_ACCOUNT]["aws"].put_object(bucket, f"{prefix}{exec_id}_part-00000", csv)
+        elif "COUNT(DISTINCT" in query.upper():
+            distinct = len({entity for entity, _ in rows})
+            backend.query_results[exec_id] = QueryResults(
+                rows=[{"Data": [{"VarCharValue": "entities"}]}, {"Data": [{"VarCharValue": str(distinct)}]}],
+                column_info=[{"Name": "entities", "Type": "bigint"}],
+            )
+        return json_response(200, {"QueryExecutionId": exec_id})
+
+    def describe(self, request, region):
+        """A failed or still-running query; None lets moto answer."""
+        exec_id = body_of(request).get("QueryExecutionId")
+        if exec_id in self.failed:
+            state, reason = "FAILED", self.failed[exec_id]
+        elif self.behaviour.still_pending("query", exec_id):
+            state, reason = "RUNNING", None
+        else:
+            return None
+        status = {"State": state}
+        if reason:
+            status["StateChangeReason"] = reason
+        return json_response(200, {"QueryExecution": {"QueryExecutionId": exec_id, "Status": status}})
+
+
 def update_work_group(request, region):
     """Athena UpdateWorkGroup, which moto lacks: applies the configuration updates in place."""
     from moto.athena.models import athena_backends
@@ -238,6 +306,7 @@ class Emulator:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.security_lake = SecurityLake(self.behaviour)
         self.sagemaker = SageMakerExtensions(self.behaviour)
+        self.athena = Athena(self.behaviour)
 
     def __call__(self, environ, start_response):
         # Read the body once and hand moto a fresh stream: parsing it here must not consume moto's copy.
@@ -255,6 +324,12 @@ class Emulator:
             return self.security_lake.handle(request, region)(environ, start_response)
         if target == "AmazonAthena.UpdateWorkGroup":
             return update_work_group(request, region)(environ, start_response)
+        if target == "AmazonAthena.StartQueryExecution":
+            return self.athena.start(request, region)(environ, start_response)
+        if target == "AmazonAthena.GetQueryExecution":
+            response = self.athena.describe(request, region)
+            if response is not None:
+                return response(environ, start_response)
         if target.startswith("SageMaker."):
             response = self.sagemaker.handle(operation, request, region)
             if response is not None:
@@ -277,6 +352,7 @@ class Emulator:
             _internal.moto_api_backend.reset()
             self.security_lake.reset()
             self.sagemaker.stopped.clear()
+            self.athena.failed.clear()
             self.behaviour.reset()
             return json_response(200, {"ok": True})
         if request.path == "/lakesight-emulator/health":

@@ -63,3 +63,61 @@ async fn sql_prints_the_queries_of_a_run_without_changing_anything() {
     refused.expect_code(64);
     assert!(refused.stderr.contains("has no spec.features"), "{}", refused.stderr);
 }
+
+const LAKE_AND_FEATURES: &str = "  timeouts:\n    pollInterval: 100ms\n  securityLake: {}\n  features:\n    windowDays: WINDOW\n    validationDays: 2\n";
+
+/// The run record and the object keys under each split.
+async fn feature_run(emu: &Emulator, bucket: &str) -> (serde_json::Value, Vec<String>) {
+    let s3 = emu.s3().await;
+    let listed = s3.list_objects_v2().bucket(bucket).prefix("features/").send().await.expect("list");
+    let keys: Vec<String> = listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+    let record_key = keys.iter().find(|k| k.starts_with("features/runs/")).expect("a run record").clone();
+    let body =
+        s3.get_object().bucket(bucket).key(&record_key).send().await.expect("get").body.collect().await.expect("body");
+    (serde_json::from_slice(&body.into_bytes()).expect("record JSON"), keys)
+}
+
+#[tokio::test]
+async fn a_feature_run_unloads_both_splits_once_per_inputs() {
+    let emu = Emulator::start();
+    if emu.is_bundled() {
+        emu.configure(r#"{"pendingPolls": {"query": 2}}"#);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "runs", &LAKE_AND_FEATURES.replace("WINDOW", "14"));
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(0);
+    let bucket = "lakesight-runs-123456789012-us-east-1";
+    let (record, keys) = feature_run(&emu, bucket).await;
+    let run = record["runId"].as_str().expect("run id");
+    assert_eq!(record["trainPrefix"], format!("s3://{bucket}/features/{run}/train/"));
+    assert!(keys.iter().any(|k| k.starts_with(&format!("features/{run}/train/"))), "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with(&format!("features/{run}/validation/"))), "{keys:?}");
+    if emu.is_bundled() {
+        assert_eq!(record["distinctEntities"], 5, "the emulator's seeded rows hold five entities");
+        assert!(apply.stderr.contains("queries done"), "query progress is shown: {}", apply.stderr);
+    }
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+
+    let file = manifest(dir.path(), "runs", &LAKE_AND_FEATURES.replace("WINDOW", "21"));
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    assert!(plan.stdout.contains("+ features.run/current"), "new inputs, new run: {}", plan.stdout);
+    emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
+}
+
+#[tokio::test]
+async fn a_failed_query_reports_athenas_reason() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: behaviour settings need the bundled emulator");
+        return;
+    }
+    emu.configure(r#"{"failQueries": "TABLE_NOT_FOUND: line 3:8: Table does not exist"}"#);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "badrun", &LAKE_AND_FEATURES.replace("WINDOW", "14"));
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(1);
+    assert!(apply.stderr.contains("features.run/current: Athena query failed: FAILED:"), "{}", apply.stderr);
+    assert!(apply.stderr.contains("TABLE_NOT_FOUND: line 3:8: Table does not exist"), "{}", apply.stderr);
+}

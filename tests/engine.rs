@@ -124,6 +124,10 @@ impl Node for FakeNode {
         self.cloud.record(format!("done {action:?} {}", self.address));
         Ok(())
     }
+    async fn abandon(&self) -> Result<(), NodeError> {
+        self.cloud.record(format!("abandoned {}", self.address));
+        Ok(())
+    }
     async fn readiness(&self) -> Result<Readiness, NodeError> {
         let left = self.pending_polls.load(Ordering::SeqCst);
         if left == 0 {
@@ -320,6 +324,21 @@ async fn an_interrupted_apply_converges_when_run_again() {
     assert_eq!(cloud.existing.lock().unwrap().len(), 5);
     let replan = engine::plan(&g, Intent::Present, false, 10).await.expect("plan");
     assert!(!replan.has_changes());
+}
+
+#[tokio::test]
+async fn an_interruption_during_a_wait_abandons_the_work_in_progress() {
+    let cloud = Arc::new(Cloud::default());
+    let g = graph(vec![FakeNode::new(&cloud, "query", &[]).pending_for(usize::MAX)]);
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        trigger.cancel();
+    });
+    let report = run(&g, Intent::Present, 2, cancel).await;
+    assert_eq!(report.outcome("query"), Some(&Outcome::Interrupted));
+    assert!(cloud.log().contains(&"abandoned query".to_owned()), "{:?}", cloud.log());
 }
 
 #[test]

@@ -227,7 +227,12 @@ async fn await_ready(node: &dyn Node, walk: &Walk) -> Result<(), Outcome> {
                 let delay = poll_delay(retry_after, poll, fastrand::f64());
                 tokio::select! {
                     _ = tokio::time::sleep(delay.min(deadline - now)) => {}
-                    _ = walk.cancel.cancelled() => return Err(Outcome::Interrupted),
+                    _ = walk.cancel.cancelled() => {
+                        if let Err(e) = node.abandon().await {
+                            tracing::warn!("{}: could not stop its work in progress: {e}", node.address());
+                        }
+                        return Err(Outcome::Interrupted);
+                    }
                 }
             }
         }

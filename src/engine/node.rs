@@ -77,4 +77,9 @@ pub trait Node: Send + Sync {
     async fn apply(&self, action: Action) -> Result<(), NodeError>;
     /// Polls whether the last action has taken effect.
     async fn readiness(&self) -> Result<Readiness, NodeError>;
+    /// The run was interrupted while this node waited: stop work that would otherwise go on
+    /// without anyone waiting for it (a running query, say).
+    async fn abandon(&self) -> Result<(), NodeError> {
+        Ok(())
+    }
 }

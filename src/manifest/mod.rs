@@ -81,7 +81,6 @@ impl Manifest {
     pub fn unreconciled_sections(&self) -> Vec<&'static str> {
         let s = &self.spec;
         [
-            ("features (queries; its Athena workgroup is managed)", s.features.is_some()),
             ("training", s.training.is_some()),
             ("endpoint", s.endpoint.is_some()),
             ("scorer", s.scorer.is_some()),

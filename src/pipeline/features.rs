@@ -158,6 +158,38 @@ impl FeatureSql {
     }
 }
 
+/// A stable digest of everything that decides which rows a feature run reads (tables and the
+/// features spec, not the time): a new digest means new features, and so a new model.
+pub fn inputs_hash(tables: &[Table], features: &Features) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for t in tables {
+        hasher.update(format!("{}.{}\n", t.database, t.name));
+    }
+    let f = features;
+    hasher.update(format!(
+        "window={} validation={} accounts={:?} regions={:?}",
+        f.window_days, f.validation_days, f.accounts, f.regions
+    ));
+    hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a finished feature run leaves behind for training, as `features/runs/<digest>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub run_id: String,
+    pub inputs: String,
+    pub train_prefix: String,
+    pub validation_prefix: String,
+    pub distinct_entities: u64,
+}
+
+/// The key of a run's record in the artifact bucket.
+pub fn record_key(inputs: &str) -> String {
+    format!("features/runs/{inputs}.json")
+}
+
 /// A run's id, from its reference time: `20261126T100000Z`. It names the run's fresh prefixes.
 pub fn run_id(now: SystemTime) -> String {
     humantime::format_rfc3339_seconds(now).to_string().replace(['-', ':'], "")
@@ -278,6 +310,16 @@ mod tests {
         let count = q.distinct_entities();
         assert!(count.starts_with("SELECT COUNT(DISTINCT entity) AS entities FROM ("), "{count}");
         assert!(count.contains("time_dt < TIMESTAMP '2026-11-23 10:00:00'"), "{count}");
+    }
+
+    #[test]
+    fn the_inputs_digest_changes_with_the_window_but_not_the_time() {
+        let a = sql("  features:\n    windowDays: 30\n");
+        let b = sql("  features:\n    windowDays: 31\n");
+        let digest = |q: &FeatureSql| inputs_hash(&q.tables, &q.features);
+        assert_eq!(digest(&a), digest(&sql("  features:\n    windowDays: 30\n")));
+        assert_ne!(digest(&a), digest(&b));
+        assert_eq!(digest(&a).len(), 12);
     }
 
     #[test]

@@ -106,6 +106,10 @@ impl<R: Resource> Node for Managed<R> {
         Ok(())
     }
 
+    async fn abandon(&self) -> Result<(), NodeError> {
+        Ok(self.resource.abandon().await?)
+    }
+
     async fn readiness(&self) -> Result<Readiness, NodeError> {
         let deleted = self.last_action.lock().ok().and_then(|a| *a) == Some(Action::Delete);
         if deleted {

@@ -92,6 +92,10 @@ pub trait Resource: Send + Sync + 'static {
     async fn readiness(&self) -> Result<Readiness, ResourceError> {
         Ok(Readiness::Ready)
     }
+    /// Stops work in progress when a run is interrupted while waiting on this resource.
+    async fn abandon(&self) -> Result<(), ResourceError> {
+        Ok(())
+    }
     /// A retention policy keeps the resource on destroy.
     fn retain_on_destroy(&self) -> bool {
         false

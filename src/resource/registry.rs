@@ -19,6 +19,7 @@ const KINDS: &[Kind] = &[
     aws::securitylake::notification::nodes,
     aws::lakeformation::grant::nodes,
     aws::athena::workgroup::nodes,
+    aws::athena::feature_run::nodes,
 ];
 
 /// The nodes a stack declares, in registry order; the graph orders them by dependency.

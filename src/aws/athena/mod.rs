@@ -1,3 +1,4 @@
-//! Amazon Athena: the stack's workgroup, where the feature queries run.
+//! Amazon Athena: the stack's workgroup and the feature runs in it.
 
+pub mod feature_run;
 pub mod workgroup;

@@ -1,0 +1,380 @@
+//! One feature run: the distinct-entity count and the train and validation UNLOADs, run in
+//! the stack's workgroup. A run is addressed by the digest of its inputs, so it happens once per
+//! features spec; its record (`features/runs/<digest>.json` in the artifact bucket) is what
+//! training reads. The queries run while the resource is "pending", so they hold no worker slot,
+//! and an interrupted run stops them.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
+use aws_sdk_s3::primitives::ByteStream;
+
+use crate::aws::error::{code, service_error};
+use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::pipeline::features::{FeatureSql, RunRecord, Split, Table, inputs_hash, prefix, record_key, run_id, tables};
+use crate::resource::{Identity, Managed, Resource, ResourceError};
+use crate::stack::Stack;
+
+pub const ADDRESS: &str = "features.run/current";
+
+/// Queries started by `create` and not yet finished.
+#[derive(Debug, Clone)]
+struct InFlight {
+    record: RunRecord,
+    count: String,
+    unloads: [String; 2],
+}
+
+pub struct FeatureRun {
+    identity: Identity,
+    athena: aws_sdk_athena::Client,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    workgroup: String,
+    database: String,
+    inputs: String,
+    tables: Vec<Table>,
+    features: crate::manifest::Features,
+    in_flight: Mutex<Option<InFlight>>,
+}
+
+/// Registry entry: stacks with `features` run them.
+pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
+    match &stack.manifest.spec.features {
+        Some(features) => {
+            vec![Arc::new(Managed::new(FeatureRun::new(stack, features, aws.athena.clone(), aws.s3.clone())))]
+        }
+        None => Vec::new(),
+    }
+}
+
+impl FeatureRun {
+    pub fn new(
+        stack: &Stack,
+        features: &crate::manifest::Features,
+        athena: aws_sdk_athena::Client,
+        s3: aws_sdk_s3::Client,
+    ) -> Self {
+        let tables = tables(stack, features);
+        let inputs = inputs_hash(&tables, features);
+        let mut identity = Identity::new(stack, ADDRESS, format!("features-{inputs}"));
+        identity.depends_on.push(super::workgroup::ADDRESS.to_owned());
+        if let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) {
+            // The tables exist once their sources collect.
+            identity.depends_on.extend(
+                lake.sources
+                    .iter()
+                    .filter(|s| features.sources.contains(&s.name))
+                    .map(|s| crate::aws::securitylake::log_source::address(s.name)),
+            );
+            if lake.query_access.is_some() {
+                identity.depends_on.extend(stack.lake_regions().iter().map(|r| format!("lakeformation.grant/{r}")));
+            }
+        }
+        FeatureRun {
+            identity,
+            athena,
+            s3,
+            bucket: stack.artifact_bucket(),
+            workgroup: stack.resource_name("features"),
+            database: crate::aws::securitylake::glue_database(&crate::pipeline::features::query_region(stack)),
+            inputs,
+            tables,
+            features: features.clone(),
+            in_flight: Mutex::new(None),
+        }
+    }
+
+    async fn start(&self, sql: String) -> Result<String, ResourceError> {
+        let out = self
+            .athena
+            .start_query_execution()
+            .query_string(sql)
+            .work_group(&self.workgroup)
+            .query_execution_context(QueryExecutionContext::builder().database(&self.database).build())
+            .send()
+            .await
+            .map_err(|e| service_error("StartQueryExecution", e))?;
+        out.query_execution_id()
+            .map(str::to_owned)
+            .ok_or_else(|| ResourceError::Invalid("Athena returned no query id".into()))
+    }
+
+    /// `None` while running; the state and Athena's reason once the query ended.
+    async fn state(&self, id: &str) -> Result<(QueryExecutionState, Option<String>), ResourceError> {
+        let out = self
+            .athena
+            .get_query_execution()
+            .query_execution_id(id)
+            .send()
+            .await
+            .map_err(|e| service_error("GetQueryExecution", e))?;
+        let status = out.query_execution().and_then(|q| q.status());
+        let state = status.and_then(|s| s.state()).cloned().unwrap_or(QueryExecutionState::Queued);
+        let reason = status.and_then(|s| s.athena_error().and_then(|e| e.error_message()).or(s.state_change_reason()));
+        Ok((state, reason.map(str::to_owned)))
+    }
+
+    async fn distinct_entities(&self, id: &str) -> Result<u64, ResourceError> {
+        let out = self
+            .athena
+            .get_query_results()
+            .query_execution_id(id)
+            .send()
+            .await
+            .map_err(|e| service_error("GetQueryResults", e))?;
+        // Row 0 is the header.
+        let value = out
+            .result_set()
+            .and_then(|r| r.rows().get(1))
+            .and_then(|row| row.data().first())
+            .and_then(|d| d.var_char_value());
+        value
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ResourceError::Invalid(format!("the entity count query returned {value:?}, not a number")))
+    }
+
+    async fn write_record(&self, record: &RunRecord) -> Result<(), ResourceError> {
+        let body = serde_json::to_vec_pretty(record).map_err(|e| ResourceError::Invalid(e.to_string()))?;
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(record_key(&self.inputs))
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| service_error("PutObject", e))?;
+        Ok(())
+    }
+
+    fn in_flight(&self) -> Option<InFlight> {
+        self.in_flight.lock().ok().and_then(|f| f.clone())
+    }
+}
+
+#[async_trait]
+impl Resource for FeatureRun {
+    type Observed = RunRecord;
+
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    async fn read(&self) -> Result<Option<RunRecord>, ResourceError> {
+        let out = match self.s3.get_object().bucket(&self.bucket).key(record_key(&self.inputs)).send().await {
+            Ok(out) => out,
+            // No record yet, or no bucket yet on a first plan.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || code(&e) == Some("NoSuchBucket") => {
+                return Ok(None);
+            }
+            Err(e) => return Err(service_error("GetObject", e)),
+        };
+        let bytes =
+            out.body.collect().await.map_err(|e| ResourceError::Invalid(format!("reading the run record: {e}")))?;
+        serde_json::from_slice(&bytes.into_bytes()).map(Some).map_err(|e| {
+            ResourceError::Invalid(format!("the run record {} is not valid: {e}", record_key(&self.inputs)))
+        })
+    }
+
+    fn owner(&self, _observed: &RunRecord) -> Ownership {
+        // It lives in the stack's own bucket.
+        Ownership::Untaggable
+    }
+
+    fn diff(&self, _observed: &RunRecord) -> Vec<Change> {
+        // Inputs are in the address: different inputs are a different run.
+        Vec::new()
+    }
+
+    fn id(&self, observed: &RunRecord) -> String {
+        format!("run {} ({} entities)", observed.run_id, observed.distinct_entities)
+    }
+
+    async fn create(&self) -> Result<(), ResourceError> {
+        let now = SystemTime::now();
+        let run = run_id(now);
+        let sql = FeatureSql::new(self.tables.clone(), self.features.clone(), now);
+        let (train, validation) =
+            (prefix(&self.bucket, &run, Split::Train), prefix(&self.bucket, &run, Split::Validation));
+        let count = self.start(sql.distinct_entities()).await?;
+        let unloads = [
+            self.start(sql.unload(Split::Train, &train)).await?,
+            self.start(sql.unload(Split::Validation, &validation)).await?,
+        ];
+        let record = RunRecord {
+            run_id: run,
+            inputs: self.inputs.clone(),
+            train_prefix: train,
+            validation_prefix: validation,
+            distinct_entities: 0,
+        };
+        if let Ok(mut slot) = self.in_flight.lock() {
+            *slot = Some(InFlight { record, count, unloads });
+        }
+        Ok(())
+    }
+
+    async fn update(&self, _observed: &RunRecord, _changes: &[Change]) -> Result<(), ResourceError> {
+        Ok(())
+    }
+
+    async fn delete(&self, _observed: &RunRecord) -> Result<(), ResourceError> {
+        // The data goes with the artifact bucket; only the record says the run exists.
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(record_key(&self.inputs))
+            .send()
+            .await
+            .map_err(|e| service_error("DeleteObject", e))?;
+        Ok(())
+    }
+
+    async fn readiness(&self) -> Result<Readiness, ResourceError> {
+        let Some(flight) = self.in_flight() else { return Ok(Readiness::Ready) };
+        let ids = [&flight.count, &flight.unloads[0], &flight.unloads[1]];
+        let mut done = 0;
+        for id in ids {
+            match self.state(id).await? {
+                (QueryExecutionState::Succeeded, _) => done += 1,
+                (state @ (QueryExecutionState::Failed | QueryExecutionState::Cancelled), reason) => {
+                    return Err(ResourceError::Service {
+                        operation: "Athena query",
+                        code: state.as_str().to_owned(),
+                        message: format!("{id}: {}", reason.unwrap_or_else(|| "no reason given".into())),
+                    });
+                }
+                _ => {}
+            }
+        }
+        if done < ids.len() {
+            return Ok(self.identity.pending(format!("{done}/{} queries done", ids.len())));
+        }
+        let record = RunRecord { distinct_entities: self.distinct_entities(&flight.count).await?, ..flight.record };
+        self.write_record(&record).await?;
+        if let Ok(mut slot) = self.in_flight.lock() {
+            *slot = None;
+        }
+        Ok(Readiness::Ready)
+    }
+
+    async fn abandon(&self) -> Result<(), ResourceError> {
+        let Some(flight) = self.in_flight() else { return Ok(()) };
+        for id in [&flight.count, &flight.unloads[0], &flight.unloads[1]] {
+            self.athena
+                .stop_query_execution()
+                .query_execution_id(id)
+                .send()
+                .await
+                .map_err(|e| service_error("StopQueryExecution", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_athena::operation::get_query_execution::GetQueryExecutionOutput;
+    use aws_sdk_athena::operation::get_query_results::GetQueryResultsOutput;
+    use aws_sdk_athena::operation::start_query_execution::StartQueryExecutionOutput;
+    use aws_sdk_athena::operation::stop_query_execution::StopQueryExecutionOutput;
+    use aws_sdk_athena::types::{Datum, QueryExecution, QueryExecutionStatus, ResultSet, Row};
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_sdk_s3::operation::put_object::PutObjectOutput;
+    use aws_sdk_s3::types::error::NoSuchKey;
+    use aws_smithy_mocks::{Rule, mock};
+
+    use super::*;
+    use crate::aws::mocked_client;
+    use crate::engine::{Action, Intent, plan_action};
+    use crate::stack::tests::stack;
+
+    fn node(athena: &[&Rule], s3: &[&Rule]) -> Managed<FeatureRun> {
+        let s = stack("  features: {}\n");
+        let features = s.manifest.spec.features.as_ref().expect("features");
+        Managed::new(FeatureRun::new(
+            &s,
+            features,
+            mocked_client!(aws_sdk_athena, athena),
+            mocked_client!(aws_sdk_s3, s3),
+        ))
+    }
+
+    fn no_record() -> Rule {
+        mock!(aws_sdk_s3::Client::get_object).then_error(|| GetObjectError::NoSuchKey(NoSuchKey::builder().build()))
+    }
+
+    fn started() -> Rule {
+        mock!(aws_sdk_athena::Client::start_query_execution).then_compute_output(|input| {
+            let id =
+                if input.query_string().is_some_and(|q| q.starts_with("SELECT COUNT")) { "count" } else { "unload" };
+            StartQueryExecutionOutput::builder().query_execution_id(id).build()
+        })
+    }
+
+    fn state(state: QueryExecutionState, reason: Option<&'static str>) -> Rule {
+        mock!(aws_sdk_athena::Client::get_query_execution).then_output(move || {
+            let status = QueryExecutionStatus::builder()
+                .state(state.clone())
+                .set_state_change_reason(reason.map(str::to_owned))
+                .build();
+            GetQueryExecutionOutput::builder().query_execution(QueryExecution::builder().status(status).build()).build()
+        })
+    }
+
+    fn counted(n: &'static str) -> Rule {
+        mock!(aws_sdk_athena::Client::get_query_results).then_output(move || {
+            let row = |v: &str| Row::builder().data(Datum::builder().var_char_value(v).build()).build();
+            GetQueryResultsOutput::builder()
+                .result_set(ResultSet::builder().rows(row("entities")).rows(row(n)).build())
+                .build()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_new_run_starts_three_queries_in_the_workgroup_and_records_the_count() {
+        let start = started();
+        let (running, count) = (state(QueryExecutionState::Succeeded, None), counted("1234"));
+        let record = mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(|r| r.key().is_some_and(|k| k.starts_with("features/runs/")))
+            .then_output(|| PutObjectOutput::builder().build());
+        let get = no_record();
+        let n = node(&[&start, &running, &count], &[&get, &record]);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        n.apply(Action::Create).await.expect("start");
+        assert_eq!(start.num_calls(), 3, "count, train and validation");
+        assert_eq!(n.readiness().await.expect("ready"), Readiness::Ready);
+        assert_eq!((count.num_calls(), record.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn running_queries_are_pending_and_a_failure_carries_athenas_reason() {
+        let (start, get) = (started(), no_record());
+        let running = state(QueryExecutionState::Running, None);
+        let n = node(&[&start, &running], &[&get]);
+        n.apply(Action::Create).await.expect("start");
+        assert!(matches!(n.readiness().await, Ok(Readiness::Pending { status, .. }) if status == "0/3 queries done"));
+
+        let (start, get) = (started(), no_record());
+        let failed = state(QueryExecutionState::Failed, Some("TABLE_NOT_FOUND: no such table"));
+        let n = node(&[&start, &failed], &[&get]);
+        n.apply(Action::Create).await.expect("start");
+        let error = n.readiness().await.expect_err("failed");
+        assert!(error.to_string().contains("TABLE_NOT_FOUND: no such table"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_run_stops_its_queries() {
+        let (start, get) = (started(), no_record());
+        let stop = mock!(aws_sdk_athena::Client::stop_query_execution)
+            .then_output(|| StopQueryExecutionOutput::builder().build());
+        let n = node(&[&start, &stop], &[&get]);
+        n.apply(Action::Create).await.expect("start");
+        n.abandon().await.expect("stop");
+        assert_eq!(stop.num_calls(), 3);
+    }
+}
