@@ -8,7 +8,8 @@ domain dispatcher to add:
       {"pendingPolls": {"endpoint": N, "trainingJob": N, "dataLake": N, "subscriber": N},
        "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
        "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
-       "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...}}
+       "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...},
+       "unloadRows": [...], "failQueries": str, "trainingMetrics": {...}, "failTraining": str}
     (localstack/README.md describes each setting)
   * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config.
 
@@ -92,7 +93,8 @@ class Behaviour:
             self.pending_polls.update(body.get("pendingPolls", {}))
             self.latency_ms.update(body.get("latencyMs", {}))
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
-            for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows", "failQueries"):
+            for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows",
+                        "failQueries", "trainingMetrics", "failTraining"):
                 if key in body:
                     self.settings[key] = body[key]
 
@@ -203,9 +205,31 @@ class SageMakerExtensions:
         elif target == "DescribeTrainingJob":
             job = backend.training_jobs.get(body.get("TrainingJobName"))
             if job is not None and job.training_job_status in ("InProgress", "Completed") and job.training_job_name not in self.stopped:
-                pending = self.behaviour.still_pending("trainingJob", job.training_job_name)
-                job.training_job_status = "InProgress" if pending else "Completed"
-                job.secondary_status = "Training" if pending else "Completed"
+                self.settle_training_job(job)
+
+    SECONDARY = ["Starting", "Downloading", "Training", "Uploading"]
+
+    def settle_training_job(self, job):
+        """InProgress (through the secondary statuses) for N polls, then Completed with the seeded
+        metrics, or Failed with the "failTraining" reason."""
+        name = job.training_job_name
+        if self.behaviour.still_pending("trainingJob", name):
+            polls = self.behaviour.polls.get(("trainingJob", name), 1)
+            job.training_job_status = "InProgress"
+            job.secondary_status = self.SECONDARY[min(polls - 1, len(self.SECONDARY) - 1)]
+            return
+        reason = self.behaviour.setting("failTraining")
+        if reason:
+            job.training_job_status, job.secondary_status, job.failure_reason = "Failed", "Failed", reason
+            return
+        job.training_job_status = job.secondary_status = "Completed"
+        channels = {c.get("ChannelName") for c in (job.input_data_config or [])}
+        metrics = dict(self.behaviour.setting("trainingMetrics", {"validation:discriminator_auc": 0.9}))
+        if "validation" not in channels:
+            metrics = {k: v for k, v in metrics.items() if not k.startswith("validation:")}
+        job.final_metric_data_list = [
+            {"MetricName": k, "Value": float(v), "Timestamp": job.creation_time} for k, v in sorted(metrics.items())
+        ]
 
 
 # Pairs UNLOAD writes unless "unloadRows" says otherwise: five entities, each seen from a few addresses.

@@ -100,7 +100,7 @@ impl Node for FakeNode {
     async fn observe(&self) -> Result<Observation, NodeError> {
         let exists = self.cloud.existing.lock().unwrap().contains(&self.address);
         Ok(if exists {
-            Observation { ownership: Some(Ownership::Owned), changes: vec![], id: None, health: None }
+            Observation { ownership: Some(Ownership::Owned), changes: vec![], id: None, health: None, note: None }
         } else {
             Observation::absent()
         })

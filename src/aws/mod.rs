@@ -8,6 +8,7 @@ pub mod iam;
 pub mod lakeformation;
 pub mod retry;
 pub mod s3;
+pub mod sagemaker;
 pub mod securitylake;
 pub mod stats;
 
@@ -43,6 +44,7 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub securitylake: aws_sdk_securitylake::Client,
     pub lakeformation: aws_sdk_lakeformation::Client,
+    pub sagemaker: aws_sdk_sagemaker::Client,
     pub env: Environment,
 }
 
@@ -80,6 +82,7 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
         iam: clients.iam,
         securitylake: clients.securitylake,
         lakeformation: clients.lakeformation,
+        sagemaker: clients.sagemaker,
         env: Environment { account, region, partition, caller_arn },
     })
 }
@@ -90,6 +93,7 @@ struct Clients {
     iam: aws_sdk_iam::Client,
     securitylake: aws_sdk_securitylake::Client,
     lakeformation: aws_sdk_lakeformation::Client,
+    sagemaker: aws_sdk_sagemaker::Client,
     sts: aws_sdk_sts::Client,
 }
 
@@ -118,6 +122,7 @@ impl Clients {
             iam: client!(aws_sdk_iam, sdk, stats),
             securitylake: client!(aws_sdk_securitylake, sdk, stats),
             lakeformation: client!(aws_sdk_lakeformation, sdk, stats),
+            sagemaker: client!(aws_sdk_sagemaker, sdk, stats),
             sts: client!(aws_sdk_sts, sdk, stats),
         }
     }

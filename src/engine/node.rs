@@ -44,11 +44,17 @@ pub struct Observation {
     pub id: Option<String>,
     /// Provider-reported health, when the resource has one.
     pub health: Option<String>,
+    /// Why an absent resource is absent, when the provider knows more than "it does not exist".
+    pub note: Option<String>,
 }
 
 impl Observation {
     pub fn absent() -> Self {
-        Observation { ownership: None, changes: Vec::new(), id: None, health: None }
+        Observation { ownership: None, changes: Vec::new(), id: None, health: None, note: None }
+    }
+
+    pub fn absent_because(note: String) -> Self {
+        Observation { note: Some(note), ..Observation::absent() }
     }
 }
 

@@ -108,7 +108,9 @@ pub fn plan_action(
     let has_replace = observed.changes.iter().any(|c| c.requires_replace);
     let fields = || observed.changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>().join(", ");
     match (intent, &observed.ownership) {
-        (Intent::Present, None) => Ok((Action::Create, "does not exist".to_owned())),
+        (Intent::Present, None) => {
+            Ok((Action::Create, observed.note.clone().unwrap_or_else(|| "does not exist".to_owned())))
+        }
         (Intent::Absent, None) => Ok((Action::NoOp, "already absent".to_owned())),
         (Intent::Absent, Some(Ownership::Foreign(_))) => {
             Ok((Action::NoOp, "not owned by this stack; left in place".to_owned()))
@@ -266,12 +268,21 @@ mod tests {
     use super::*;
 
     fn observed(ownership: Option<Ownership>, changes: Vec<Change>) -> Observation {
-        Observation { ownership, changes, id: None, health: None }
+        Observation { ownership, changes, id: None, health: None, note: None }
     }
 
     #[test]
     fn absent_resource_is_created() {
         assert_eq!(plan_action(Intent::Present, &Observation::absent(), false, false).map(|r| r.0), Ok(Action::Create));
+    }
+
+    #[test]
+    fn an_absence_note_becomes_the_reason_to_create() {
+        let o = Observation::absent_because("inputs changed since g3".into());
+        assert_eq!(
+            plan_action(Intent::Present, &o, false, false),
+            Ok((Action::Create, "inputs changed since g3".into()))
+        );
     }
 
     #[test]

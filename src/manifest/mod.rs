@@ -80,15 +80,10 @@ impl Manifest {
     /// rather than letting a user believe they were applied.
     pub fn unreconciled_sections(&self) -> Vec<&'static str> {
         let s = &self.spec;
-        [
-            ("training", s.training.is_some()),
-            ("endpoint", s.endpoint.is_some()),
-            ("scorer", s.scorer.is_some()),
-            ("retrain", s.retrain.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(name, declared)| declared.then_some(name))
-        .collect()
+        [("endpoint", s.endpoint.is_some()), ("scorer", s.scorer.is_some()), ("retrain", s.retrain.is_some())]
+            .into_iter()
+            .filter_map(|(name, declared)| declared.then_some(name))
+            .collect()
     }
 }
 

@@ -41,6 +41,9 @@ pub fn image_uri(region: &str) -> Result<String, ImageError> {
     Ok(format!("{account}.dkr.ecr.{region}.{suffix}/{}:{tag}", version.repository))
 }
 
+/// The quality metric IP Insights reports when a validation channel exists.
+pub const AUC_METRIC: &str = "validation:discriminator_auc";
+
 /// Twice the distinct entities, as the algorithm's documentation recommends, within its bounds.
 pub fn entity_vectors(distinct_entities: u64) -> u64 {
     distinct_entities.saturating_mul(2).clamp(1, MAX_ENTITY_VECTORS)

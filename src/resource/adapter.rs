@@ -67,12 +67,13 @@ impl<R: Resource> Node for Managed<R> {
     async fn observe(&self) -> Result<Observation, NodeError> {
         let observed = self.resource.read().await?;
         let observation = match &observed {
-            None => Observation::absent(),
+            None => self.resource.absence_note().map_or_else(Observation::absent, Observation::absent_because),
             Some(o) => Observation {
                 ownership: Some(self.resource.owner(o)),
                 changes: self.resource.diff(o),
                 id: Some(self.resource.id(o)),
                 health: self.resource.health(o),
+                note: None,
             },
         };
         if let Ok(mut slot) = self.observed.lock() {

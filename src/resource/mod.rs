@@ -84,6 +84,10 @@ pub trait Resource: Send + Sync + 'static {
     fn health(&self, _observed: &Self::Observed) -> Option<String> {
         None
     }
+    /// After a `read` that found nothing: why, when there is more to say than "it does not exist".
+    fn absence_note(&self) -> Option<String> {
+        None
+    }
 
     async fn create(&self) -> Result<(), ResourceError>;
     async fn update(&self, observed: &Self::Observed, changes: &[Change]) -> Result<(), ResourceError>;

@@ -20,6 +20,7 @@ const KINDS: &[Kind] = &[
     aws::lakeformation::grant::nodes,
     aws::athena::workgroup::nodes,
     aws::athena::feature_run::nodes,
+    aws::sagemaker::training_job::nodes,
 ];
 
 /// The nodes a stack declares, in registry order; the graph orders them by dependency.

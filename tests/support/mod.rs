@@ -106,6 +106,10 @@ impl Emulator {
         aws_sdk_iam::Client::new(&self.sdk().await)
     }
 
+    pub async fn sagemaker(&self) -> aws_sdk_sagemaker::Client {
+        aws_sdk_sagemaker::Client::new(&self.sdk().await)
+    }
+
     pub async fn athena(&self) -> aws_sdk_athena::Client {
         aws_sdk_athena::Client::new(&self.sdk().await)
     }

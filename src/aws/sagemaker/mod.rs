@@ -1,0 +1,3 @@
+//! Amazon SageMaker: the IP Insights training job of each model generation.
+
+pub mod training_job;

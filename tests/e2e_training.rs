@@ -1,0 +1,103 @@
+//! End-to-end: features feeding an IP Insights training job, generations and the quality gate.
+
+mod support;
+
+use std::collections::HashMap;
+
+use support::{Emulator, manifest};
+
+const STACK: &str = "  timeouts:\n    pollInterval: 100ms\n  securityLake: {}\n  features:\n    windowDays: 14\n    validationDays: 2\n  training:\n    minAuc: 0.8\n    hyperparameters:\n      epochs: EPOCHS\n";
+
+fn stack(epochs: u32) -> String {
+    STACK.replace("EPOCHS", &epochs.to_string())
+}
+
+/// Jobs of a stack, newest generation last.
+async fn jobs(emu: &Emulator, stack: &str) -> Vec<String> {
+    let out = emu
+        .sagemaker()
+        .await
+        .list_training_jobs()
+        .name_contains(format!("lakesight-{stack}-g"))
+        .send()
+        .await
+        .expect("list");
+    let mut names: Vec<String> =
+        out.training_job_summaries().iter().filter_map(|s| s.training_job_name().map(str::to_owned)).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn training_uses_both_channels_and_derived_hyperparameters_and_retrains_only_on_change() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: needs the emulator's seeded UNLOAD rows and training metrics");
+        return;
+    }
+    emu.configure(r#"{"pendingPolls": {"trainingJob": 3}}"#);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "trainer", &stack(5));
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(0);
+    assert!(apply.stderr.contains("sagemaker.training_job/current: InProgress / Starting"), "{}", apply.stderr);
+
+    let first = jobs(&emu, "trainer").await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].starts_with("lakesight-trainer-g1-"), "{first:?}");
+    let job =
+        emu.sagemaker().await.describe_training_job().training_job_name(&first[0]).send().await.expect("describe");
+    let channels: HashMap<&str, &str> = job
+        .input_data_config()
+        .iter()
+        .filter_map(|c| Some((c.channel_name()?, c.data_source()?.s3_data_source()?.s3_uri()?)))
+        .collect();
+    assert!(channels["train"].contains("/features/") && channels["train"].ends_with("/train/"), "{channels:?}");
+    assert!(channels["validation"].ends_with("/validation/"), "{channels:?}");
+    let hp = job.hyper_parameters().expect("hyperparameters");
+    assert_eq!(hp.get("num_entity_vectors").map(String::as_str), Some("10"), "twice the five seeded entities");
+    assert_eq!(hp.get("epochs").map(String::as_str), Some("5"));
+    assert_eq!(hp.get("vector_dim").map(String::as_str), Some("128"));
+    assert!(
+        job.algorithm_specification().and_then(|a| a.training_image()).is_some_and(|i| i.ends_with("/ipinsights:1"))
+    );
+
+    let replan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    replan.expect_code(0);
+
+    let file = manifest(dir.path(), "trainer", &stack(6));
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    assert!(plan.stdout.contains("+ sagemaker.training_job/current (lakesight-trainer-g?-"), "{}", plan.stdout);
+    assert!(plan.stdout.contains(&format!("inputs changed since {}", first[0])), "{}", plan.stdout);
+    assert!(
+        plan.stdout.contains("    features.run/current (features-") && !plan.stdout.contains("+ features.run"),
+        "features are unchanged: {}",
+        plan.stdout
+    );
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let second = jobs(&emu, "trainer").await;
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(second[1].starts_with("lakesight-trainer-g2-"), "{second:?}");
+}
+
+#[tokio::test]
+async fn a_model_below_the_gate_and_a_failed_job_stop_the_apply_with_the_reason() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: needs the emulator's seeded training metrics");
+        return;
+    }
+    emu.configure(r#"{"trainingMetrics": {"validation:discriminator_auc": 0.55}}"#);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "gated", &stack(5));
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(1);
+    assert!(apply.stderr.contains("validation:discriminator_auc 0.5500, below the minimum 0.8"), "{}", apply.stderr);
+
+    emu.configure(r#"{"failTraining": "AlgorithmError: no validation data"}"#);
+    let file = manifest(dir.path(), "gated", &stack(7));
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(1);
+    assert!(apply.stderr.contains("AlgorithmError: no validation data"), "{}", apply.stderr);
+}
