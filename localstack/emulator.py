@@ -9,7 +9,7 @@ domain dispatcher to add:
        "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
        "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
        "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...},
-       "unloadRows": [...], "failQueries": str, "trainingMetrics": {...}, "failTraining": str}
+       "unloadRows": [...], "failQueries": str, "trainingMetrics": {...}, "failTraining": str, "failEndpointUpdate": str}
     (localstack/README.md describes each setting)
   * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config.
 
@@ -94,7 +94,7 @@ class Behaviour:
             self.latency_ms.update(body.get("latencyMs", {}))
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
             for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows",
-                        "failQueries", "trainingMetrics", "failTraining"):
+                        "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate"):
                 if key in body:
                     self.settings[key] = body[key]
 
@@ -163,6 +163,7 @@ class SageMakerExtensions:
     def __init__(self, behaviour):
         self.behaviour = behaviour
         self.stopped = set()
+        self.failed_updates = {}
 
     def handle(self, target, request, region):
         body = body_of(request)
@@ -184,7 +185,13 @@ class SageMakerExtensions:
             config = body.get("EndpointConfigName")
             if config not in backend.endpoint_configs:
                 return error(400, "ValidationException", f"Could not find endpoint configuration {config}.")
-            endpoint.endpoint_config_name = config
+            failure = self.behaviour.setting("failEndpointUpdate")
+            if failure:
+                # The update "succeeds" but the old configuration keeps serving, with a FailureReason.
+                self.failed_updates[name] = failure
+            else:
+                endpoint.endpoint_config_name = config
+                endpoint.failure_reason = None
             endpoint.endpoint_status = "Updating"
             self.behaviour.restart("endpoint", name)
             return json_response(200, {"EndpointArn": endpoint.arn})
@@ -202,6 +209,9 @@ class SageMakerExtensions:
                     endpoint.endpoint_status = "Creating"
                 elif not pending:
                     endpoint.endpoint_status = "InService"
+                    failure = self.failed_updates.pop(endpoint.endpoint_name, None)
+                    if failure:
+                        endpoint.failure_reason = failure
         elif target == "DescribeTrainingJob":
             job = backend.training_jobs.get(body.get("TrainingJobName"))
             if job is not None and job.training_job_status in ("InProgress", "Completed") and job.training_job_name not in self.stopped:
@@ -376,6 +386,7 @@ class Emulator:
             _internal.moto_api_backend.reset()
             self.security_lake.reset()
             self.sagemaker.stopped.clear()
+            self.sagemaker.failed_updates.clear()
             self.athena.failed.clear()
             self.behaviour.reset()
             return json_response(200, {"ok": True})

@@ -90,14 +90,98 @@ async fn a_model_below_the_gate_and_a_failed_job_stop_the_apply_with_the_reason(
     }
     emu.configure(r#"{"trainingMetrics": {"validation:discriminator_auc": 0.55}}"#);
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "gated", &stack(5));
+    let file = manifest(dir.path(), "gated", &(stack(5) + "  endpoint: {}\n"));
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(1);
     assert!(apply.stderr.contains("validation:discriminator_auc 0.5500, below the minimum 0.8"), "{}", apply.stderr);
+    assert!(apply.stdout.contains("skipped sagemaker.endpoint/scorer"), "never deployed: {}", apply.stdout);
 
     emu.configure(r#"{"failTraining": "AlgorithmError: no validation data"}"#);
     let file = manifest(dir.path(), "gated", &stack(7));
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(1);
     assert!(apply.stderr.contains("AlgorithmError: no validation data"), "{}", apply.stderr);
+}
+
+const SERVED: &str = "  endpoint:\n    instanceType: ml.m5.large\n  retrain:\n    keepGenerations: 2\n";
+
+async fn serving(emu: &Emulator, stack: &str) -> Option<String> {
+    let sm = emu.sagemaker().await;
+    let name = format!("lakesight-{stack}-endpoint");
+    let listed = sm.list_endpoints().name_contains(&name).send().await.expect("ListEndpoints");
+    if !listed.endpoints().iter().any(|e| e.endpoint_name() == Some(name.as_str())) {
+        return None;
+    }
+    let out = sm.describe_endpoint().endpoint_name(&name).send().await.expect("describe");
+    out.endpoint_config_name().map(str::to_owned)
+}
+
+async fn models(emu: &Emulator, stack: &str) -> Vec<String> {
+    let out =
+        emu.sagemaker().await.list_models().name_contains(format!("lakesight-{stack}-g")).send().await.expect("models");
+    let mut names: Vec<String> = out.models().iter().filter_map(|m| m.model_name().map(str::to_owned)).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn the_endpoint_serves_each_new_generation_and_old_ones_are_collected() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: needs the emulator's seeded UNLOAD rows and training metrics");
+        return;
+    }
+    emu.configure(r#"{"pendingPolls": {"endpoint": 2}}"#);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "served", &(stack(5) + SERVED));
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let first = jobs(&emu, "served").await;
+    let config = serving(&emu, "served").await.expect("an endpoint");
+    assert!(config.starts_with(&format!("{}-c", first[0])), "{config} serves {first:?}");
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+
+    let file = manifest(dir.path(), "served", &(stack(6) + SERVED));
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    assert!(plan.stdout.contains("~ sagemaker.endpoint/scorer"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("-> the next generation's, after training"), "{}", plan.stdout);
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let second = jobs(&emu, "served").await;
+    assert!(serving(&emu, "served").await.expect("endpoint").starts_with(&format!("{}-c", second[1])));
+    assert_eq!(models(&emu, "served").await.len(), 2, "the previous generation is kept for rollback");
+
+    let file = manifest(dir.path(), "served", &(stack(7) + SERVED));
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let third = jobs(&emu, "served").await;
+    assert_eq!(models(&emu, "served").await, third[1..].to_vec(), "generations beyond two are collected");
+
+    emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
+    assert_eq!(serving(&emu, "served").await, None);
+    assert!(models(&emu, "served").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failing_update_keeps_the_old_generation_serving_and_is_not_retried() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: needs the emulator's update failures");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "sticky", &(stack(5) + SERVED));
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let before = serving(&emu, "sticky").await.expect("endpoint");
+
+    emu.configure(r#"{"failEndpointUpdate": "CapacityError: not enough ml.m5.large capacity"}"#);
+    let file = manifest(dir.path(), "sticky", &(stack(6) + SERVED));
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(1);
+    assert!(apply.stderr.contains("did not take: CapacityError: not enough ml.m5.large capacity"), "{}", apply.stderr);
+    assert!(apply.stderr.contains(&format!("{before} keeps serving")), "{}", apply.stderr);
+    assert_eq!(serving(&emu, "sticky").await.as_deref(), Some(before.as_str()));
+
+    let again = emu.run(&["apply", "--auto-approve", "--stats"], &file);
+    again.expect_code(1);
+    assert!(again.stderr.contains("is not retried"), "{}", again.stderr);
+    assert!(!again.stderr.contains("UpdateEndpoint"), "no second attempt: {}", again.stderr);
 }

@@ -80,7 +80,7 @@ impl Manifest {
     /// rather than letting a user believe they were applied.
     pub fn unreconciled_sections(&self) -> Vec<&'static str> {
         let s = &self.spec;
-        [("endpoint", s.endpoint.is_some()), ("scorer", s.scorer.is_some()), ("retrain", s.retrain.is_some())]
+        [("scorer", s.scorer.is_some()), ("retrain", s.retrain.is_some())]
             .into_iter()
             .filter_map(|(name, declared)| declared.then_some(name))
             .collect()

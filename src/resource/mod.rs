@@ -107,10 +107,10 @@ pub trait Resource: Send + Sync + 'static {
 }
 
 /// Reads ownership from a resource's tags.
-pub fn ownership_from_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>, stack: &str) -> Ownership {
-    match tags.into_iter().find(|(k, _)| *k == OWNER_TAG) {
-        Some((_, v)) if v == stack => Ownership::Owned,
-        Some((_, v)) => Ownership::Foreign(Some(v.to_owned())),
+pub fn ownership_from_tags(tags: &BTreeMap<String, String>, stack: &str) -> Ownership {
+    match tags.get(OWNER_TAG) {
+        Some(v) if v == stack => Ownership::Owned,
+        Some(v) => Ownership::Foreign(Some(v.clone())),
         None => Ownership::Foreign(None),
     }
 }

@@ -21,6 +21,9 @@ const KINDS: &[Kind] = &[
     aws::athena::workgroup::nodes,
     aws::athena::feature_run::nodes,
     aws::sagemaker::training_job::nodes,
+    aws::sagemaker::model::nodes,
+    aws::sagemaker::endpoint_config::nodes,
+    aws::sagemaker::endpoint::nodes,
 ];
 
 /// The nodes a stack declares, in registry order; the graph orders them by dependency.

@@ -102,7 +102,7 @@ impl FeatureRun {
             .ok_or_else(|| ResourceError::Invalid("Athena returned no query id".into()))
     }
 
-    /// `None` while running; the state and Athena's reason once the query ended.
+    /// The query's state, and Athena's reason when it failed or was cancelled.
     async fn state(&self, id: &str) -> Result<(QueryExecutionState, Option<String>), ResourceError> {
         let out = self
             .athena

@@ -1,3 +1,112 @@
-//! Amazon SageMaker: the IP Insights training job of each model generation.
+//! Amazon SageMaker: per model generation, the IP Insights training job, the model and the
+//! endpoint configuration; and the endpoint, whose name is stable across generations.
 
+pub mod endpoint;
+pub mod endpoint_config;
+pub mod model;
 pub mod training_job;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_sagemaker::Client;
+
+use crate::aws::error::service_error;
+use crate::manifest::{Endpoint, Features, Training};
+use crate::pipeline::features::{inputs_hash, tables};
+use crate::pipeline::ipinsights::image_uri;
+use crate::resource::ResourceError;
+use crate::stack::Stack;
+
+/// The stack's model generations: `lakesight-<stack>-g<N>-<digest>` names the training job and
+/// the model of generation N; the digest says which inputs trained it.
+#[derive(Debug, Clone)]
+pub struct Lineage {
+    pub prefix: String,
+    pub digest: String,
+}
+
+impl Lineage {
+    pub fn of(stack: &Stack, features: &Features, training: &Training) -> Lineage {
+        let image = training.image.clone().or_else(|| image_uri(&stack.env.region).ok()).unwrap_or_default();
+        let features_digest = inputs_hash(&tables(stack, features), features);
+        Lineage {
+            prefix: format!("lakesight-{}-g", stack.name()),
+            digest: job_digest(&features_digest, &image, training),
+        }
+    }
+
+    /// For a stack that trains.
+    pub fn of_stack(stack: &Stack) -> Option<Lineage> {
+        let spec = &stack.manifest.spec;
+        Some(Lineage::of(stack, spec.features.as_ref()?, spec.training.as_ref()?))
+    }
+
+    /// Every training job of the stack, by generation.
+    pub async fn jobs(&self, client: &Client) -> Result<BTreeMap<u32, String>, ResourceError> {
+        let mut jobs = BTreeMap::new();
+        let mut pages = client.list_training_jobs().name_contains(&self.prefix).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for summary in page.map_err(|e| service_error("ListTrainingJobs", e))?.training_job_summaries() {
+                let Some(name) = summary.training_job_name() else { continue };
+                if let Some(generation) = self.generation_of(name) {
+                    jobs.insert(generation, name.to_owned());
+                }
+            }
+        }
+        Ok(jobs)
+    }
+
+    /// The newest job trained from the current inputs.
+    pub async fn current(&self, client: &Client) -> Result<Option<String>, ResourceError> {
+        Ok(self.jobs(client).await?.into_values().rev().find(|name| self.is_current(name)))
+    }
+
+    /// The endpoint configuration of the job `job` for the manifest's endpoint settings.
+    pub fn config_name(&self, job: &str, endpoint: &Endpoint) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("{}x{}", endpoint.instance_type, endpoint.instance_count));
+        format!("{job}-c{}", digest.iter().take(2).map(|b| format!("{b:02x}")).collect::<String>())
+    }
+
+    pub fn is_current(&self, name: &str) -> bool {
+        name.ends_with(&format!("-{}", self.digest))
+    }
+
+    /// The generation in a name of this lineage, whatever follows it (`-<digest>`, `-<digest>-c<config>`).
+    pub fn generation_of(&self, name: &str) -> Option<u32> {
+        name.strip_prefix(&self.prefix)?.split('-').next()?.parse().ok()
+    }
+}
+
+/// A digest of everything that decides what a job learns.
+fn job_digest(features: &str, image: &str, training: &Training) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(features);
+    hasher.update(image);
+    hasher.update(serde_json::to_string(&training.hyperparameters).unwrap_or_default());
+    hasher.update(format!(
+        "{}x{} {}GB {}s",
+        training.instance_type,
+        training.instance_count,
+        training.volume_size_gb,
+        training.max_runtime.as_secs()
+    ));
+    hasher.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generations_are_read_from_names() {
+        let lineage = Lineage { prefix: "lakesight-demo-g".into(), digest: "0a1b2c3d".into() };
+        assert_eq!(lineage.generation_of("lakesight-demo-g12-0a1b2c3d"), Some(12));
+        assert_eq!(lineage.generation_of("lakesight-demo-g3-0a1b2c3d-c1234"), Some(3));
+        assert_eq!(lineage.generation_of("lakesight-demo-gx-0a1b2c3d"), None);
+        assert_eq!(lineage.generation_of("other-g1-0a1b2c3d"), None);
+        assert!(lineage.is_current("lakesight-demo-g12-0a1b2c3d"));
+        assert!(!lineage.is_current("lakesight-demo-g12-ffffffff"));
+    }
+}

@@ -14,6 +14,7 @@ use aws_sdk_sagemaker::types::{
     S3DataSource, S3DataType, StoppingCondition, Tag, TrainingInputMode, TrainingInstanceType, TrainingJobStatus,
 };
 
+use super::Lineage;
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership, Readiness};
 use crate::manifest::{Features, Training};
@@ -39,10 +40,7 @@ pub struct TrainingJob {
     identity: Identity,
     client: Client,
     s3: aws_sdk_s3::Client,
-    /// `lakesight-<stack>-g`: every generation's job name starts here.
-    prefix: String,
-    /// The digest that ends the name of the job these inputs produce.
-    digest: String,
+    lineage: Lineage,
     image: Result<String, crate::pipeline::ipinsights::ImageError>,
     role_arn: String,
     bucket: String,
@@ -78,10 +76,9 @@ impl TrainingJob {
             Some(image) => Ok(image.clone()),
             None => image_uri(&stack.env.region),
         };
+        let lineage = Lineage::of(stack, features, training);
         let features_digest = inputs_hash(&tables(stack, features), features);
-        let digest = job_digest(&features_digest, image.as_deref().unwrap_or_default(), training);
-        let prefix = format!("lakesight-{}-g", stack.name());
-        let mut identity = Identity::new(stack, ADDRESS, format!("{prefix}?-{digest}"));
+        let mut identity = Identity::new(stack, ADDRESS, format!("{}?-{}", lineage.prefix, lineage.digest));
         identity.wait_timeout = training.max_runtime + stack.manifest.spec.timeouts.default;
         identity.depends_on.push(crate::aws::athena::feature_run::ADDRESS.to_owned());
         if stack.given_role_arn(RoleKind::SageMakerExecution).is_none() {
@@ -91,8 +88,7 @@ impl TrainingJob {
             identity,
             client,
             s3,
-            prefix,
-            digest,
+            lineage,
             image,
             role_arn: stack.role_arn(RoleKind::SageMakerExecution),
             bucket: stack.artifact_bucket(),
@@ -107,21 +103,6 @@ impl TrainingJob {
     /// The image, or why there is none (a region missing from the bundled table, without an override).
     fn image(&self) -> Result<&str, ResourceError> {
         self.image.as_deref().map_err(|e| ResourceError::Invalid(e.to_string()))
-    }
-
-    /// Every job of this stack, by generation.
-    async fn generations(&self) -> Result<BTreeMap<u32, String>, ResourceError> {
-        let mut jobs = BTreeMap::new();
-        let mut pages = self.client.list_training_jobs().name_contains(&self.prefix).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for summary in page.map_err(|e| service_error("ListTrainingJobs", e))?.training_job_summaries() {
-                let Some(name) = summary.training_job_name() else { continue };
-                if let Some(generation) = generation_of(name, &self.prefix) {
-                    jobs.insert(generation, name.to_owned());
-                }
-            }
-        }
-        Ok(jobs)
     }
 
     async fn features(&self) -> Result<RunRecord, ResourceError> {
@@ -195,28 +176,6 @@ impl TrainingJob {
     }
 }
 
-/// The generation in `lakesight-<stack>-g<N>-<digest>`.
-fn generation_of(name: &str, prefix: &str) -> Option<u32> {
-    name.strip_prefix(prefix)?.split('-').next()?.parse().ok()
-}
-
-/// A digest of everything that decides what a job learns.
-fn job_digest(features: &str, image: &str, training: &Training) -> String {
-    use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
-    hasher.update(features);
-    hasher.update(image);
-    hasher.update(serde_json::to_string(&training.hyperparameters).unwrap_or_default());
-    hasher.update(format!(
-        "{}x{} {}GB {}s",
-        training.instance_type,
-        training.instance_count,
-        training.volume_size_gb,
-        training.max_runtime.as_secs()
-    ));
-    hasher.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect()
-}
-
 #[async_trait]
 impl Resource for TrainingJob {
     type Observed = Observed;
@@ -228,11 +187,11 @@ impl Resource for TrainingJob {
     /// The newest job trained from these inputs; `None` means these inputs have not been trained.
     async fn read(&self) -> Result<Option<Observed>, ResourceError> {
         self.image()?;
-        let jobs = self.generations().await?;
+        let jobs = self.lineage.jobs(&self.client).await?;
         if let Ok(mut latest) = self.latest.lock() {
             *latest = jobs.values().next_back().cloned();
         }
-        let ours = jobs.values().rev().find(|name| name.ends_with(&format!("-{}", self.digest)));
+        let ours = jobs.values().rev().find(|name| self.lineage.is_current(name));
         match ours {
             Some(name) => Ok(Some(self.describe(name).await?)),
             None => Ok(None),
@@ -240,7 +199,7 @@ impl Resource for TrainingJob {
     }
 
     fn owner(&self, observed: &Observed) -> Ownership {
-        ownership_from_tags(observed.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), &self.identity.stack)
+        ownership_from_tags(&observed.tags, &self.identity.stack)
     }
 
     fn diff(&self, observed: &Observed) -> Vec<Change> {
@@ -271,8 +230,8 @@ impl Resource for TrainingJob {
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
-        let next = self.generations().await?.keys().next_back().map_or(1, |g| g + 1);
-        let name = format!("{}{next}-{}", self.prefix, self.digest);
+        let next = self.lineage.jobs(&self.client).await?.keys().next_back().map_or(1, |g| g + 1);
+        let name = format!("{}{next}-{}", self.lineage.prefix, self.lineage.digest);
         let features = self.features().await?;
         let t = &self.training;
         let mut request = self
@@ -445,7 +404,7 @@ mod tests {
     #[tokio::test]
     async fn the_next_generation_follows_the_highest_and_a_job_from_these_inputs_is_found() {
         let j = job(&[], &[]);
-        let ours = format!("lakesight-demo-g2-{}", j.digest);
+        let ours = format!("lakesight-demo-g2-{}", j.lineage.digest);
         let (list, describe, tags) = (
             listed(&["lakesight-demo-g1-00000000", &ours]),
             described(TrainingJobStatus::Completed, Some(0.91), None),
@@ -460,7 +419,7 @@ mod tests {
     #[tokio::test]
     async fn readiness_reports_progress_gate_and_failure() {
         let j = job(&[], &[]);
-        let ours = format!("lakesight-demo-g1-{}", j.digest);
+        let ours = format!("lakesight-demo-g1-{}", j.lineage.digest);
         let readiness = |status, auc, failure| {
             let (list, describe, tags) = (listed(&[&ours]), described(status, auc, failure), owned());
             async move { job(&[&list, &describe, &tags], &[]).readiness().await }
@@ -501,12 +460,5 @@ mod tests {
             .build();
         assert!(job(&[&throttled], &[]).read().await.expect("retried").is_none());
         assert_eq!(throttled.num_calls(), 2);
-    }
-
-    #[test]
-    fn generations_are_read_from_job_names() {
-        assert_eq!(generation_of("lakesight-demo-g12-0a1b2c3d", "lakesight-demo-g"), Some(12));
-        assert_eq!(generation_of("lakesight-demo-gx-0a1b2c3d", "lakesight-demo-g"), None);
-        assert_eq!(generation_of("other-g1-0a1b2c3d", "lakesight-demo-g"), None);
     }
 }

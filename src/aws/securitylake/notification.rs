@@ -68,7 +68,7 @@ impl Resource for Notification {
         Ok(Some(Observed {
             subscriber_id: subscriber.subscriber_id().to_owned(),
             queue_arn: queue.to_owned(),
-            owner: ownership_from_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), &self.identity.stack),
+            owner: ownership_from_tags(&tags, &self.identity.stack),
         }))
     }
 

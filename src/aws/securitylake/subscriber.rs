@@ -158,7 +158,7 @@ impl Resource for Subscriber {
     }
 
     fn owner(&self, observed: &Observed) -> Ownership {
-        ownership_from_tags(observed.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())), &self.identity.stack)
+        ownership_from_tags(&observed.tags, &self.identity.stack)
     }
 
     fn diff(&self, observed: &Observed) -> Vec<Change> {
