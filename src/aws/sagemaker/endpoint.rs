@@ -15,9 +15,9 @@ use aws_sdk_sagemaker::types::{
     Tag, TrafficRoutingConfig, TrafficRoutingConfigType,
 };
 
-use super::Lineage;
 use super::endpoint_config::{EndpointConfig, delete_config};
 use super::model::{Model, delete_model};
+use super::{Lineage, read_tags};
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership, Readiness};
 use crate::manifest::{Deployment, Endpoint as EndpointSpec, TrafficRouting};
@@ -189,12 +189,12 @@ impl Resource for Endpoint {
             .await
             .map_err(|e| service_error("DescribeEndpoint", e))?;
         let arn = out.endpoint_arn().unwrap_or_default().to_owned();
-        let tags = self.client.list_tags().resource_arn(&arn).send().await.map_err(|e| service_error("ListTags", e))?;
+        let tags = read_tags(&self.client, &arn).await?;
         Ok(Some(Observed {
             status: out.endpoint_status().map_or("Unknown", |s| s.as_str()).to_owned(),
             config: out.endpoint_config_name().unwrap_or_default().to_owned(),
             failure: out.failure_reason().filter(|r| !r.is_empty()).map(str::to_owned),
-            tags: tags.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect(),
+            tags,
             wanted: self.wanted().await?,
             arn,
         }))

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ProductionVariant, ProductionVariantInstanceType, Tag};
 
-use super::Lineage;
+use super::{Generational, Lineage, read_tags};
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership};
 use crate::manifest::Endpoint;
@@ -20,13 +20,6 @@ pub const ADDRESS: &str = "sagemaker.endpoint_config/current";
 
 /// The one variant each configuration has.
 pub const VARIANT: &str = "AllTraffic";
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observed {
-    pub name: String,
-    pub arn: String,
-    pub tags: BTreeMap<String, String>,
-}
 
 pub struct EndpointConfig {
     identity: Identity,
@@ -81,13 +74,13 @@ pub async fn delete_config(client: &Client, name: &str) -> Result<(), ResourceEr
 
 #[async_trait]
 impl Resource for EndpointConfig {
-    type Observed = Observed;
+    type Observed = Generational;
 
     fn identity(&self) -> &Identity {
         &self.identity
     }
 
-    async fn read(&self) -> Result<Option<Observed>, ResourceError> {
+    async fn read(&self) -> Result<Option<Generational>, ResourceError> {
         let job = self.lineage.current(&self.client).await?;
         if let Ok(mut slot) = self.job.lock() {
             *slot = job.clone();
@@ -96,12 +89,8 @@ impl Resource for EndpointConfig {
         let wanted = self.lineage.config_name(&job, &self.endpoint);
         let configs = Self::all(&self.client, &self.lineage).await?;
         let Some((name, arn)) = configs.into_iter().find(|(name, _)| *name == wanted) else { return Ok(None) };
-        let tags = self.client.list_tags().resource_arn(&arn).send().await.map_err(|e| service_error("ListTags", e))?;
-        Ok(Some(Observed {
-            name,
-            arn,
-            tags: tags.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect(),
-        }))
+        let tags = read_tags(&self.client, &arn).await?;
+        Ok(Some(Generational { name, arn, tags }))
     }
 
     fn absence_note(&self) -> Option<String> {
@@ -112,15 +101,15 @@ impl Resource for EndpointConfig {
         })
     }
 
-    fn owner(&self, observed: &Observed) -> Ownership {
+    fn owner(&self, observed: &Generational) -> Ownership {
         ownership_from_tags(&observed.tags, &self.identity.stack)
     }
 
-    fn diff(&self, _observed: &Observed) -> Vec<Change> {
+    fn diff(&self, _observed: &Generational) -> Vec<Change> {
         Vec::new()
     }
 
-    fn id(&self, observed: &Observed) -> String {
+    fn id(&self, observed: &Generational) -> String {
         observed.arn.clone()
     }
 
@@ -148,12 +137,12 @@ impl Resource for EndpointConfig {
         Ok(())
     }
 
-    async fn update(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
+    async fn update(&self, _observed: &Generational, _changes: &[Change]) -> Result<(), ResourceError> {
         Ok(())
     }
 
     /// Destroy removes every generation's configuration (the endpoint goes first).
-    async fn delete(&self, _observed: &Observed) -> Result<(), ResourceError> {
+    async fn delete(&self, _observed: &Generational) -> Result<(), ResourceError> {
         for (name, _) in Self::all(&self.client, &self.lineage).await? {
             delete_config(&self.client, &name).await?;
         }

@@ -78,6 +78,20 @@ impl Lineage {
     }
 }
 
+/// A model or endpoint configuration of one generation, as listed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generational {
+    pub name: String,
+    pub arn: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The tags of a SageMaker resource.
+pub async fn read_tags(client: &Client, arn: &str) -> Result<BTreeMap<String, String>, ResourceError> {
+    let out = client.list_tags().resource_arn(arn).send().await.map_err(|e| service_error("ListTags", e))?;
+    Ok(out.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect())
+}
+
 /// A digest of everything that decides what a job learns.
 fn job_digest(features: &str, image: &str, training: &Training) -> String {
     use sha2::{Digest, Sha256};

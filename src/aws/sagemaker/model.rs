@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ContainerDefinition, Tag};
 
-use super::Lineage;
+use super::{Generational, Lineage, read_tags};
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership};
 use crate::pipeline::ipinsights::image_uri;
@@ -16,13 +16,6 @@ use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from
 use crate::stack::{RoleKind, Stack};
 
 pub const ADDRESS: &str = "sagemaker.model/current";
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Observed {
-    pub name: String,
-    pub arn: String,
-    pub tags: BTreeMap<String, String>,
-}
 
 pub struct Model {
     identity: Identity,
@@ -83,13 +76,13 @@ impl Model {
 
 #[async_trait]
 impl Resource for Model {
-    type Observed = Observed;
+    type Observed = Generational;
 
     fn identity(&self) -> &Identity {
         &self.identity
     }
 
-    async fn read(&self) -> Result<Option<Observed>, ResourceError> {
+    async fn read(&self) -> Result<Option<Generational>, ResourceError> {
         let job = self.lineage.current(&self.client).await?;
         if let Ok(mut slot) = self.job.lock() {
             *slot = job.clone();
@@ -97,12 +90,8 @@ impl Resource for Model {
         let Some(job) = job else { return Ok(None) };
         let models = Self::all(&self.client, &self.lineage).await?;
         let Some((name, arn)) = models.into_iter().find(|(name, _)| *name == job) else { return Ok(None) };
-        let tags = self.client.list_tags().resource_arn(&arn).send().await.map_err(|e| service_error("ListTags", e))?;
-        Ok(Some(Observed {
-            name,
-            arn,
-            tags: tags.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect(),
-        }))
+        let tags = read_tags(&self.client, &arn).await?;
+        Ok(Some(Generational { name, arn, tags }))
     }
 
     fn absence_note(&self) -> Option<String> {
@@ -112,15 +101,15 @@ impl Resource for Model {
         })
     }
 
-    fn owner(&self, observed: &Observed) -> Ownership {
+    fn owner(&self, observed: &Generational) -> Ownership {
         ownership_from_tags(&observed.tags, &self.identity.stack)
     }
 
-    fn diff(&self, _observed: &Observed) -> Vec<Change> {
+    fn diff(&self, _observed: &Generational) -> Vec<Change> {
         Vec::new()
     }
 
-    fn id(&self, observed: &Observed) -> String {
+    fn id(&self, observed: &Generational) -> String {
         observed.arn.clone()
     }
 
@@ -152,12 +141,12 @@ impl Resource for Model {
         Ok(())
     }
 
-    async fn update(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
+    async fn update(&self, _observed: &Generational, _changes: &[Change]) -> Result<(), ResourceError> {
         Ok(())
     }
 
     /// Destroy removes every generation's model.
-    async fn delete(&self, _observed: &Observed) -> Result<(), ResourceError> {
+    async fn delete(&self, _observed: &Generational) -> Result<(), ResourceError> {
         for (name, _) in Self::all(&self.client, &self.lineage).await? {
             delete_model(&self.client, &name).await?;
         }

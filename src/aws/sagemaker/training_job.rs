@@ -14,7 +14,7 @@ use aws_sdk_sagemaker::types::{
     S3DataSource, S3DataType, StoppingCondition, Tag, TrainingInputMode, TrainingInstanceType, TrainingJobStatus,
 };
 
-use super::Lineage;
+use super::{Lineage, read_tags};
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership, Readiness};
 use crate::manifest::{Features, Training};
@@ -128,7 +128,7 @@ impl TrainingJob {
             .await
             .map_err(|e| service_error("DescribeTrainingJob", e))?;
         let arn = out.training_job_arn().unwrap_or_default().to_owned();
-        let tags = self.client.list_tags().resource_arn(&arn).send().await.map_err(|e| service_error("ListTags", e))?;
+        let tags = read_tags(&self.client, &arn).await?;
         Ok(Observed {
             name: name.to_owned(),
             status: out.training_job_status().map_or("Unknown", |s| s.as_str()).to_owned(),
@@ -140,7 +140,7 @@ impl TrainingJob {
                 .find(|m| m.metric_name() == Some(AUC_METRIC))
                 .and_then(|m| m.value())
                 .map(f64::from),
-            tags: tags.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect(),
+            tags,
             arn,
         })
     }
