@@ -6,11 +6,21 @@
 //! - [`resource`]: the resource contract and the registry of kinds.
 //! - [`aws`]: the SDK configuration, clients, retries, call statistics and resource kinds.
 //! - [`cli`]: one module per subcommand.
+//! - [`scorer`]: the `ipcheck` Lambda's logic, built alone with `--no-default-features --features scorer`.
 
+#[cfg(feature = "control-plane")]
 pub mod aws;
+#[cfg(feature = "control-plane")]
 pub mod cli;
+#[cfg(feature = "control-plane")]
 pub mod engine;
+#[cfg(feature = "control-plane")]
 pub mod manifest;
+#[cfg(feature = "control-plane")]
 pub mod pipeline;
+#[cfg(feature = "control-plane")]
 pub mod resource;
+#[cfg(feature = "scorer")]
+pub mod scorer;
+#[cfg(feature = "control-plane")]
 pub mod stack;

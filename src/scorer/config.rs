@@ -1,0 +1,207 @@
+//! The scorer's settings, carried in the function's environment. The Lambda function resource
+//! writes them with [`Config::to_vars`] and the handler reads them with [`Config::from_env`], so
+//! the two sides cannot drift apart.
+
+use std::collections::BTreeMap;
+
+use super::pairs::MAX_ENTITY_BYTES;
+
+/// Environment variable names.
+pub mod var {
+    pub const ENDPOINT: &str = "LAKESIGHT_ENDPOINT";
+    pub const MODEL_GENERATION: &str = "LAKESIGHT_MODEL_GENERATION";
+    pub const THRESHOLD: &str = "LAKESIGHT_THRESHOLD";
+    pub const OBSERVE_ONLY: &str = "LAKESIGHT_OBSERVE_ONLY";
+    pub const MAX_PAYLOAD_BYTES: &str = "LAKESIGHT_MAX_PAYLOAD_BYTES";
+    pub const INVOKE_CONCURRENCY: &str = "LAKESIGHT_INVOKE_CONCURRENCY";
+    pub const READ_CONCURRENCY: &str = "LAKESIGHT_READ_CONCURRENCY";
+    pub const FINDINGS_QUEUE: &str = "LAKESIGHT_FINDINGS_QUEUE";
+    pub const DEAD_LETTER_QUEUE: &str = "LAKESIGHT_DEAD_LETTER_QUEUE";
+    pub const SOURCE_ROLE_ARN: &str = "LAKESIGHT_SOURCE_ROLE_ARN";
+    pub const SOURCE_EXTERNAL_ID: &str = "LAKESIGHT_SOURCE_EXTERNAL_ID";
+}
+
+/// The real-time InvokeEndpoint limit is 6 MB; the default leaves room for headers.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 5_000_000;
+pub const PAYLOAD_LIMIT: usize = 6_000_000;
+/// The smallest body limit: one line of the longest entity must fit.
+pub const MIN_PAYLOAD_BYTES: usize = 1_024;
+const _: () = assert!(MIN_PAYLOAD_BYTES > MAX_ENTITY_BYTES + 17);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub endpoint: String,
+    /// The model generation serving on the endpoint, named in findings.
+    pub model_generation: Option<String>,
+    /// Scores above it are findings. None: no threshold is calibrated yet, so only scores are logged.
+    pub threshold: Option<f64>,
+    pub observe_only: bool,
+    pub max_payload_bytes: usize,
+    pub invoke_concurrency: usize,
+    pub read_concurrency: usize,
+    /// Queue names, resolved to URLs on first use.
+    pub findings_queue: Option<String>,
+    pub dead_letter_queue: Option<String>,
+    /// Read the lake by assuming the subscriber's role, for a lake in another account.
+    pub source_role: Option<SourceRole>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRole {
+    pub arn: String,
+    pub external_id: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0} is not set")]
+    Missing(&'static str),
+    #[error("{name}={value:?} is invalid: {allowed}")]
+    Invalid { name: &'static str, value: String, allowed: String },
+}
+
+impl Config {
+    pub fn new(endpoint: impl Into<String>) -> Config {
+        Config {
+            endpoint: endpoint.into(),
+            model_generation: None,
+            threshold: None,
+            observe_only: false,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            invoke_concurrency: 4,
+            read_concurrency: 4,
+            findings_queue: None,
+            dead_letter_queue: None,
+            source_role: None,
+        }
+    }
+
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let mut config = Config::new(get(var::ENDPOINT).ok_or(ConfigError::Missing(var::ENDPOINT))?);
+        config.model_generation = get(var::MODEL_GENERATION);
+        if let Some(value) = get(var::THRESHOLD) {
+            config.threshold = Some(
+                value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| invalid(var::THRESHOLD, &value, "a finite number"))?,
+            );
+        }
+        if let Some(value) = get(var::OBSERVE_ONLY) {
+            config.observe_only =
+                value.parse::<bool>().map_err(|_| invalid(var::OBSERVE_ONLY, &value, "true or false"))?;
+        }
+        let sizes = [
+            (var::MAX_PAYLOAD_BYTES, &mut config.max_payload_bytes, MIN_PAYLOAD_BYTES, PAYLOAD_LIMIT),
+            (var::INVOKE_CONCURRENCY, &mut config.invoke_concurrency, 1, 64),
+            (var::READ_CONCURRENCY, &mut config.read_concurrency, 1, 64),
+        ];
+        for (name, slot, min, max) in sizes {
+            if let Some(value) = get(name) {
+                *slot = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|v| (min..=max).contains(v))
+                    .ok_or_else(|| invalid(name, &value, &format!("an integer in {min}..={max}")))?;
+            }
+        }
+        config.findings_queue = get(var::FINDINGS_QUEUE);
+        config.dead_letter_queue = get(var::DEAD_LETTER_QUEUE);
+        config.source_role = match (get(var::SOURCE_ROLE_ARN), get(var::SOURCE_EXTERNAL_ID)) {
+            (Some(arn), Some(external_id)) => Some(SourceRole { arn, external_id }),
+            (None, None) => None,
+            (Some(_), None) => return Err(ConfigError::Missing(var::SOURCE_EXTERNAL_ID)),
+            (None, Some(_)) => return Err(ConfigError::Missing(var::SOURCE_ROLE_ARN)),
+        };
+        Ok(config)
+    }
+
+    /// The environment that [`Config::from_lookup`] reads back as this configuration.
+    pub fn to_vars(&self) -> BTreeMap<String, String> {
+        let mut vars = BTreeMap::new();
+        let mut set = |name: &str, value: String| {
+            vars.insert(name.to_owned(), value);
+        };
+        set(var::ENDPOINT, self.endpoint.clone());
+        set(var::OBSERVE_ONLY, self.observe_only.to_string());
+        set(var::MAX_PAYLOAD_BYTES, self.max_payload_bytes.to_string());
+        set(var::INVOKE_CONCURRENCY, self.invoke_concurrency.to_string());
+        set(var::READ_CONCURRENCY, self.read_concurrency.to_string());
+        let optional = [
+            (var::MODEL_GENERATION, self.model_generation.clone()),
+            (var::THRESHOLD, self.threshold.map(|t| t.to_string())),
+            (var::FINDINGS_QUEUE, self.findings_queue.clone()),
+            (var::DEAD_LETTER_QUEUE, self.dead_letter_queue.clone()),
+            (var::SOURCE_ROLE_ARN, self.source_role.as_ref().map(|r| r.arn.clone())),
+            (var::SOURCE_EXTERNAL_ID, self.source_role.as_ref().map(|r| r.external_id.clone())),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                set(name, value);
+            }
+        }
+        vars
+    }
+
+    /// Findings need a threshold and a mode that raises them.
+    pub fn raises_findings(&self) -> bool {
+        !self.observe_only && self.threshold.is_some()
+    }
+}
+
+fn invalid(name: &'static str, value: &str, allowed: &str) -> ConfigError {
+    ConfigError::Invalid { name, value: value.to_owned(), allowed: allowed.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(vars: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+        |name| vars.get(name).cloned()
+    }
+
+    #[test]
+    fn the_environment_round_trips() {
+        let mut config = Config::new("lakesight-demo-endpoint");
+        config.threshold = Some(2.5);
+        config.model_generation = Some("g3".into());
+        config.max_payload_bytes = 2_048;
+        config.findings_queue = Some("lakesight-demo-ipcheck-findings".into());
+        config.source_role =
+            Some(SourceRole { arn: "arn:aws:iam::1:role/AmazonSecurityLake-x".into(), external_id: "ext".into() });
+        let vars = config.to_vars();
+        assert_eq!(Config::from_lookup(lookup(&vars)).unwrap(), config);
+        assert!(config.raises_findings());
+    }
+
+    #[test]
+    fn defaults_observe_when_no_threshold_is_set() {
+        let vars = BTreeMap::from([(var::ENDPOINT.to_owned(), "e".to_owned())]);
+        let config = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(config.max_payload_bytes, DEFAULT_MAX_PAYLOAD_BYTES);
+        assert!(!config.raises_findings());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_what_is_allowed() {
+        let base = |k: &str, v: &str| {
+            BTreeMap::from([(var::ENDPOINT.to_owned(), "e".to_owned()), (k.to_owned(), v.to_owned())])
+        };
+        let err = Config::from_lookup(lookup(&base(var::MAX_PAYLOAD_BYTES, "7000000"))).unwrap_err();
+        assert_eq!(err.to_string(), "LAKESIGHT_MAX_PAYLOAD_BYTES=\"7000000\" is invalid: an integer in 1024..=6000000");
+        assert!(Config::from_lookup(lookup(&base(var::THRESHOLD, "NaN"))).is_err());
+        assert_eq!(
+            Config::from_lookup(lookup(&base(var::SOURCE_ROLE_ARN, "arn"))).unwrap_err(),
+            ConfigError::Missing(var::SOURCE_EXTERNAL_ID)
+        );
+        assert_eq!(Config::from_lookup(|_| None).unwrap_err(), ConfigError::Missing(var::ENDPOINT));
+    }
+}

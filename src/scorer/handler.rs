@@ -1,0 +1,612 @@
+//! One invocation: SQS batch in, partial-batch response out.
+//!
+//! Pairs are deduplicated across the whole batch, so a pair seen in ten objects is scored once.
+//! Each pair remembers the messages it came from: when its chunk cannot be scored, exactly those
+//! messages are reported in `batchItemFailures` and come back later. A message that can never
+//! succeed (a body that is not a notification, an object that is not OCSF Parquet or is gone)
+//! goes to the stack's dead-letter queue instead of blocking its queue.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream;
+use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use super::config::Config;
+use super::event::{self, Notice, ObjectRef};
+use super::extract::{self, ObjectContext};
+use super::findings::{self, Finding, Kind, Origin};
+use super::invoke;
+use super::pairs::{PairTable, Rejected};
+use super::payload;
+
+/// The clients the scorer uses, built once per execution environment.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// Reads the lake: with the function's role, or with the subscriber role it assumed.
+    pub s3: aws_sdk_s3::Client,
+    pub runtime: aws_sdk_sagemakerruntime::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+pub struct Scorer {
+    config: Config,
+    clients: Clients,
+    findings_queue_url: OnceCell<String>,
+    dead_letter_queue_url: OnceCell<String>,
+}
+
+/// What an invocation did, for its summary log line and for tests.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub messages: usize,
+    pub skipped: usize,
+    pub objects: usize,
+    pub rows: u64,
+    pub rejected: Rejected,
+    pub distinct_pairs: usize,
+    pub requests: usize,
+    pub scored: usize,
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
+    pub finding_count: usize,
+    /// Message ids left on the queue to be retried.
+    pub retried: Vec<String>,
+    /// Message ids moved to the dead-letter queue.
+    pub dead_lettered: Vec<String>,
+}
+
+/// Why a message did not succeed.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// Retrying cannot help: dead-letter it.
+    Permanent(String),
+    /// Retrying may help: leave it on the queue.
+    Transient(String),
+}
+
+struct Message<'a> {
+    id: &'a str,
+    body: &'a str,
+}
+
+impl Scorer {
+    pub fn new(config: Config, clients: Clients) -> Scorer {
+        Scorer { config, clients, findings_queue_url: OnceCell::new(), dead_letter_queue_url: OnceCell::new() }
+    }
+
+    pub async fn handle(&self, event: &SqsEvent) -> (SqsBatchResponse, Report) {
+        let mut report = Report::default();
+        let mut failures: BTreeMap<usize, Failure> = BTreeMap::new();
+        let mut messages = Vec::new();
+        let mut objects: Vec<(usize, ObjectRef)> = Vec::new();
+        for record in &event.records {
+            let Some(id) = record.message_id.as_deref() else {
+                tracing::warn!("an SQS record without a message id cannot be acknowledged; ignored");
+                continue;
+            };
+            let m = messages.len();
+            messages.push(Message { id, body: record.body.as_deref().unwrap_or_default() });
+            match event::parse(messages[m].body) {
+                Ok(Notice::Objects(found)) => objects.extend(found.into_iter().map(|o| (m, o))),
+                Ok(Notice::Skip(reason)) => {
+                    report.skipped += 1;
+                    tracing::info!(message = id, %reason, "skipped");
+                }
+                Err(e) => {
+                    failures.insert(m, Failure::Permanent(e.to_string()));
+                }
+            }
+        }
+        report.messages = messages.len();
+        report.objects = objects.len();
+
+        let (table, contexts) = self.read_objects(&objects, &mut failures).await;
+        report.rows = table.rows();
+        report.rejected = table.rejected();
+        let pairs = table.into_pairs();
+        report.distinct_pairs = pairs.len();
+
+        let chunks = payload::chunks(&pairs, self.config.max_payload_bytes);
+        report.requests = chunks.len();
+        let scored =
+            invoke::score_chunks(&self.clients.runtime, &self.config.endpoint, &chunks, self.config.invoke_concurrency)
+                .await;
+        let threshold = self.config.threshold;
+        for outcome in scored {
+            let range = chunks[outcome.chunk].pairs.clone();
+            let scores = match outcome.scores {
+                Ok(scores) => scores,
+                Err(e) => {
+                    tracing::error!(error = %e, pairs = range.len(), "scoring failed");
+                    for pair in &pairs[range] {
+                        for s in &pair.seen.sources {
+                            fail(&mut failures, objects[*s as usize].0, Failure::Transient(e.to_string()));
+                        }
+                    }
+                    continue;
+                }
+            };
+            report.scored += scores.len();
+            for (pair, score) in pairs[range].iter().zip(scores) {
+                let kind = match threshold {
+                    _ if !self.config.raises_findings() => Kind::Score,
+                    Some(t) if score > t => Kind::Finding,
+                    _ => continue,
+                };
+                let first = pair.seen.sources[0] as usize;
+                let origin = Origin {
+                    object: &objects[first].1,
+                    context: &contexts[first],
+                    endpoint: &self.config.endpoint,
+                    model_generation: self.config.model_generation.as_deref(),
+                };
+                report.findings.push(Finding::new(kind, pair, score, threshold, &origin));
+            }
+        }
+        findings::log(&report.findings);
+        report.finding_count = report.findings.iter().filter(|f| f.kind == Kind::Finding).count();
+        if let Err(e) = self.forward_findings(&report.findings).await {
+            tracing::error!(error = %e, "findings could not be queued; their messages will be retried");
+            for f in &report.findings {
+                for m in messages_of(&objects, &f.object) {
+                    fail(&mut failures, m, Failure::Transient(e.clone()));
+                }
+            }
+        }
+
+        let mut response = SqsBatchResponse::default();
+        for (m, failure) in failures {
+            let message = &messages[m];
+            match failure {
+                Failure::Permanent(reason) => match self.dead_letter(message, &reason).await {
+                    Ok(true) => {
+                        tracing::warn!(message = message.id, %reason, "dead-lettered");
+                        report.dead_lettered.push(message.id.to_owned());
+                        continue;
+                    }
+                    Ok(false) => {
+                        tracing::warn!(message = message.id, %reason, "permanent failure, no dead-letter queue")
+                    }
+                    Err(e) => tracing::error!(message = message.id, %reason, error = %e, "dead-lettering failed"),
+                },
+                Failure::Transient(reason) => tracing::warn!(message = message.id, %reason, "will be retried"),
+            }
+            let mut item = BatchItemFailure::default();
+            item.item_identifier = message.id.to_owned();
+            response.batch_item_failures.push(item);
+            report.retried.push(message.id.to_owned());
+        }
+        (response, report)
+    }
+
+    /// Reads every object, a few at a time, decoding off the async workers.
+    async fn read_objects(
+        &self,
+        objects: &[(usize, ObjectRef)],
+        failures: &mut BTreeMap<usize, Failure>,
+    ) -> (PairTable, Vec<ObjectContext>) {
+        let reads = stream::iter(objects.iter().enumerate())
+            .map(|(source, (_, object))| async move { (source, self.read_object(object, source as u32).await) })
+            .buffer_unordered(self.config.read_concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        let mut table = PairTable::default();
+        let mut contexts = vec![ObjectContext::default(); objects.len()];
+        for (source, read) in reads {
+            match read {
+                Ok((pairs, context)) => {
+                    table.merge(pairs);
+                    contexts[source] = context;
+                }
+                Err(failure) => {
+                    tracing::error!(object = %objects[source].1, ?failure, "object not read");
+                    fail(failures, objects[source].0, failure);
+                }
+            }
+        }
+        (table, contexts)
+    }
+
+    async fn read_object(&self, object: &ObjectRef, source: u32) -> Result<(PairTable, ObjectContext), Failure> {
+        let out = self.clients.s3.get_object().bucket(&object.bucket).key(&object.key).send().await.map_err(|e| {
+            let e = e.into_service_error();
+            match e {
+                GetObjectError::NoSuchKey(_) => Failure::Permanent(format!("{object} no longer exists")),
+                e => Failure::Transient(format!("GetObject {object}: {}", aws_sdk_s3::error::DisplayErrorContext(&e))),
+            }
+        })?;
+        let bytes: Bytes =
+            out.body.collect().await.map_err(|e| Failure::Transient(format!("reading {object}: {e}")))?.into_bytes();
+        tokio::task::spawn_blocking(move || extract::read_pairs(bytes, source))
+            .await
+            .map_err(|e| Failure::Transient(format!("decoding task for {object}: {e}")))?
+            .map_err(|e| Failure::Permanent(format!("{object}: {e}")))
+    }
+
+    /// Sends findings (not plain scores) to the findings queue, ten per request.
+    async fn forward_findings(&self, all: &[Finding]) -> Result<(), String> {
+        let Some(name) = &self.config.findings_queue else { return Ok(()) };
+        let findings: Vec<&Finding> = all.iter().filter(|f| f.kind == Kind::Finding).collect();
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let url = self.queue_url(&self.findings_queue_url, name).await?;
+        for batch in findings.chunks(10) {
+            let entries = batch
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(f.to_json()).build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            let out = self
+                .clients
+                .sqs
+                .send_message_batch()
+                .queue_url(&url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| format!("SendMessageBatch: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            if let Some(failed) = out.failed().first() {
+                return Err(format!("SendMessageBatch refused a finding: {}", failed.code()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a message that can never succeed to the dead-letter queue. False when there is none.
+    async fn dead_letter(&self, message: &Message<'_>, reason: &str) -> Result<bool, String> {
+        let Some(name) = &self.config.dead_letter_queue else { return Ok(false) };
+        let url = self.queue_url(&self.dead_letter_queue_url, name).await?;
+        let attribute = |v: &str| MessageAttributeValue::builder().data_type("String").string_value(v).build();
+        self.clients
+            .sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(message.body)
+            .message_attributes("error", attribute(reason).map_err(|e| e.to_string())?)
+            .message_attributes("sourceMessageId", attribute(message.id).map_err(|e| e.to_string())?)
+            .send()
+            .await
+            .map_err(|e| format!("SendMessage: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+        Ok(true)
+    }
+
+    async fn queue_url(&self, cell: &OnceCell<String>, name: &str) -> Result<String, String> {
+        cell.get_or_try_init(|| async {
+            let out = self
+                .clients
+                .sqs
+                .get_queue_url()
+                .queue_name(name)
+                .send()
+                .await
+                .map_err(|e| format!("GetQueueUrl {name}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            out.queue_url().map(str::to_owned).ok_or_else(|| format!("GetQueueUrl {name} returned no URL"))
+        })
+        .await
+        .cloned()
+    }
+}
+
+/// Records a failure; a permanent one wins, since retrying the message cannot help it.
+fn fail(failures: &mut BTreeMap<usize, Failure>, message: usize, failure: Failure) {
+    match failures.get(&message) {
+        Some(Failure::Permanent(_)) => {}
+        _ => {
+            failures.insert(message, failure);
+        }
+    }
+}
+
+fn messages_of<'a>(objects: &'a [(usize, ObjectRef)], object: &'a str) -> impl Iterator<Item = usize> + 'a {
+    objects.iter().filter(move |(_, o)| o.to_string() == object).map(|(m, _)| *m)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::error::NoSuchKey;
+    use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{InvokeEndpointError, InvokeEndpointOutput};
+    use aws_sdk_sagemakerruntime::types::error::ModelError;
+    use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlOutput;
+    use aws_sdk_sqs::operation::send_message::SendMessageOutput;
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::retry::RetryConfig;
+
+    use super::*;
+    use crate::scorer::synthetic::{
+        OcsfVersion, Row, eventbridge_notification, s3_notification, sqs_event, write_flows, write_parquet,
+    };
+
+    const LAKE: &str = "aws-security-data-lake-us-east-1-abc";
+    const V2_KEY: &str = "ext/VPC_FLOW/2.0/region=us-east-1/accountId=111122223333/eventDay=20261126/a b.zstd.parquet";
+    const V1_KEY: &str = "aws/VPC_FLOW/1.0/region=us-east-1/accountId=111122223333/eventHour=2026112610/b.gz.parquet";
+    const ENDPOINT: &str = "lakesight-demo-endpoint";
+
+    /// IP Insights stand-in: addresses in 10.0.0.0/8 are expected (dot product 5), others are
+    /// not (dot product -10), so their anomaly scores are -5 and 10.
+    fn dot_product(line: &str) -> f64 {
+        if line.split(',').nth(1).is_some_and(|ip| ip.starts_with("10.")) { 5.0 } else { -10.0 }
+    }
+
+    fn predictions(body: &[u8]) -> InvokeEndpointOutput {
+        let text = std::str::from_utf8(body).expect("utf-8 body");
+        let predictions: Vec<_> = text.lines().map(|l| serde_json::json!({ "dot_product": dot_product(l) })).collect();
+        let answer = serde_json::json!({ "predictions": predictions }).to_string();
+        InvokeEndpointOutput::builder().body(answer.into_bytes().into()).content_type("application/json").build()
+    }
+
+    fn runtime_scores() -> Rule {
+        mock!(aws_sdk_sagemakerruntime::Client::invoke_endpoint)
+            .match_requests(|r| r.endpoint_name() == Some(ENDPOINT) && r.content_type() == Some("text/csv"))
+            .then_compute_output(|r| predictions(r.body().map(|b| b.as_ref()).unwrap_or_default()))
+    }
+
+    fn objects(files: Vec<(&'static str, Vec<u8>)>) -> Rule {
+        mock!(aws_sdk_s3::Client::get_object).then_compute_response(move |r| {
+            match files.iter().find(|(key, _)| r.bucket() == Some(LAKE) && r.key() == Some(key)) {
+                Some((_, bytes)) => aws_smithy_mocks::MockResponse::Output(
+                    GetObjectOutput::builder().body(ByteStream::from(bytes.clone())).build(),
+                ),
+                None => aws_smithy_mocks::MockResponse::Error(GetObjectError::NoSuchKey(NoSuchKey::builder().build())),
+            }
+        })
+    }
+
+    fn throttled() -> Response {
+        let mut response = Response::new(StatusCode::try_from(429).expect("status"), SdkBody::from("{}"));
+        response.headers_mut().insert("x-amzn-errortype", "ThrottlingException");
+        response
+    }
+
+    macro_rules! client {
+        ($krate:ident, $rules:expr) => {
+            mock_client!($krate, RuleMode::MatchAny, $rules, |b| b.retry_config(
+                RetryConfig::standard().with_max_attempts(3).with_initial_backoff(std::time::Duration::from_millis(1))
+            ))
+        };
+    }
+
+    fn scorer(config: Config, s3: &[&Rule], runtime: &[&Rule], sqs: &[&Rule]) -> Scorer {
+        Scorer::new(
+            config,
+            Clients {
+                s3: client!(aws_sdk_s3, s3),
+                runtime: client!(aws_sdk_sagemakerruntime, runtime),
+                sqs: client!(aws_sdk_sqs, sqs),
+            },
+        )
+    }
+
+    fn config(threshold: f64) -> Config {
+        let mut c = Config::new(ENDPOINT);
+        c.threshold = Some(threshold);
+        c.model_generation = Some("g1".into());
+        c
+    }
+
+    fn event(messages: &[(&str, String)]) -> SqsEvent {
+        serde_json::from_value(sqs_event(messages)).expect("an SQS event")
+    }
+
+    fn v2_object() -> Vec<u8> {
+        write_parquet(
+            OcsfVersion::V2,
+            &[
+                Row::new(1_000, Some("i-1"), Some("10.0.0.1")),
+                Row::new(2_000, Some("i-1"), Some("10.0.0.1")),
+                Row::new(3_000, Some("i-2"), Some("203.0.113.5")),
+                Row::new(4_000, Some("i-2"), Some("2001:db8::5")),
+                Row::new(5_000, Some("-"), Some("203.0.113.6")),
+            ],
+        )
+        .expect("v2 file")
+    }
+
+    fn v1_object() -> Vec<u8> {
+        write_parquet(
+            OcsfVersion::V1,
+            &[Row::new(6_000, Some("i-1"), Some("10.0.0.1")), Row::new(7_000, Some("i-3"), Some("198.51.100.7"))],
+        )
+        .expect("v1 file")
+    }
+
+    fn failed_ids(response: &SqsBatchResponse) -> Vec<&str> {
+        response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn both_envelopes_give_findings_above_the_threshold_from_one_request() {
+        let s3 = objects(vec![(V2_KEY, v2_object()), (V1_KEY, v1_object())]);
+        let runtime = runtime_scores();
+        let queue_url = mock!(aws_sdk_sqs::Client::get_queue_url)
+            .match_requests(|r| r.queue_name() == Some("lakesight-demo-ipcheck-findings"))
+            .then_output(|| GetQueueUrlOutput::builder().queue_url("https://sqs/findings").build());
+        let sent = mock!(aws_sdk_sqs::Client::send_message_batch)
+            .match_requests(|r| r.queue_url() == Some("https://sqs/findings") && r.entries().len() == 2)
+            .then_output(|| {
+                SendMessageBatchOutput::builder()
+                    .set_successful(Some(vec![]))
+                    .set_failed(Some(vec![]))
+                    .build()
+                    .expect("output")
+            });
+        let mut config = config(1.0);
+        config.findings_queue = Some("lakesight-demo-ipcheck-findings".into());
+        let scorer = scorer(config, &[&s3], &[&runtime], &[&queue_url, &sent]);
+        let event = event(&[
+            ("m-1", s3_notification(LAKE, V2_KEY)),
+            ("m-2", eventbridge_notification(LAKE, V1_KEY)),
+            ("m-3", r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"b"}"#.to_owned()),
+            ("m-4", s3_notification(LAKE, "ext/VPC_FLOW/2.0/_manifest.json")),
+        ]);
+
+        let (response, report) = scorer.handle(&event).await;
+
+        assert!(response.batch_item_failures.is_empty(), "{report:?}");
+        assert_eq!((report.messages, report.skipped, report.objects), (4, 2, 2));
+        assert_eq!((report.rows, report.rejected.missing, report.rejected.not_ipv4), (7, 1, 1));
+        assert_eq!((report.distinct_pairs, report.requests, report.scored), (3, 1, 3));
+        assert_eq!(runtime.num_calls(), 1);
+        assert_eq!(sent.num_calls(), 1);
+        let found: Vec<(&str, &str, f64, u64)> =
+            report.findings.iter().map(|f| (f.entity.as_str(), f.ip.as_str(), f.score, f.count)).collect();
+        assert_eq!(found, vec![("i-2", "203.0.113.5", 10.0, 1), ("i-3", "198.51.100.7", 10.0, 1)]);
+        let first = &report.findings[0];
+        assert_eq!(first.object, format!("s3://{LAKE}/{V2_KEY}"));
+        assert_eq!((first.account.as_deref(), first.model_generation.as_deref()), (Some("111122223333"), Some("g1")));
+        assert_eq!(report.findings[1].object, format!("s3://{LAKE}/{V1_KEY}"));
+    }
+
+    #[tokio::test]
+    async fn chunked_payloads_score_every_pair_exactly_once() {
+        let flows = write_flows(OcsfVersion::V2, 20_000, 11, Vec::new()).expect("flows");
+        let s3 = objects(vec![(V2_KEY, flows)]);
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let record = Arc::clone(&seen);
+        let runtime = mock!(aws_sdk_sagemakerruntime::Client::invoke_endpoint).then_compute_output(move |r| {
+            let body = r.body().map(|b| b.as_ref()).unwrap_or_default();
+            assert!(body.len() <= 2_048, "a body of {} bytes", body.len());
+            record.lock().expect("lock").extend(std::str::from_utf8(body).expect("utf-8").lines().map(str::to_owned));
+            predictions(body)
+        });
+        let mut config = config(1.0);
+        config.max_payload_bytes = 2_048;
+        let scorer = scorer(config, &[&s3], &[&runtime], &[]);
+
+        let (response, report) = scorer.handle(&event(&[("m-1", s3_notification(LAKE, V2_KEY))])).await;
+
+        assert!(response.batch_item_failures.is_empty());
+        let sent = seen.lock().expect("lock").clone();
+        let distinct: BTreeSet<&String> = sent.iter().collect();
+        assert_eq!(distinct.len(), sent.len(), "no pair is scored twice");
+        assert_eq!(sent.len(), report.distinct_pairs, "no pair is lost");
+        assert_eq!(report.scored, report.distinct_pairs);
+        let bytes: usize = sent.iter().map(|l| l.len() + 1).sum();
+        assert!(report.requests >= bytes.div_ceil(2_048) && report.requests > 10, "{} requests", report.requests);
+        assert_eq!(runtime.num_calls(), report.requests);
+        let anomalous = sent.iter().filter(|l| dot_product(l) < 0.0).count();
+        assert_eq!(report.finding_count, anomalous);
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried() {
+        let s3 = objects(vec![(V2_KEY, v2_object())]);
+        let runtime = mock!(aws_sdk_sagemakerruntime::Client::invoke_endpoint)
+            .sequence()
+            .http_response(throttled)
+            .times(2)
+            .output(|| predictions(b"i-1,10.0.0.1\ni-2,203.0.113.5\n"))
+            .build();
+        let scorer = scorer(config(1.0), &[&s3], &[&runtime], &[]);
+
+        let (response, report) = scorer.handle(&event(&[("m-1", s3_notification(LAKE, V2_KEY))])).await;
+
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(runtime.num_calls(), 3);
+        assert_eq!(report.finding_count, 1);
+    }
+
+    #[tokio::test]
+    async fn a_missing_object_is_dead_lettered_and_fails_no_other_message() {
+        let s3 = objects(vec![(V2_KEY, v2_object())]);
+        let runtime = runtime_scores();
+        let queue_url = mock!(aws_sdk_sqs::Client::get_queue_url)
+            .then_output(|| GetQueueUrlOutput::builder().queue_url("https://sqs/dlq").build());
+        let dead = mock!(aws_sdk_sqs::Client::send_message)
+            .match_requests(|r| {
+                let source =
+                    r.message_attributes().and_then(|a| a.get("sourceMessageId")).and_then(|v| v.string_value());
+                let body = r.message_body().unwrap_or_default();
+                r.queue_url() == Some("https://sqs/dlq")
+                    && r.message_attributes().is_some_and(|a| a.contains_key("error"))
+                    && match source {
+                        Some("m-2") => body.contains("gone.parquet"),
+                        Some("m-3") => body == "{not json",
+                        _ => false,
+                    }
+            })
+            .then_output(|| SendMessageOutput::builder().build());
+        let mut config = config(1.0);
+        config.dead_letter_queue = Some("lakesight-demo-ipcheck-dlq".into());
+        let scorer = scorer(config, &[&s3], &[&runtime], &[&queue_url, &dead]);
+        let event = event(&[
+            ("m-1", s3_notification(LAKE, V2_KEY)),
+            ("m-2", s3_notification(LAKE, "gone.parquet")),
+            ("m-3", "{not json".to_owned()),
+        ]);
+
+        let (response, report) = scorer.handle(&event).await;
+
+        assert!(response.batch_item_failures.is_empty(), "{:?}", failed_ids(&response));
+        assert_eq!(report.dead_lettered, vec!["m-2", "m-3"]);
+        assert_eq!(dead.num_calls(), 2);
+        assert_eq!(report.finding_count, 1, "m-1 is scored regardless");
+    }
+
+    #[tokio::test]
+    async fn without_a_dead_letter_queue_a_bad_object_fails_only_its_own_message() {
+        let s3 = objects(vec![(V2_KEY, v2_object()), ("ext/garbage.parquet", b"not parquet".to_vec())]);
+        let runtime = runtime_scores();
+        let scorer = scorer(config(1.0), &[&s3], &[&runtime], &[]);
+        let event = event(&[
+            ("m-1", s3_notification(LAKE, V2_KEY)),
+            ("m-2", eventbridge_notification(LAKE, "ext/garbage.parquet")),
+        ]);
+
+        let (response, report) = scorer.handle(&event).await;
+
+        assert_eq!(failed_ids(&response), vec!["m-2"]);
+        assert_eq!(report.scored, 2);
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_failure_leaves_the_messages_on_the_queue() {
+        let s3 = objects(vec![(V2_KEY, v2_object()), (V1_KEY, v1_object())]);
+        let runtime = mock!(aws_sdk_sagemakerruntime::Client::invoke_endpoint)
+            .then_error(|| InvokeEndpointError::ModelError(ModelError::builder().message("container died").build()));
+        let scorer = scorer(config(1.0), &[&s3], &[&runtime], &[]);
+        let event = event(&[
+            ("m-1", s3_notification(LAKE, V2_KEY)),
+            ("m-2", eventbridge_notification(LAKE, V1_KEY)),
+            ("m-3", r#"{"Service":"Amazon S3","Event":"s3:TestEvent"}"#.to_owned()),
+        ]);
+
+        let (response, report) = scorer.handle(&event).await;
+
+        assert_eq!(failed_ids(&response), vec!["m-1", "m-2"]);
+        assert_eq!((report.scored, report.finding_count), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn observe_only_logs_every_score_and_raises_nothing() {
+        let s3 = objects(vec![(V2_KEY, v2_object())]);
+        let runtime = runtime_scores();
+        let mut config = config(1.0);
+        config.observe_only = true;
+        let scorer = scorer(config, &[&s3], &[&runtime], &[]);
+
+        let (_, report) = scorer.handle(&event(&[("m-1", s3_notification(LAKE, V2_KEY))])).await;
+
+        assert_eq!(report.finding_count, 0);
+        assert_eq!(report.findings.len(), 2);
+        assert!(report.findings.iter().all(|f| f.kind == Kind::Score));
+    }
+}
