@@ -144,6 +144,16 @@ impl Stack {
     pub fn scorer_function_name(&self) -> String {
         self.resource_name("ipcheck")
     }
+
+    /// The queue that keeps messages the scorer can never process.
+    pub fn dead_letter_queue_name(&self) -> String {
+        format!("{}-dlq", self.scorer_function_name())
+    }
+
+    /// The queue that receives findings, when the manifest asks for one.
+    pub fn findings_queue_name(&self) -> String {
+        format!("{}-findings", self.scorer_function_name())
+    }
 }
 
 /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>` → `arn:aws:iam::<acct>:role/<role>`;

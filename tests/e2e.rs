@@ -93,7 +93,7 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
 async fn plan_json_lists_every_action_with_its_reason() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "jsonplan", "  securityLake:\n    manage: true\n  scorer: {}\n");
+    let file = manifest(dir.path(), "jsonplan", "  securityLake:\n    manage: true\n  retrain: {}\n");
     let run = emu.run(&["plan", "--output", "json", "--detailed-exitcode"], &file);
     run.expect_code(2);
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON");
@@ -102,7 +102,7 @@ async fn plan_json_lists_every_action_with_its_reason() {
     assert!(addresses.contains(&"iam.role/metastore"), "a managed lake needs the metastore role: {addresses:?}");
     assert!(nodes.iter().all(|n| n["action"] == "create" && n["reason"] == "does not exist"), "{nodes:?}");
     assert!(addresses.contains(&"securitylake.log_source/VPC_FLOW"), "{addresses:?}");
-    assert!(run.stderr.contains("does not yet reconcile: scorer"), "{}", run.stderr);
+    assert!(run.stderr.contains("does not yet reconcile: retrain"), "{}", run.stderr);
 }
 
 #[tokio::test]

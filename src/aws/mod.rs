@@ -6,10 +6,12 @@ pub mod athena;
 pub mod error;
 pub mod iam;
 pub mod lakeformation;
+pub mod lambda;
 pub mod retry;
 pub mod s3;
 pub mod sagemaker;
 pub mod securitylake;
+pub mod sqs;
 pub mod stats;
 
 use std::sync::Arc;
@@ -44,7 +46,9 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub securitylake: aws_sdk_securitylake::Client,
     pub lakeformation: aws_sdk_lakeformation::Client,
+    pub lambda: aws_sdk_lambda::Client,
     pub sagemaker: aws_sdk_sagemaker::Client,
+    pub sqs: aws_sdk_sqs::Client,
     pub env: Environment,
 }
 
@@ -82,7 +86,9 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
         iam: clients.iam,
         securitylake: clients.securitylake,
         lakeformation: clients.lakeformation,
+        lambda: clients.lambda,
         sagemaker: clients.sagemaker,
+        sqs: clients.sqs,
         env: Environment { account, region, partition, caller_arn },
     })
 }
@@ -93,7 +99,9 @@ struct Clients {
     iam: aws_sdk_iam::Client,
     securitylake: aws_sdk_securitylake::Client,
     lakeformation: aws_sdk_lakeformation::Client,
+    lambda: aws_sdk_lambda::Client,
     sagemaker: aws_sdk_sagemaker::Client,
+    sqs: aws_sdk_sqs::Client,
     sts: aws_sdk_sts::Client,
 }
 
@@ -122,7 +130,9 @@ impl Clients {
             iam: client!(aws_sdk_iam, sdk, stats),
             securitylake: client!(aws_sdk_securitylake, sdk, stats),
             lakeformation: client!(aws_sdk_lakeformation, sdk, stats),
+            lambda: client!(aws_sdk_lambda, sdk, stats),
             sagemaker: client!(aws_sdk_sagemaker, sdk, stats),
+            sqs: client!(aws_sdk_sqs, sdk, stats),
             sts: client!(aws_sdk_sts, sdk, stats),
         }
     }

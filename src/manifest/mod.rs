@@ -52,7 +52,27 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
         let source =
             std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.to_owned(), source })?;
-        Self::parse(path, &source)
+        let mut manifest = Self::parse(path, &source)?;
+        manifest.resolve_package(path, &source)?;
+        Ok(manifest)
+    }
+
+    /// Makes `scorer.package` absolute, relative to the manifest's directory, and checks that
+    /// the zip is there before any AWS call.
+    fn resolve_package(&mut self, path: &Path, source: &str) -> Result<(), ManifestError> {
+        let Some(package) = self.spec.scorer.as_mut().and_then(|s| s.package.as_mut()) else { return Ok(()) };
+        let resolved = path.parent().unwrap_or(Path::new(".")).join(&*package);
+        if !resolved.is_file() {
+            let at: Vec<Segment> = ["spec", "scorer", "package"].map(|k| Segment::Key(k.to_owned())).into();
+            return Err(ManifestError::Invalid(vec![Diagnostic {
+                file: path.to_owned(),
+                position: locate::locate(source, &at),
+                field: locate::render(&at),
+                message: format!("{} is not a file: build it with `scorer/package`", resolved.display()),
+            }]));
+        }
+        *package = resolved.to_string_lossy().into_owned();
+        Ok(())
     }
 
     /// Parses and validates manifest text; `path` only labels the diagnostics.
@@ -80,10 +100,7 @@ impl Manifest {
     /// rather than letting a user believe they were applied.
     pub fn unreconciled_sections(&self) -> Vec<&'static str> {
         let s = &self.spec;
-        [("scorer", s.scorer.is_some()), ("retrain", s.retrain.is_some())]
-            .into_iter()
-            .filter_map(|(name, declared)| declared.then_some(name))
-            .collect()
+        [("retrain", s.retrain.is_some())].into_iter().filter_map(|(name, declared)| declared.then_some(name)).collect()
     }
 }
 

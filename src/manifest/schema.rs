@@ -468,12 +468,17 @@ pub struct Scorer {
     pub timeout: Duration,
     #[serde(default)]
     pub architecture: Architecture,
-    /// Path of a prebuilt `bootstrap` zip. Default: lakesight builds the package.
+    /// The `ipcheck` zip that `scorer/package` builds, relative to the manifest's directory.
     #[serde(default)]
     pub package: Option<String>,
     /// SQS messages per invocation (1..=10000).
     #[serde(default = "default_batch_size")]
     pub batch_size: u32,
+    /// How long Lambda gathers messages before invoking, at most 5 minutes; at least 1s when
+    /// batchSize is above 10.
+    #[serde(default = "default_batch_window", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub batch_window: Duration,
     #[serde(default)]
     pub max_concurrency: Option<u32>,
     /// Largest InvokeEndpoint body, below the 6 MB real-time limit.
@@ -496,6 +501,9 @@ fn default_scorer_timeout() -> Duration {
 }
 fn default_batch_size() -> u32 {
     10
+}
+fn default_batch_window() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_payload_bytes() -> u32 {
     5_000_000

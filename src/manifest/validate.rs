@@ -248,6 +248,19 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         c.range(&["spec", "scorer", "memoryMb"], scorer.memory_mb.into(), 128.0, 10240.0);
         c.range(&["spec", "scorer", "timeout"], scorer.timeout.as_secs() as f64, 1.0, 900.0);
         c.range(&["spec", "scorer", "batchSize"], scorer.batch_size.into(), 1.0, 10000.0);
+        c.range(&["spec", "scorer", "batchWindow"], scorer.batch_window.as_secs_f64(), 0.0, 300.0);
+        if scorer.batch_size > 10 && scorer.batch_window < std::time::Duration::from_secs(1) {
+            c.issue(&["spec", "scorer", "batchWindow"], "at least 1s when batchSize is above 10, as Lambda requires");
+        }
+        if scorer.package.as_deref().is_none_or(|p| p.trim().is_empty()) {
+            c.issue(&["spec", "scorer", "package"], "required: the ipcheck zip that `scorer/package` builds");
+        }
+        if spec.endpoint.is_none() {
+            c.issue(&["spec", "scorer"], "needs spec.endpoint: the scorer scores on the stack's endpoint");
+        }
+        if spec.subscriber.is_none() {
+            c.issue(&["spec", "scorer"], "needs spec.subscriber: the scorer reads the subscriber's notifications");
+        }
         c.range(&["spec", "scorer", "maxPayloadBytes"], scorer.max_payload_bytes.into(), 1024.0, 6_000_000.0);
         if let Some(mc) = scorer.max_concurrency {
             c.range(&["spec", "scorer", "maxConcurrency"], mc.into(), 2.0, 1000.0);

@@ -24,6 +24,10 @@ const KINDS: &[Kind] = &[
     aws::sagemaker::model::nodes,
     aws::sagemaker::endpoint_config::nodes,
     aws::sagemaker::endpoint::nodes,
+    aws::sqs::queue::nodes,
+    aws::iam::lake_access::nodes,
+    aws::lambda::function::nodes,
+    aws::lambda::event_source_mapping::nodes,
 ];
 
 /// The nodes a stack declares, in registry order; the graph orders them by dependency.

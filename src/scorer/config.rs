@@ -9,7 +9,6 @@ use super::pairs::MAX_ENTITY_BYTES;
 /// Environment variable names.
 pub mod var {
     pub const ENDPOINT: &str = "LAKESIGHT_ENDPOINT";
-    pub const MODEL_GENERATION: &str = "LAKESIGHT_MODEL_GENERATION";
     pub const THRESHOLD: &str = "LAKESIGHT_THRESHOLD";
     pub const OBSERVE_ONLY: &str = "LAKESIGHT_OBSERVE_ONLY";
     pub const MAX_PAYLOAD_BYTES: &str = "LAKESIGHT_MAX_PAYLOAD_BYTES";
@@ -31,8 +30,6 @@ const _: () = assert!(MIN_PAYLOAD_BYTES > MAX_ENTITY_BYTES + 17);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub endpoint: String,
-    /// The model generation serving on the endpoint, named in findings.
-    pub model_generation: Option<String>,
     /// Scores above it are findings. None: no threshold is calibrated yet, so only scores are logged.
     pub threshold: Option<f64>,
     pub observe_only: bool,
@@ -64,7 +61,6 @@ impl Config {
     pub fn new(endpoint: impl Into<String>) -> Config {
         Config {
             endpoint: endpoint.into(),
-            model_generation: None,
             threshold: None,
             observe_only: false,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
@@ -84,7 +80,6 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         let mut config = Config::new(get(var::ENDPOINT).ok_or(ConfigError::Missing(var::ENDPOINT))?);
-        config.model_generation = get(var::MODEL_GENERATION);
         if let Some(value) = get(var::THRESHOLD) {
             config.threshold = Some(
                 value
@@ -135,7 +130,6 @@ impl Config {
         set(var::INVOKE_CONCURRENCY, self.invoke_concurrency.to_string());
         set(var::READ_CONCURRENCY, self.read_concurrency.to_string());
         let optional = [
-            (var::MODEL_GENERATION, self.model_generation.clone()),
             (var::THRESHOLD, self.threshold.map(|t| t.to_string())),
             (var::FINDINGS_QUEUE, self.findings_queue.clone()),
             (var::DEAD_LETTER_QUEUE, self.dead_letter_queue.clone()),
@@ -172,7 +166,6 @@ mod tests {
     fn the_environment_round_trips() {
         let mut config = Config::new("lakesight-demo-endpoint");
         config.threshold = Some(2.5);
-        config.model_generation = Some("g3".into());
         config.max_payload_bytes = 2_048;
         config.findings_queue = Some("lakesight-demo-ipcheck-findings".into());
         config.source_role =

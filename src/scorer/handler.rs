@@ -133,8 +133,8 @@ impl Scorer {
                     continue;
                 }
             };
-            report.scored += scores.len();
-            for (pair, score) in pairs[range].iter().zip(scores) {
+            report.scored += scores.values.len();
+            for (pair, score) in pairs[range].iter().zip(scores.values) {
                 let kind = match threshold {
                     _ if !self.config.raises_findings() => Kind::Score,
                     Some(t) if score > t => Kind::Finding,
@@ -145,7 +145,7 @@ impl Scorer {
                     object: &objects[first].1,
                     context: &contexts[first],
                     endpoint: &self.config.endpoint,
-                    model_generation: self.config.model_generation.as_deref(),
+                    model_generation: scores.variant.as_deref(),
                 };
                 report.findings.push(Finding::new(kind, pair, score, threshold, &origin));
             }
@@ -350,7 +350,11 @@ mod tests {
         let text = std::str::from_utf8(body).expect("utf-8 body");
         let predictions: Vec<_> = text.lines().map(|l| serde_json::json!({ "dot_product": dot_product(l) })).collect();
         let answer = serde_json::json!({ "predictions": predictions }).to_string();
-        InvokeEndpointOutput::builder().body(answer.into_bytes().into()).content_type("application/json").build()
+        InvokeEndpointOutput::builder()
+            .body(answer.into_bytes().into())
+            .content_type("application/json")
+            .invoked_production_variant("g1")
+            .build()
     }
 
     fn runtime_scores() -> Rule {
@@ -398,7 +402,6 @@ mod tests {
     fn config(threshold: f64) -> Config {
         let mut c = Config::new(ENDPOINT);
         c.threshold = Some(threshold);
-        c.model_generation = Some("g1".into());
         c
     }
 

@@ -35,7 +35,14 @@ struct Prediction {
 #[derive(Debug)]
 pub struct Scored {
     pub chunk: usize,
-    pub scores: Result<Vec<f64>, InvokeError>,
+    pub scores: Result<Scores, InvokeError>,
+}
+
+#[derive(Debug)]
+pub struct Scores {
+    pub values: Vec<f64>,
+    /// The production variant that answered: lakesight names it after the model generation.
+    pub variant: Option<String>,
 }
 
 /// Sends every chunk, at most `concurrency` at a time. Each pair's anomaly score is
@@ -48,7 +55,7 @@ pub async fn score_chunks(client: &Client, endpoint: &str, chunks: &[Chunk], con
         .await
 }
 
-async fn score(client: &Client, endpoint: &str, chunk: &Chunk) -> Result<Vec<f64>, InvokeError> {
+async fn score(client: &Client, endpoint: &str, chunk: &Chunk) -> Result<Scores, InvokeError> {
     let out = client
         .invoke_endpoint()
         .endpoint_name(endpoint)
@@ -70,5 +77,8 @@ async fn score(client: &Client, endpoint: &str, chunk: &Chunk) -> Result<Vec<f64
     if answer.predictions.len() != sent {
         return Err(InvokeError::Count { sent, got: answer.predictions.len() });
     }
-    Ok(answer.predictions.into_iter().map(|p| -p.dot_product).collect())
+    Ok(Scores {
+        values: answer.predictions.into_iter().map(|p| -p.dot_product).collect(),
+        variant: out.invoked_production_variant().map(str::to_owned),
+    })
 }

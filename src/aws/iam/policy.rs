@@ -105,10 +105,10 @@ fn scorer_statements(stack: &Stack) -> Vec<Value> {
     let scorer = stack.manifest.spec.scorer.as_ref();
     let mut queues = Vec::new();
     if scorer.is_none_or(|s| s.dead_letter_queue) {
-        queues.push(stack.arn("sqs", &format!("{function}-dlq")));
+        queues.push(stack.arn("sqs", &stack.dead_letter_queue_name()));
     }
     if scorer.is_some_and(|s| s.findings.queue) {
-        queues.push(stack.arn("sqs", &format!("{function}-findings")));
+        queues.push(stack.arn("sqs", &stack.findings_queue_name()));
     }
     if !queues.is_empty() {
         statements.push(json!({
@@ -156,14 +156,19 @@ mod tests {
 
     #[test]
     fn every_role_policy_is_least_privilege() {
-        let s = stack(
-            "  artifactBucket:\n    kmsKeyArn: arn:aws:kms:eu-west-1:111122223333:key/abc\n  scorer:\n    findings:\n      queue: true\n",
-        );
+        let s = stack(&format!(
+            "  artifactBucket:\n    kmsKeyArn: arn:aws:kms:eu-west-1:111122223333:key/abc\n{}  endpoint: {{}}\n  scorer:\n    package: ipcheck.zip\n    findings:\n      queue: true\n",
+            crate::aws::securitylake::test_rules::LAKE
+        ));
         for role in RoleKind::ALL {
             if let Some(doc) = inline_policy(&s, role) {
                 assert_least_privilege(&doc);
             }
         }
+        assert_least_privilege(&super::super::lake_access::document(
+            "arn:aws:s3:::aws-security-data-lake-eu-west-1-abc",
+            "arn:aws:sqs:eu-west-1:111122223333:AmazonSecurityLake-1234-Main-Queue",
+        ));
     }
 
     #[test]

@@ -88,7 +88,8 @@ impl Role {
             names.extend(page.map_err(|e| service_error("ListRolePolicies", e))?.policy_names().iter().cloned());
         }
         let mut policies = BTreeMap::new();
-        for name in names {
+        // The lake-access policy is a resource of its own, reconciled from the subscriber.
+        for name in names.into_iter().filter(|n| n != super::lake_access::POLICY_NAME) {
             let out = self
                 .client
                 .get_role_policy()
@@ -193,7 +194,7 @@ impl Role {
 }
 
 /// IAM returns policy documents URL-encoded.
-fn decode_document(raw: &str) -> Result<Value, ResourceError> {
+pub(crate) fn decode_document(raw: &str) -> Result<Value, ResourceError> {
     let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
     serde_json::from_str(&decoded)
         .map_err(|e| ResourceError::Invalid(format!("IAM returned a policy document that is not JSON: {e}")))

@@ -18,8 +18,11 @@ use crate::stack::Stack;
 
 pub const ADDRESS: &str = "sagemaker.endpoint_config/current";
 
-/// The one variant each configuration has.
-pub const VARIANT: &str = "AllTraffic";
+/// The one variant each configuration has is named after its generation (`g3`), so that every
+/// InvokeEndpoint answer says which generation scored it, even while traffic shifts.
+pub fn variant_name(generation: u32) -> String {
+    format!("g{generation}")
+}
 
 pub struct EndpointConfig {
     identity: Identity,
@@ -119,8 +122,12 @@ impl Resource for EndpointConfig {
             .current(&self.client)
             .await?
             .ok_or_else(|| ResourceError::Invalid("no trained job to configure".into()))?;
+        let generation = self
+            .lineage
+            .generation_of(&job)
+            .ok_or_else(|| ResourceError::Invalid(format!("{job} is not a generation of this stack")))?;
         let variant = ProductionVariant::builder()
-            .variant_name(VARIANT)
+            .variant_name(variant_name(generation))
             .model_name(&job)
             .initial_instance_count(i32::try_from(self.endpoint.instance_count).unwrap_or(i32::MAX))
             .instance_type(ProductionVariantInstanceType::from(self.endpoint.instance_type.as_str()))

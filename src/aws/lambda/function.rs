@@ -1,0 +1,557 @@
+//! The `ipcheck` scorer function: the package's code, the scorer settings in its environment,
+//! and the memory, timeout and architecture of the manifest. Code drift is read from
+//! `CodeSha256`, the base64 SHA-256 of the zip, so an unchanged package is never uploaded again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_lambda::Client;
+use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    Architecture as LambdaArchitecture, Environment, FunctionCode, FunctionConfiguration, LastUpdateStatus, Runtime,
+    State,
+};
+use sha2::{Digest, Sha256};
+
+use crate::aws::error::{code, service_error};
+use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::manifest::{Architecture, Scorer, ThresholdPolicy};
+use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
+use crate::scorer::Config;
+use crate::stack::{RoleKind, Stack};
+
+pub const ADDRESS: &str = "lambda.function/ipcheck";
+const HANDLER: &str = "bootstrap";
+
+/// The package as read from disk.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub path: String,
+    pub zip: Arc<Vec<u8>>,
+    /// What Lambda reports as `CodeSha256` for this zip.
+    pub sha256: String,
+}
+
+impl Package {
+    pub fn read(path: &str) -> Result<Package, String> {
+        let zip = std::fs::read(path).map_err(|e| format!("cannot read the scorer package {path}: {e}"))?;
+        let sha256 = aws_smithy_types::base64::encode(Sha256::digest(&zip));
+        Ok(Package { path: path.to_owned(), zip: Arc::new(zip), sha256 })
+    }
+}
+
+/// The settings lakesight manages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub role: String,
+    pub memory_mb: i32,
+    pub timeout_s: i32,
+    pub architecture: String,
+    pub runtime: String,
+    pub handler: String,
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub arn: String,
+    pub code_sha256: String,
+    pub settings: Settings,
+    pub state: Option<String>,
+    pub last_update: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+pub struct Function {
+    identity: Identity,
+    client: Client,
+    package: Result<Package, String>,
+    settings: Settings,
+    tags: BTreeMap<String, String>,
+}
+
+/// Registry entry: stacks with a scorer.
+pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
+    match &stack.manifest.spec.scorer {
+        Some(scorer) => vec![Arc::new(Managed::new(Function::new(stack, scorer, aws.lambda.clone())))],
+        None => Vec::new(),
+    }
+}
+
+/// The scorer settings the function's environment carries.
+pub fn scorer_config(stack: &Stack, scorer: &Scorer) -> Config {
+    let mut config = Config::new(stack.endpoint_name());
+    // A calibrated threshold comes with retraining; until then the scorer logs scores only.
+    config.threshold = match scorer.threshold.policy {
+        ThresholdPolicy::Fixed => scorer.threshold.value,
+        ThresholdPolicy::Calibrated => None,
+    };
+    config.observe_only = scorer.findings.observe_only;
+    config.max_payload_bytes = scorer.max_payload_bytes as usize;
+    config.findings_queue = scorer.findings.queue.then(|| stack.findings_queue_name());
+    config.dead_letter_queue = scorer.dead_letter_queue.then(|| stack.dead_letter_queue_name());
+    config
+}
+
+impl Function {
+    pub fn new(stack: &Stack, scorer: &Scorer, client: Client) -> Self {
+        let mut identity = Identity::new(stack, ADDRESS, stack.scorer_function_name());
+        if stack.given_role_arn(RoleKind::Scorer).is_none() {
+            identity.depends_on.push(crate::aws::iam::role::address(RoleKind::Scorer));
+        }
+        if scorer.dead_letter_queue {
+            identity.depends_on.push(crate::aws::sqs::queue::DEAD_LETTER.to_owned());
+        }
+        if scorer.findings.queue {
+            identity.depends_on.push(crate::aws::sqs::queue::FINDINGS.to_owned());
+        }
+        let package = scorer
+            .package
+            .as_deref()
+            .ok_or_else(|| "spec.scorer.package names no package".to_owned())
+            .and_then(Package::read);
+        Function {
+            identity,
+            client,
+            package,
+            settings: Settings {
+                role: stack.role_arn(RoleKind::Scorer),
+                memory_mb: i32::try_from(scorer.memory_mb).unwrap_or(i32::MAX),
+                timeout_s: i32::try_from(scorer.timeout.as_secs()).unwrap_or(i32::MAX),
+                architecture: match scorer.architecture {
+                    Architecture::X86_64 => LambdaArchitecture::X8664,
+                    Architecture::Arm64 => LambdaArchitecture::Arm64,
+                }
+                .as_str()
+                .to_owned(),
+                runtime: Runtime::Providedal2023.as_str().to_owned(),
+                handler: HANDLER.to_owned(),
+                environment: scorer_config(stack, scorer).to_vars(),
+            },
+            tags: stack.tags(),
+        }
+    }
+
+    fn package(&self) -> Result<&Package, ResourceError> {
+        self.package.as_ref().map_err(|e| ResourceError::Invalid(e.clone()))
+    }
+
+    fn environment(&self) -> Environment {
+        Environment::builder().set_variables(Some(self.settings.environment.clone().into_iter().collect())).build()
+    }
+
+    fn architecture(&self) -> LambdaArchitecture {
+        LambdaArchitecture::from(self.settings.architecture.as_str())
+    }
+
+    /// Lambda refuses a configuration change while a code update is still being applied.
+    async fn settle(&self) -> Result<(), ResourceError> {
+        let mut wait = Duration::from_millis(250);
+        for _ in 0..40 {
+            let config = self.configuration().await?;
+            match config.last_update_status() {
+                Some(LastUpdateStatus::InProgress) => {}
+                Some(LastUpdateStatus::Failed) => return Err(update_failed(config.last_update_status_reason())),
+                _ => return Ok(()),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+        Err(ResourceError::Invalid(format!("{} is still updating", self.identity.name)))
+    }
+
+    async fn configuration(&self) -> Result<GetFunctionConfigurationOutput, ResourceError> {
+        self.client
+            .get_function_configuration()
+            .function_name(&self.identity.name)
+            .send()
+            .await
+            .map_err(|e| service_error("GetFunctionConfiguration", e))
+    }
+}
+
+fn update_failed(reason: Option<&str>) -> ResourceError {
+    ResourceError::Service {
+        operation: "UpdateFunction",
+        code: "Failed".into(),
+        message: reason.unwrap_or("no reason given").to_owned(),
+    }
+}
+
+fn observed_settings(config: &FunctionConfiguration) -> Settings {
+    Settings {
+        role: config.role().unwrap_or_default().to_owned(),
+        memory_mb: config.memory_size().unwrap_or_default(),
+        timeout_s: config.timeout().unwrap_or_default(),
+        architecture: config.architectures().first().map(|a| a.as_str().to_owned()).unwrap_or_default(),
+        runtime: config.runtime().map(|r| r.as_str().to_owned()).unwrap_or_default(),
+        handler: config.handler().unwrap_or_default().to_owned(),
+        environment: config
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|v| v.clone().into_iter().collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// The environment variables that differ, as `NAME=value` lists.
+fn environment_change(have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> Change {
+    let render = |from: &BTreeMap<String, String>, other: &BTreeMap<String, String>| {
+        let differing: Vec<String> =
+            from.iter().filter(|(k, v)| other.get(*k) != Some(*v)).map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{{{}}}", differing.join(", "))
+    };
+    Change::in_place("environment", render(have, want), render(want, have))
+}
+
+#[async_trait]
+impl Resource for Function {
+    type Observed = Observed;
+
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    async fn read(&self) -> Result<Option<Observed>, ResourceError> {
+        let out = match self.client.get_function().function_name(&self.identity.name).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => return Ok(None),
+            Err(e) => return Err(service_error("GetFunction", e)),
+        };
+        let Some(config) = out.configuration() else { return Ok(None) };
+        Ok(Some(Observed {
+            arn: config.function_arn().unwrap_or_default().to_owned(),
+            code_sha256: config.code_sha256().unwrap_or_default().to_owned(),
+            settings: observed_settings(config),
+            state: config.state().map(|s| s.as_str().to_owned()),
+            last_update: config.last_update_status().map(|s| s.as_str().to_owned()),
+            tags: out.tags().map(|t| t.clone().into_iter().collect()).unwrap_or_default(),
+        }))
+    }
+
+    fn owner(&self, observed: &Observed) -> Ownership {
+        ownership_from_tags(&observed.tags, &self.identity.stack)
+    }
+
+    fn diff(&self, observed: &Observed) -> Vec<Change> {
+        let (have, want) = (&observed.settings, &self.settings);
+        let mut changes = Vec::new();
+        match &self.package {
+            Ok(package) if package.sha256 != observed.code_sha256 => {
+                changes.push(Change::in_place("code", &observed.code_sha256, &package.sha256))
+            }
+            Ok(_) => {}
+            Err(e) => changes.push(Change::in_place("code", &observed.code_sha256, e)),
+        }
+        let fields = [
+            ("architecture", &have.architecture, &want.architecture),
+            ("role", &have.role, &want.role),
+            ("runtime", &have.runtime, &want.runtime),
+            ("handler", &have.handler, &want.handler),
+        ];
+        for (field, h, w) in fields {
+            if h != w {
+                changes.push(Change::in_place(field, h, w));
+            }
+        }
+        if have.memory_mb != want.memory_mb {
+            changes.push(Change::in_place("memoryMb", have.memory_mb.to_string(), want.memory_mb.to_string()));
+        }
+        if have.timeout_s != want.timeout_s {
+            changes.push(Change::in_place("timeout", format!("{}s", have.timeout_s), format!("{}s", want.timeout_s)));
+        }
+        if have.environment != want.environment {
+            changes.push(environment_change(&have.environment, &want.environment));
+        }
+        changes.extend(tag_change(&self.tags, &observed.tags));
+        changes
+    }
+
+    fn id(&self, observed: &Observed) -> String {
+        observed.arn.clone()
+    }
+
+    fn health(&self, observed: &Observed) -> Option<String> {
+        Some(match (&observed.state, &observed.last_update) {
+            (Some(state), Some(update)) => format!("{state}, last update {update}"),
+            (Some(state), None) => state.clone(),
+            _ => "unknown".to_owned(),
+        })
+    }
+
+    async fn create(&self) -> Result<(), ResourceError> {
+        let package = self.package()?;
+        let s = &self.settings;
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .create_function()
+                .function_name(&self.identity.name)
+                .description(format!(
+                    "lakesight stack {}: scores Security Lake flows on IP Insights",
+                    self.identity.stack
+                ))
+                .runtime(Runtime::from(s.runtime.as_str()))
+                .handler(&s.handler)
+                .role(&s.role)
+                .code(FunctionCode::builder().zip_file(Blob::new(package.zip.as_slice())).build())
+                .memory_size(s.memory_mb)
+                .timeout(s.timeout_s)
+                .architectures(self.architecture())
+                .environment(self.environment())
+                .set_tags(Some(self.tags.clone().into_iter().collect()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                // A role created moments ago is not yet assumable by Lambda, which answers with
+                // this code until IAM has propagated it.
+                Err(e) if code(&e) == Some("InvalidParameterValueException") && attempt < 6 => {
+                    attempt += 1;
+                    tokio::time::sleep(self.identity.poll_interval.min(Duration::from_secs(5)) * attempt).await;
+                }
+                Err(e) => return Err(service_error("CreateFunction", e)),
+            }
+        }
+    }
+
+    async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
+        if changes.iter().any(|c| c.field == "code" || c.field == "architecture") {
+            let package = self.package()?;
+            self.client
+                .update_function_code()
+                .function_name(&self.identity.name)
+                .zip_file(Blob::new(package.zip.as_slice()))
+                .architectures(self.architecture())
+                .send()
+                .await
+                .map_err(|e| service_error("UpdateFunctionCode", e))?;
+            self.settle().await?;
+        }
+        let configured = ["role", "runtime", "handler", "memoryMb", "timeout", "environment"];
+        if changes.iter().any(|c| configured.contains(&c.field.as_str())) {
+            let s = &self.settings;
+            self.client
+                .update_function_configuration()
+                .function_name(&self.identity.name)
+                .role(&s.role)
+                .runtime(Runtime::from(s.runtime.as_str()))
+                .handler(&s.handler)
+                .memory_size(s.memory_mb)
+                .timeout(s.timeout_s)
+                .environment(self.environment())
+                .send()
+                .await
+                .map_err(|e| service_error("UpdateFunctionConfiguration", e))?;
+        }
+        if changes.iter().any(|c| c.field == "tags") {
+            self.client
+                .tag_resource()
+                .resource(&observed.arn)
+                .set_tags(Some(self.tags.clone().into_iter().collect()))
+                .send()
+                .await
+                .map_err(|e| service_error("TagResource", e))?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, _observed: &Observed) -> Result<(), ResourceError> {
+        match self.client.delete_function().function_name(&self.identity.name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(()),
+            Err(e) => Err(service_error("DeleteFunction", e)),
+        }
+    }
+
+    async fn readiness(&self) -> Result<Readiness, ResourceError> {
+        let config = self.configuration().await?;
+        match (config.state(), config.last_update_status()) {
+            (Some(State::Failed), _) => Err(ResourceError::Service {
+                operation: "CreateFunction",
+                code: "Failed".into(),
+                message: config.state_reason().unwrap_or("no reason given").to_owned(),
+            }),
+            (_, Some(LastUpdateStatus::Failed)) => Err(update_failed(config.last_update_status_reason())),
+            (Some(State::Pending), _) => Ok(self.identity.pending("Pending")),
+            (_, Some(LastUpdateStatus::InProgress)) => Ok(self.identity.pending("updating")),
+            _ => Ok(Readiness::Ready),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use aws_sdk_lambda::operation::create_function::CreateFunctionOutput;
+    use aws_sdk_lambda::operation::get_function::{GetFunctionError, GetFunctionOutput};
+    use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
+    use aws_sdk_lambda::operation::update_function_code::UpdateFunctionCodeOutput;
+    use aws_sdk_lambda::operation::update_function_configuration::UpdateFunctionConfigurationOutput;
+    use aws_sdk_lambda::types::EnvironmentResponse;
+    use aws_sdk_lambda::types::error::ResourceNotFoundException;
+    use aws_smithy_mocks::{Rule, mock};
+
+    use super::*;
+    use crate::aws::mocked_client;
+    use crate::aws::securitylake::test_rules::LAKE;
+    use crate::engine::Action;
+    use crate::scorer::config::var;
+    use crate::stack::tests::stack;
+
+    const NAME: &str = "lakesight-demo-ipcheck";
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        stack: Stack,
+        sha: String,
+    }
+
+    fn fixture(extra: &str) -> Fixture {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("ipcheck.zip");
+        std::fs::File::create(&path).and_then(|mut f| f.write_all(b"PK\x05\x06 a zip")).expect("package");
+        let stack = stack(&format!(
+            "{LAKE}  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: {}\n    memoryMb: 1024\n{extra}",
+            path.display()
+        ));
+        let sha = Package::read(&path.to_string_lossy()).expect("package").sha256;
+        Fixture { _dir: dir, stack, sha }
+    }
+
+    fn node(f: &Fixture, rules: &[&Rule]) -> Managed<Function> {
+        let scorer = f.stack.manifest.spec.scorer.clone().expect("scorer");
+        Managed::new(Function::new(&f.stack, &scorer, mocked_client!(aws_sdk_lambda, rules)))
+    }
+
+    fn deployed(sha: String, memory: i32, endpoint: &'static str) -> Rule {
+        mock!(Client::get_function).then_output(move || {
+            let config = FunctionConfiguration::builder()
+                .function_name(NAME)
+                .function_arn(format!("arn:aws:lambda:eu-west-1:111122223333:function:{NAME}"))
+                .code_sha256(&sha)
+                .role("arn:aws:iam::111122223333:role/lakesight-demo-scorer")
+                .memory_size(memory)
+                .timeout(120)
+                .architectures(LambdaArchitecture::X8664)
+                .runtime(Runtime::Providedal2023)
+                .handler("bootstrap")
+                .state(State::Active)
+                .last_update_status(LastUpdateStatus::Successful)
+                .environment(
+                    EnvironmentResponse::builder()
+                        .variables(var::ENDPOINT, endpoint)
+                        .variables(var::OBSERVE_ONLY, "false")
+                        .variables(var::MAX_PAYLOAD_BYTES, "5000000")
+                        .variables(var::INVOKE_CONCURRENCY, "4")
+                        .variables(var::READ_CONCURRENCY, "4")
+                        .variables(var::DEAD_LETTER_QUEUE, "lakesight-demo-ipcheck-dlq")
+                        .build(),
+                )
+                .build();
+            GetFunctionOutput::builder()
+                .configuration(config)
+                .tags("lakesight:stack", "demo")
+                .tags("team", "secops")
+                .build()
+        })
+    }
+
+    fn missing() -> Rule {
+        mock!(Client::get_function)
+            .then_error(|| GetFunctionError::ResourceNotFoundException(ResourceNotFoundException::builder().build()))
+    }
+
+    fn settled() -> Rule {
+        mock!(Client::get_function_configuration).then_output(|| {
+            GetFunctionConfigurationOutput::builder()
+                .state(State::Active)
+                .last_update_status(LastUpdateStatus::Successful)
+                .build()
+        })
+    }
+
+    #[tokio::test]
+    async fn the_function_is_created_from_the_package_with_the_scorer_settings() {
+        let f = fixture("    threshold:\n      policy: fixed\n      value: 2.5\n");
+        let create = mock!(Client::create_function)
+            .match_requests(|r| {
+                let env = r.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+                r.function_name() == Some(NAME)
+                    && r.runtime() == Some(&Runtime::Providedal2023)
+                    && r.handler() == Some("bootstrap")
+                    && r.memory_size() == Some(1024)
+                    && r.code().and_then(|c| c.zip_file()).map(|z| z.as_ref()) == Some(b"PK\x05\x06 a zip".as_slice())
+                    && env.get(var::ENDPOINT).map(String::as_str) == Some("lakesight-demo-endpoint")
+                    && env.get(var::THRESHOLD).map(String::as_str) == Some("2.5")
+                    && env.get(var::DEAD_LETTER_QUEUE).map(String::as_str) == Some("lakesight-demo-ipcheck-dlq")
+                    && r.tags().and_then(|t| t.get("lakesight:stack")).map(String::as_str) == Some("demo")
+            })
+            .then_output(|| CreateFunctionOutput::builder().build());
+        let node = node(&f, &[&missing(), &create, &settled()]);
+        assert_eq!(node.observe().await.expect("observe").ownership, None);
+        node.apply(Action::Create).await.expect("create");
+        assert_eq!(create.num_calls(), 1);
+        assert_eq!(node.readiness().await.expect("ready"), Readiness::Ready);
+    }
+
+    #[tokio::test]
+    async fn the_same_package_and_settings_are_no_change() {
+        let f = fixture("");
+        let seen =
+            node(&f, &[&deployed(f.sha.clone(), 1024, "lakesight-demo-endpoint")]).observe().await.expect("observe");
+        assert!(seen.changes.is_empty(), "{:?}", seen.changes);
+        assert_eq!(seen.health.as_deref(), Some("Active, last update Successful"));
+    }
+
+    #[tokio::test]
+    async fn a_new_package_uploads_code_and_drifted_settings_are_set_back() {
+        let f = fixture("");
+        let code = mock!(Client::update_function_code)
+            .match_requests(|r| r.function_name() == Some(NAME) && r.zip_file().is_some())
+            .then_output(|| UpdateFunctionCodeOutput::builder().build());
+        let config = mock!(Client::update_function_configuration)
+            .match_requests(|r| {
+                r.memory_size() == Some(1024)
+                    && r.environment().and_then(|e| e.variables()?.get(var::ENDPOINT).cloned()).as_deref()
+                        == Some("lakesight-demo-endpoint")
+            })
+            .then_output(|| UpdateFunctionConfigurationOutput::builder().build());
+        let node = node(&f, &[&deployed("old".into(), 512, "elsewhere"), &code, &settled(), &config]);
+        let seen = node.observe().await.expect("observe");
+        let fields: Vec<&str> = seen.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["code", "memoryMb", "environment"]);
+        assert_eq!(seen.changes[2].to, "{LAKESIGHT_ENDPOINT=lakesight-demo-endpoint}");
+        node.apply(Action::Update).await.expect("update");
+        assert_eq!((code.num_calls(), config.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_failed_update_reports_lambdas_reason() {
+        let f = fixture("");
+        let failed = mock!(Client::get_function_configuration).then_output(|| {
+            GetFunctionConfigurationOutput::builder()
+                .state(State::Active)
+                .last_update_status(LastUpdateStatus::Failed)
+                .last_update_status_reason("The role cannot be assumed")
+                .build()
+        });
+        let err = node(&f, &[&failed]).readiness().await.expect_err("failed");
+        assert!(err.to_string().contains("The role cannot be assumed"), "{err}");
+    }
+
+    #[test]
+    fn a_calibrated_threshold_leaves_the_scorer_observing_until_calibration_exists() {
+        let f = fixture("    findings:\n      queue: true\n");
+        let scorer = f.stack.manifest.spec.scorer.clone().expect("scorer");
+        let config = scorer_config(&f.stack, &scorer);
+        assert_eq!(config.threshold, None);
+        assert!(!config.raises_findings());
+        assert_eq!(config.findings_queue.as_deref(), Some("lakesight-demo-ipcheck-findings"));
+    }
+}
