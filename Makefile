@@ -2,16 +2,19 @@
 
 .PHONY: quickstart test
 
-# Applies manifests/quickstart.yaml against the bundled emulator and shows the status.
-# The emulator keeps running for further commands; stop it with localstack/down.
+# Builds the scorer package, applies manifests/quickstart.yaml against the bundled emulator and
+# shows the status. The emulator keeps running for further commands; stop it with localstack/down.
 quickstart:
+	./scorer/package x86_64 >/dev/null
 	cargo build --quiet
 	./localstack/up >/dev/null
 	eval "$$(./localstack/env)" && \
 	  ./target/debug/lakesight apply -f manifests/quickstart.yaml --auto-approve && \
 	  ./target/debug/lakesight status -f manifests/quickstart.yaml
 
-# Every test: unit, engine, CLI and end-to-end (each end-to-end test starts and stops its own emulator).
+# Every test: unit, engine, CLI and end-to-end (each end-to-end test starts and stops its own
+# emulator), after building the scorer's Lambda package the way a release does.
 test:
 	./localstack/install
+	./scorer/package x86_64
 	cargo test --all-targets

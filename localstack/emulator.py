@@ -4,12 +4,15 @@ moto serves S3, IAM, STS, SQS, Athena, Glue, Lake Formation, SageMaker and Lambd
 domain dispatcher to add:
   * a Security Lake backend (securitylake.py);
   * SageMaker StopTrainingJob and UpdateEndpoint, and Athena UpdateWorkGroup;
+  * SageMaker runtime InvokeEndpoint on the stack's endpoint: IP Insights' text/csv in, its JSON out, with
+    dot products seeded through "endpointScores", and a record of every call at GET /lakesight-emulator/invocations;
   * test behaviour set through POST /lakesight-emulator/config:
       {"pendingPolls": {"endpoint": N, "trainingJob": N, "dataLake": N, "subscriber": N},
        "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
        "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
        "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...},
-       "unloadRows": [...], "failQueries": str, "trainingMetrics": {...}, "failTraining": str, "failEndpointUpdate": str}
+       "unloadRows": [...], "failQueries": str, "trainingMetrics": {...}, "failTraining": str, "failEndpointUpdate": str,
+       "endpointScores": {"<entity>,<ip>" | "*,<ip>" | "*": dot_product}}
     (localstack/README.md describes each setting)
   * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config.
 
@@ -94,7 +97,7 @@ class Behaviour:
             self.latency_ms.update(body.get("latencyMs", {}))
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
             for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows",
-                        "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate"):
+                        "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate", "endpointScores"):
                 if key in body:
                     self.settings[key] = body[key]
 
@@ -334,6 +337,39 @@ def update_work_group(request, region):
     return json_response(200, {})
 
 
+INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
+
+
+class Runtime:
+    """IP Insights inference on an InService endpoint: one dot product per CSV line, in order."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.lock = threading.Lock()
+        self.calls = []
+
+    def invoke(self, name, request, region):
+        backend = sagemaker_backend(region)
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None or endpoint.endpoint_status != "InService":
+            return error(400, "ValidationError", f"Endpoint {name} of account {DEFAULT_ACCOUNT} not found.")
+        if not request.content_type.startswith("text/csv"):
+            return error(415, "ValidationError", f"content type {request.content_type} is not text/csv")
+        lines = [line for line in request.get_data().decode("utf-8").splitlines() if line]
+        scores = self.behaviour.setting("endpointScores") or {}
+        predictions = []
+        for line in lines:
+            entity, _, ip = line.partition(",")
+            dot = scores.get(f"{entity},{ip}", scores.get(f"*,{ip}", scores.get("*", 1.0)))
+            predictions.append({"dot_product": float(dot)})
+        config = backend.endpoint_configs.get(endpoint.endpoint_config_name)
+        variants = config.production_variants if config else []
+        variant = variants[0].get("VariantName", "AllTraffic") if variants else "AllTraffic"
+        with self.lock:
+            self.calls.append({"endpoint": name, "bytes": len(request.get_data()), "lines": lines})
+        return json_response(200, {"predictions": predictions}, headers={"X-Amzn-Invoked-Production-Variant": variant})
+
+
 class Emulator:
     def __init__(self):
         self.behaviour = Behaviour()
@@ -341,6 +377,7 @@ class Emulator:
         self.security_lake = SecurityLake(self.behaviour)
         self.sagemaker = SageMakerExtensions(self.behaviour)
         self.athena = Athena(self.behaviour)
+        self.runtime = Runtime(self.behaviour)
 
     def __call__(self, environ, start_response):
         # Read the body once and hand moto a fresh stream: parsing it here must not consume moto's copy.
@@ -354,6 +391,9 @@ class Emulator:
         target = request.headers.get("X-Amz-Target", "")
         operation = target.rsplit(".", 1)[-1] if target else request.values.get("Action", "")
         self.behaviour.delay(operation)
+        invocation = INVOCATIONS.match(request.path)
+        if service == "sagemaker" and invocation and request.method == "POST":
+            return self.runtime.invoke(invocation.group(1), request, region)(environ, start_response)
         if service == "securitylake":
             return self.security_lake.handle(request, region)(environ, start_response)
         if target == "AmazonAthena.UpdateWorkGroup":
@@ -388,8 +428,13 @@ class Emulator:
             self.sagemaker.stopped.clear()
             self.sagemaker.failed_updates.clear()
             self.athena.failed.clear()
+            with self.runtime.lock:
+                self.runtime.calls.clear()
             self.behaviour.reset()
             return json_response(200, {"ok": True})
+        if request.path == "/lakesight-emulator/invocations":
+            with self.runtime.lock:
+                return json_response(200, {"invocations": list(self.runtime.calls)})
         if request.path == "/lakesight-emulator/health":
             return json_response(200, {"ok": True})
         return error(404, "NotFound", request.path)

@@ -196,10 +196,15 @@ class SecurityLake:
 
     def configure(self, config, role):
         failure = self.behaviour.setting("failDataLake")
+        bucket = f"aws-security-data-lake-{config['region']}-{uuid.uuid4().hex[:30]}"
+        # Security Lake creates the lake's bucket; objects the scorer reads land there.
+        from moto.s3.models import s3_backends
+
+        s3_backends[ACCOUNT]["aws"].create_bucket(bucket, config["region"])
         return {
             "dataLakeArn": f"arn:aws:securitylake:{config['region']}:{ACCOUNT}:data-lake/default",
             "region": config["region"],
-            "s3BucketArn": f"arn:aws:s3:::aws-security-data-lake-{config['region']}-{uuid.uuid4().hex[:30]}",
+            "s3BucketArn": f"arn:aws:s3:::{bucket}",
             "encryptionConfiguration": config.get("encryptionConfiguration") or {"kmsKeyId": "S3_MANAGED_KEY"},
             "lifecycleConfiguration": config.get("lifecycleConfiguration") or {},
             "replicationConfiguration": config.get("replicationConfiguration") or {},

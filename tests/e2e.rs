@@ -17,6 +17,28 @@ async fn owned_by(emulator: &Emulator, stack: &str) -> Vec<String> {
             owned.push(format!("bucket {name}"));
         }
     }
+    let lambda = emulator.lambda().await;
+    for function in lambda.list_functions().send().await.expect("ListFunctions").functions() {
+        let arn = function.function_arn().unwrap_or_default();
+        let tags = lambda.list_tags().resource(arn).send().await.expect("ListTags");
+        if tags.tags().and_then(|t| t.get("lakesight:stack")).is_some_and(|v| v == stack) {
+            owned.push(format!("function {}", function.function_name().unwrap_or_default()));
+        }
+    }
+    for mapping in lambda.list_event_source_mappings().send().await.expect("mappings").event_source_mappings() {
+        let arn = mapping.event_source_mapping_arn().unwrap_or_default();
+        let tags = lambda.list_tags().resource(arn).send().await.expect("ListTags");
+        if tags.tags().and_then(|t| t.get("lakesight:stack")).is_some_and(|v| v == stack) {
+            owned.push(format!("event source mapping {}", mapping.uuid().unwrap_or_default()));
+        }
+    }
+    let sqs = emulator.sqs().await;
+    for url in sqs.list_queues().send().await.expect("ListQueues").queue_urls() {
+        let tags = sqs.list_queue_tags().queue_url(url).send().await.expect("ListQueueTags");
+        if tags.tags().and_then(|t| t.get("lakesight:stack")).is_some_and(|v| v == stack) {
+            owned.push(format!("queue {url}"));
+        }
+    }
     let lake = emulator.securitylake().await;
     for data_lake in lake.list_data_lakes().send().await.expect("ListDataLakes").data_lakes() {
         let tags = lake.list_tags_for_resource().resource_arn(data_lake.data_lake_arn()).send().await.expect("tags");
@@ -43,13 +65,19 @@ async fn owned_by(emulator: &Emulator, stack: &str) -> Vec<String> {
 #[tokio::test]
 async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything() {
     let emu = Emulator::start();
-    let file = repo().join("manifests/quickstart.yaml");
+    // The quickstart as shipped, with a stand-in for the release package `make quickstart` builds.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(repo().join("manifests/quickstart.yaml")).expect("quickstart");
+    let text = text.replace("../target/lambda/ipcheck-x86_64.zip", "ipcheck.zip");
+    std::fs::write(dir.path().join("ipcheck.zip"), b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").expect("zip");
+    let file = dir.path().join("quickstart.yaml");
+    std::fs::write(&file, text).expect("manifest");
 
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
-    assert!(apply.stdout.contains("15 to create"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("20 to create"), "{}", apply.stdout);
     let owned = owned_by(&emu, QUICKSTART_STACK).await;
-    assert_eq!(owned.len(), 6, "bucket, three roles, data lake, subscriber: {owned:?}");
+    assert_eq!(owned.len(), 10, "bucket, function, trigger, two queues, three roles, data lake, subscriber: {owned:?}");
 
     let replan = emu.run(&["plan", "--detailed-exitcode", "--stats"], &file);
     replan.expect_code(0);
@@ -71,6 +99,9 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
         "securitylake.data_lake/us-east-1",
         "securitylake.subscriber/scorer",
         "sagemaker.endpoint/scorer",
+        "lambda.function/ipcheck",
+        "lambda.event-source-mapping/ipcheck",
+        "sqs.queue/dead-letter",
     ] {
         let line = status
             .stdout

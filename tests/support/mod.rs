@@ -125,6 +125,40 @@ impl Emulator {
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
         aws_sdk_sqs::Client::new(&self.sdk().await)
     }
+
+    pub async fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&self.sdk().await)
+    }
+
+    /// Every InvokeEndpoint call the bundled emulator served: `{"endpoint", "bytes", "lines"}`.
+    pub fn invocations(&self) -> Vec<serde_json::Value> {
+        let out = Command::new(repo().join("localstack/.venv/bin/python"))
+            .args(["-c", "import sys,urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())"])
+            .arg(format!("{}/lakesight-emulator/invocations", self.endpoint))
+            .output()
+            .expect("read the emulator's invocations");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        body["invocations"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The real `ipcheck` binary, run once on an SQS event file with `vars` as its
+    /// environment, against this emulator.
+    pub fn ipcheck<'a>(&self, event: &Path, vars: impl IntoIterator<Item = (&'a String, &'a String)>) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipcheck"));
+        cmd.env_clear()
+            .envs(vars)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .arg("--event")
+            .arg(event)
+            .stdin(Stdio::null());
+        Run::of(&mut cmd)
+    }
 }
 
 impl Drop for Emulator {

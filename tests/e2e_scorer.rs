@@ -1,0 +1,219 @@
+//! End-to-end: the scorer deployed by `lakesight apply`, then a Security Lake notification run
+//! through the real `ipcheck` binary against the emulator, with the function's own environment.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lakesight::scorer::synthetic::{self, OcsfVersion, Row};
+use support::{Emulator, manifest};
+
+/// A zip archive with no entries: the emulator stores the code but never runs it.
+const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+fn stack(package: &str) -> String {
+    format!(
+        "  timeouts:\n    pollInterval: 100ms\n  securityLake: {{}}\n  subscriber:\n    principal: \"123456789012\"\n    externalId: scorer-e2e-external-id\n  features:\n    windowDays: 14\n    validationDays: 2\n  training:\n    minAuc: 0.8\n  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: {package}\n    batchSize: 20\n    batchWindow: 2s\n    maxConcurrency: 4\n    threshold:\n      policy: fixed\n      value: 2.0\n    findings:\n      queue: true\n"
+    )
+}
+
+struct Deployed {
+    environment: BTreeMap<String, String>,
+    lake_bucket: String,
+    queue_arn: String,
+}
+
+async fn deployed(emu: &Emulator, name: &str) -> Deployed {
+    let function = emu.lambda().await.get_function().function_name(format!("lakesight-{name}-ipcheck")).send().await;
+    let config = function.expect("the function exists").configuration().cloned().expect("configuration");
+    let environment = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+    let lake = emu.securitylake().await;
+    let subscribers = lake.list_subscribers().send().await.expect("subscribers");
+    let subscriber = subscribers.subscribers().first().expect("one subscriber");
+    Deployed {
+        environment: environment.into_iter().collect(),
+        lake_bucket: subscriber.s3_bucket_arn().expect("bucket").trim_start_matches("arn:aws:s3:::").to_owned(),
+        queue_arn: subscriber.subscriber_endpoint().expect("queue").to_owned(),
+    }
+}
+
+async fn queue_messages(emu: &Emulator, name: &str) -> Vec<String> {
+    let sqs = emu.sqs().await;
+    let url = sqs.get_queue_url().queue_name(name).send().await.expect("queue").queue_url().expect("url").to_owned();
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs.receive_message().queue_url(&url).max_number_of_messages(10).send().await.expect("receive");
+        if out.messages().is_empty() {
+            return bodies;
+        }
+        bodies.extend(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
+        for m in out.messages() {
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .ok();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_removes_the_scorer() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: needs the emulator's seeded endpoint scores");
+        return;
+    }
+    // IP Insights' answers: addresses the model expects score 5 (anomaly -5); these two do not.
+    emu.configure(r#"{"endpointScores": {"*": 5.0, "*,203.0.113.5": -12.0, "i-3,198.51.100.7": -9.0}}"#);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("package");
+    let file = manifest(dir.path(), "scorer", &stack("ipcheck.zip"));
+
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(0);
+    for created in [
+        "lambda.function/ipcheck",
+        "lambda.event-source-mapping/ipcheck",
+        "sqs.queue/dead-letter",
+        "sqs.queue/findings",
+        "iam.policy/scorer-lake-access",
+    ] {
+        assert!(apply.stdout.contains(created), "{created}: {}", apply.stdout);
+    }
+    let replan = emu.run(&["plan", "--detailed-exitcode", "--stats"], &file);
+    replan.expect_code(0);
+    assert!(replan.stderr.contains(", 0 mutating,"), "{}", replan.stderr);
+
+    let d = deployed(&emu, "scorer").await;
+    assert_eq!(d.environment.get("LAKESIGHT_ENDPOINT").map(String::as_str), Some("lakesight-scorer-endpoint"));
+    assert_eq!(d.environment.get("LAKESIGHT_THRESHOLD").map(String::as_str), Some("2"));
+    let lambda = emu.lambda().await;
+    let mappings =
+        lambda.list_event_source_mappings().function_name("lakesight-scorer-ipcheck").send().await.expect("mappings");
+    let mapping = mappings.event_source_mappings().first().expect("a mapping");
+    assert_eq!(mapping.event_source_arn(), Some(d.queue_arn.as_str()), "triggered by the subscriber's queue");
+    assert_eq!(mapping.batch_size(), Some(20));
+    assert_eq!(mapping.maximum_batching_window_in_seconds(), Some(2));
+    assert!(mapping.function_response_types().iter().any(|t| t.as_str() == "ReportBatchItemFailures"));
+    let policy = emu
+        .iam()
+        .await
+        .get_role_policy()
+        .role_name("lakesight-scorer-scorer")
+        .policy_name("lakesight-lake-access")
+        .send()
+        .await
+        .expect("lake access policy");
+    let document = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy().into_owned();
+    assert!(document.contains(&d.lake_bucket) && document.contains(&d.queue_arn), "{document}");
+
+    // Two new objects in the lake, one in each OCSF version, and a notification in each envelope.
+    let v2 = synthetic::write_parquet(
+        OcsfVersion::V2,
+        &[
+            Row::new(1_795_000_000_000, Some("i-1"), Some("10.0.0.1")),
+            Row::new(1_795_000_001_000, Some("i-1"), Some("10.0.0.1")),
+            Row::new(1_795_000_002_000, Some("i-2"), Some("203.0.113.5")),
+            Row::new(1_795_000_003_000, Some("i-2"), Some("2001:db8::5")),
+            Row::new(1_795_000_004_000, Some("-"), Some("203.0.113.9")),
+        ],
+    )
+    .expect("v2 object");
+    let v1 = synthetic::write_parquet(
+        OcsfVersion::V1,
+        &[
+            Row::new(1_795_000_005_000, Some("i-1"), Some("10.0.0.1")),
+            Row::new(1_795_000_006_000, Some("i-3"), Some("198.51.100.7")),
+        ],
+    )
+    .expect("v1 object");
+    let v2_key = "ext/VPC_FLOW/2.0/region=us-east-1/accountId=111122223333/eventDay=20261126/flow 1.zstd.parquet";
+    let v1_key = "aws/VPC_FLOW/1.0/region=us-east-1/accountId=111122223333/eventHour=2026112610/flow.gz.parquet";
+    let s3 = emu.s3().await;
+    for (key, bytes) in [(v2_key, v2), (v1_key, v1)] {
+        s3.put_object().bucket(&d.lake_bucket).key(key).body(bytes.into()).send().await.expect("put object");
+    }
+    let event = synthetic::sqs_event(&[
+        ("m-1", synthetic::s3_notification(&d.lake_bucket, v2_key)),
+        ("m-2", synthetic::eventbridge_notification(&d.lake_bucket, v1_key)),
+        ("m-3", synthetic::s3_notification(&d.lake_bucket, "ext/VPC_FLOW/2.0/deleted.parquet")),
+        ("m-4", r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"lake"}"#.to_owned()),
+    ]);
+    let event_file = dir.path().join("event.json");
+    std::fs::write(&event_file, event.to_string()).expect("event");
+
+    let run = emu.ipcheck(&event_file, &d.environment);
+    run.expect_code(0);
+    let lines: Vec<serde_json::Value> =
+        run.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let (response, findings) = lines.split_last().expect("a response");
+    assert_eq!(response["batchItemFailures"], serde_json::json!([]), "the missing object is dead-lettered");
+    let found: BTreeSet<(String, String, String)> = findings
+        .iter()
+        .map(|f| {
+            assert_eq!(f["kind"], "finding");
+            assert_eq!(f["threshold"], 2.0);
+            assert_eq!(f["endpoint"], "lakesight-scorer-endpoint");
+            assert_eq!(f["modelGeneration"], "g1", "the variant that answered names the generation");
+            (
+                f["entity"].as_str().unwrap_or_default().into(),
+                f["ip"].as_str().unwrap_or_default().into(),
+                f["score"].to_string(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String, String)> = [("i-2", "203.0.113.5", "12.0"), ("i-3", "198.51.100.7", "9.0")]
+        .map(|(e, i, s)| (e.into(), i.into(), s.into()))
+        .into();
+    assert_eq!(found, expected);
+    let i2 = findings.iter().find(|f| f["entity"] == "i-2").expect("i-2");
+    assert_eq!(i2["object"], format!("s3://{}/{v2_key}", d.lake_bucket));
+    assert_eq!(i2["firstSeen"], "2026-11-18T11:06:42.000Z");
+
+    let calls = emu.invocations();
+    assert_eq!(calls.len(), 1, "three distinct pairs fit one request: {calls:?}");
+    let sent: Vec<&str> = calls[0]["lines"].as_array().expect("lines").iter().filter_map(|l| l.as_str()).collect();
+    assert_eq!(sent, ["i-1,10.0.0.1", "i-2,203.0.113.5", "i-3,198.51.100.7"], "each pair once, IPv4 only");
+
+    let queued = queue_messages(&emu, "lakesight-scorer-ipcheck-findings").await;
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    let dead = queue_messages(&emu, "lakesight-scorer-ipcheck-dlq").await;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].contains("deleted.parquet"), "{dead:?}");
+
+    let destroy = emu.run(&["destroy", "--auto-approve"], &file);
+    destroy.expect_code(0);
+    let function = lambda.get_function().function_name("lakesight-scorer-ipcheck").send().await;
+    assert!(function.is_err_and(|e| e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception())));
+    let mappings = lambda.list_event_source_mappings().event_source_arn(&d.queue_arn).send().await.expect("mappings");
+    assert!(mappings.event_source_mappings().is_empty(), "{mappings:?}");
+    let queues = emu.sqs().await.list_queues().queue_name_prefix("lakesight-scorer").send().await.expect("queues");
+    assert!(queues.queue_urls().is_empty(), "{:?}", queues.queue_urls());
+}
+
+#[tokio::test]
+async fn a_changed_package_is_uploaded_and_a_missing_one_is_refused_before_any_call() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = manifest(dir.path(), "nopkg", &stack("nowhere/ipcheck.zip"));
+    let refused = emu.run(&["plan", "--stats"], &missing);
+    refused.expect_code(1);
+    assert!(refused.stderr.contains("spec.scorer.package"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("nowhere/ipcheck.zip is not a file"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("total: 0 calls"), "no AWS call is made: {}", refused.stderr);
+
+    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("package");
+    let file = manifest(dir.path(), "newpkg", &stack("ipcheck.zip"));
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let mut changed = EMPTY_ZIP.to_vec();
+    changed.extend_from_slice(b"\0");
+    std::fs::write(dir.path().join("ipcheck.zip"), changed).expect("new package");
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    assert!(plan.stdout.contains("~ lambda.function/ipcheck"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("code"), "{}", plan.stdout);
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+}
