@@ -24,14 +24,37 @@ fn write(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
 
 const HEAD: &str = "apiVersion: lakesight.io/v1\nkind: Stack\nmetadata:\n  name: demo\nspec:\n  region: us-east-1\n";
 
+/// Shipped manifests name the zip `scorer/package` writes, which a fresh clone lacks: each is
+/// validated from a copy whose package is a stand-in file.
 #[test]
 fn every_shipped_manifest_validates() {
     let dir = repo().join("manifests");
+    let scratch = tempfile::tempdir().expect("tempdir");
+    std::fs::write(scratch.path().join("ipcheck.zip"), b"zip").expect("stand-in package");
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).expect("manifests/") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "yaml") {
-            Run::of(lakesight().arg("validate").arg("-f").arg(&path)).expect_code(0);
+            let text = std::fs::read_to_string(&path).expect("manifest");
+            let mut copy = String::new();
+            for line in text.lines() {
+                match line.trim_start().strip_prefix("package: ") {
+                    Some(package) => {
+                        let built = ["../target/lambda/ipcheck-x86_64.zip", "../target/lambda/ipcheck-arm64.zip"];
+                        assert!(
+                            built.contains(&package),
+                            "{}: {package} is not what scorer/package writes",
+                            path.display()
+                        );
+                        copy.push_str(&line.replace(package, "ipcheck.zip"));
+                    }
+                    None => copy.push_str(line),
+                }
+                copy.push('\n');
+            }
+            let file = scratch.path().join(path.file_name().expect("name"));
+            std::fs::write(&file, copy).expect("copy");
+            Run::of(lakesight().arg("validate").arg("-f").arg(&file)).expect_code(0);
             count += 1;
         }
     }

@@ -85,7 +85,8 @@ impl Scorer {
         let mut report = Report::default();
         let mut failures: BTreeMap<usize, Failure> = BTreeMap::new();
         let mut messages = Vec::new();
-        let mut objects: Vec<(usize, ObjectRef)> = Vec::new();
+        // Each object once, with every message that named it: SQS may deliver a notification twice.
+        let mut objects: Vec<(Vec<usize>, ObjectRef)> = Vec::new();
         for record in &event.records {
             let Some(id) = record.message_id.as_deref() else {
                 tracing::warn!("an SQS record without a message id cannot be acknowledged; ignored");
@@ -94,7 +95,14 @@ impl Scorer {
             let m = messages.len();
             messages.push(Message { id, body: record.body.as_deref().unwrap_or_default() });
             match event::parse(messages[m].body) {
-                Ok(Notice::Objects(found)) => objects.extend(found.into_iter().map(|o| (m, o))),
+                Ok(Notice::Objects(found)) => {
+                    for object in found {
+                        match objects.iter_mut().find(|(_, o)| *o == object) {
+                            Some((named_by, _)) => named_by.push(m),
+                            None => objects.push((vec![m], object)),
+                        }
+                    }
+                }
                 Ok(Notice::Skip(reason)) => {
                     report.skipped += 1;
                     tracing::info!(message = id, %reason, "skipped");
@@ -127,7 +135,9 @@ impl Scorer {
                     tracing::error!(error = %e, pairs = range.len(), "scoring failed");
                     for pair in &pairs[range] {
                         for s in &pair.seen.sources {
-                            fail(&mut failures, objects[*s as usize].0, Failure::Transient(e.to_string()));
+                            for m in &objects[*s as usize].0 {
+                                fail(&mut failures, *m, Failure::Transient(e.to_string()));
+                            }
                         }
                     }
                     continue;
@@ -189,7 +199,7 @@ impl Scorer {
     /// Reads every object, a few at a time, decoding off the async workers.
     async fn read_objects(
         &self,
-        objects: &[(usize, ObjectRef)],
+        objects: &[(Vec<usize>, ObjectRef)],
         failures: &mut BTreeMap<usize, Failure>,
     ) -> (PairTable, Vec<ObjectContext>) {
         let reads = stream::iter(objects.iter().enumerate())
@@ -207,7 +217,9 @@ impl Scorer {
                 }
                 Err(failure) => {
                     tracing::error!(object = %objects[source].1, ?failure, "object not read");
-                    fail(failures, objects[source].0, failure);
+                    for m in &objects[source].0 {
+                        fail(failures, *m, failure.clone());
+                    }
                 }
             }
         }
@@ -308,8 +320,8 @@ fn fail(failures: &mut BTreeMap<usize, Failure>, message: usize, failure: Failur
     }
 }
 
-fn messages_of<'a>(objects: &'a [(usize, ObjectRef)], object: &'a str) -> impl Iterator<Item = usize> + 'a {
-    objects.iter().filter(move |(_, o)| o.to_string() == object).map(|(m, _)| *m)
+fn messages_of<'a>(objects: &'a [(Vec<usize>, ObjectRef)], object: &'a str) -> impl Iterator<Item = usize> + 'a {
+    objects.iter().filter(move |(_, o)| o.to_string() == object).flat_map(|(m, _)| m.iter().copied())
 }
 
 #[cfg(test)]
@@ -476,6 +488,21 @@ mod tests {
         assert_eq!(first.object, format!("s3://{LAKE}/{V2_KEY}"));
         assert_eq!((first.account.as_deref(), first.model_generation.as_deref()), (Some("111122223333"), Some("g1")));
         assert_eq!(report.findings[1].object, format!("s3://{LAKE}/{V1_KEY}"));
+    }
+
+    #[tokio::test]
+    async fn a_notification_delivered_twice_is_read_and_counted_once() {
+        let s3 = objects(vec![(V2_KEY, v2_object())]);
+        let runtime = runtime_scores();
+        let scorer = scorer(config(1.0), &[&s3], &[&runtime], &[]);
+        let event = event(&[("m-1", s3_notification(LAKE, V2_KEY)), ("m-2", eventbridge_notification(LAKE, V2_KEY))]);
+
+        let (response, report) = scorer.handle(&event).await;
+
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!((report.objects, report.rows), (1, 5));
+        assert_eq!(s3.num_calls(), 1);
+        assert_eq!(report.findings[0].count, 1);
     }
 
     #[tokio::test]
