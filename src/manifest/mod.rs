@@ -155,6 +155,37 @@ mod tests {
     }
 
     #[test]
+    fn a_scorer_needs_its_package_endpoint_and_subscriber_and_a_window_for_large_batches() {
+        let d = errors(&format!("{VALID}  scorer:\n    batchSize: 100\n    batchWindow: 0s\n"));
+        let found: Vec<(&str, &str)> = d.iter().map(|d| (d.field.as_str(), d.message.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                ("spec.scorer.batchWindow", "at least 1s when batchSize is above 10, as Lambda requires"),
+                ("spec.scorer.package", "required: the ipcheck zip that `scorer/package` builds"),
+                ("spec.scorer", "needs spec.endpoint: the scorer scores on the stack's endpoint"),
+                ("spec.scorer", "needs spec.subscriber: the scorer reads the subscriber's notifications"),
+            ]
+        );
+        assert_eq!(d[0].position, Some(Position { line: 9, column: 18 }));
+    }
+
+    #[test]
+    fn a_package_path_is_resolved_next_to_the_manifest_and_must_exist() {
+        let dir = tempfile::tempdir().expect("dir");
+        let spec = "  securityLake: {}\n  subscriber:\n    principal: \"111122223333\"\n    externalId: ext-id\n  endpoint: {}\n  scorer:\n    package: build/ipcheck.zip\n";
+        let path = dir.path().join("stack.yaml");
+        std::fs::write(&path, format!("{VALID}{spec}")).expect("manifest");
+        let Err(ManifestError::Invalid(d)) = Manifest::load(&path) else { panic!("a missing package is an error") };
+        assert_eq!((d[0].field.as_str(), d[0].position), ("spec.scorer.package", Some(Position { line: 13, column: 14 })));
+        std::fs::create_dir(dir.path().join("build")).expect("dir");
+        std::fs::write(dir.path().join("build/ipcheck.zip"), b"zip").expect("zip");
+        let m = Manifest::load(&path).expect("valid");
+        let package = m.spec.scorer.and_then(|s| s.package).expect("package");
+        assert_eq!(Path::new(&package), dir.path().join("build/ipcheck.zip"));
+    }
+
+    #[test]
     fn semantic_error_is_located() {
         let src = format!("{VALID}  training:\n    hyperparameters:\n      vectorDim: 2\n");
         let d = &errors(&src)[0];
