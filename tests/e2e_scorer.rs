@@ -21,6 +21,7 @@ struct Deployed {
     environment: BTreeMap<String, String>,
     lake_bucket: String,
     queue_arn: String,
+    subscriber_role: String,
 }
 
 async fn deployed(emu: &Emulator, name: &str) -> Deployed {
@@ -34,6 +35,7 @@ async fn deployed(emu: &Emulator, name: &str) -> Deployed {
         environment: environment.into_iter().collect(),
         lake_bucket: subscriber.s3_bucket_arn().expect("bucket").trim_start_matches("arn:aws:s3:::").to_owned(),
         queue_arn: subscriber.subscriber_endpoint().expect("queue").to_owned(),
+        subscriber_role: subscriber.role_arn().expect("role").to_owned(),
     }
 }
 
@@ -176,6 +178,19 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
     assert_eq!(calls.len(), 1, "three distinct pairs fit one request: {calls:?}");
     let sent: Vec<&str> = calls[0]["lines"].as_array().expect("lines").iter().filter_map(|l| l.as_str()).collect();
     assert_eq!(sent, ["i-1,10.0.0.1", "i-2,203.0.113.5", "i-3,198.51.100.7"], "each pair once, IPv4 only");
+
+    // Read as the subscriber instead: the same object through credentials from AssumeRole.
+    let mut as_subscriber = d.environment.clone();
+    as_subscriber.insert("LAKESIGHT_SOURCE_ROLE_ARN".into(), d.subscriber_role.clone());
+    as_subscriber.insert("LAKESIGHT_SOURCE_EXTERNAL_ID".into(), "scorer-e2e-external-id".into());
+    as_subscriber.insert("LAKESIGHT_FINDINGS_QUEUE".into(), String::new());
+    let one = synthetic::sqs_event(&[("m-5", synthetic::s3_notification(&d.lake_bucket, v2_key))]);
+    std::fs::write(&event_file, one.to_string()).expect("event");
+    let again = emu.ipcheck(&event_file, &as_subscriber);
+    again.expect_code(0);
+    let last = again.stdout.lines().last().expect("response");
+    assert_eq!(last, r#"{"batchItemFailures":[]}"#, "{}", again.stderr);
+    assert!(again.stdout.contains(r#""entity":"i-2","ip":"203.0.113.5""#), "{}", again.stdout);
 
     let queued = queue_messages(&emu, "lakesight-scorer-ipcheck-findings").await;
     assert_eq!(queued.len(), 2, "{queued:?}");

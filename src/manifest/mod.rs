@@ -177,7 +177,10 @@ mod tests {
         let path = dir.path().join("stack.yaml");
         std::fs::write(&path, format!("{VALID}{spec}")).expect("manifest");
         let Err(ManifestError::Invalid(d)) = Manifest::load(&path) else { panic!("a missing package is an error") };
-        assert_eq!((d[0].field.as_str(), d[0].position), ("spec.scorer.package", Some(Position { line: 13, column: 14 })));
+        assert_eq!(
+            (d[0].field.as_str(), d[0].position),
+            ("spec.scorer.package", Some(Position { line: 13, column: 14 }))
+        );
         std::fs::create_dir(dir.path().join("build")).expect("dir");
         std::fs::write(dir.path().join("build/ipcheck.zip"), b"zip").expect("zip");
         let m = Manifest::load(&path).expect("valid");
