@@ -177,13 +177,11 @@ mod tests {
     use aws_sdk_iam::operation::get_role_policy::{GetRolePolicyError, GetRolePolicyOutput};
     use aws_sdk_iam::operation::put_role_policy::PutRolePolicyOutput;
     use aws_sdk_iam::types::error::NoSuchEntityException;
-    use aws_sdk_securitylake::operation::list_subscribers::ListSubscribersOutput;
-    use aws_sdk_securitylake::types::{AwsIdentity, SubscriberResource};
     use aws_smithy_mocks::{Rule, mock};
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::aws::securitylake::test_rules::LAKE;
+    use crate::aws::securitylake::test_rules::{LAKE, listed_subscriber};
     use crate::engine::Action;
     use crate::stack::tests::stack;
 
@@ -201,21 +199,7 @@ mod tests {
     }
 
     fn subscriber(queue: Option<&'static str>) -> Rule {
-        mock!(aws_sdk_securitylake::Client::list_subscribers).then_output(move || {
-            let subscriber = SubscriberResource::builder()
-                .subscriber_id("1234")
-                .subscriber_arn("arn:aws:securitylake:eu-west-1:111122223333:subscriber/1234")
-                .subscriber_name("lakesight-demo")
-                .subscriber_identity(
-                    AwsIdentity::builder().principal("111122223333").external_id("x").build().expect("identity"),
-                )
-                .set_sources(Some(vec![]))
-                .s3_bucket_arn(BUCKET)
-                .set_subscriber_endpoint(queue.map(str::to_owned))
-                .build()
-                .expect("subscriber");
-            ListSubscribersOutput::builder().subscribers(subscriber).build()
-        })
+        listed_subscriber(Some(BUCKET), queue)
     }
 
     fn stored(document: Value) -> Rule {

@@ -223,13 +223,7 @@ impl Resource for EventSourceMapping {
                 .map_err(|e| service_error("UpdateEventSourceMapping", e))?;
         }
         if changes.iter().any(|c| c.field == "tags") {
-            self.client
-                .tag_resource()
-                .resource(&observed.arn)
-                .set_tags(Some(self.tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| service_error("TagResource", e))?;
+            super::tag(&self.client, &observed.arn, &self.tags).await?;
         }
         Ok(())
     }
@@ -257,15 +251,13 @@ mod tests {
     use aws_sdk_lambda::operation::list_event_source_mappings::ListEventSourceMappingsOutput;
     use aws_sdk_lambda::operation::list_tags::ListTagsOutput;
     use aws_sdk_lambda::operation::update_event_source_mapping::UpdateEventSourceMappingOutput;
-    use aws_sdk_securitylake::operation::list_subscribers::ListSubscribersOutput;
-    use aws_sdk_securitylake::types::{AwsIdentity, SubscriberResource};
     use aws_smithy_mocks::{Rule, mock};
     use aws_smithy_runtime_api::http::{Response, StatusCode};
     use aws_smithy_types::body::SdkBody;
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::aws::securitylake::test_rules::LAKE;
+    use crate::aws::securitylake::test_rules::{LAKE, listed_subscriber};
     use crate::engine::Action;
     use crate::stack::tests::stack;
 
@@ -277,20 +269,7 @@ mod tests {
             "{LAKE}  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: ipcheck.zip\n    batchSize: 50\n    batchWindow: 20s\n    maxConcurrency: 5\n"
         ));
         let scorer = stack.manifest.spec.scorer.clone().expect("scorer");
-        let subscriber = mock!(aws_sdk_securitylake::Client::list_subscribers).then_output(|| {
-            let subscriber = SubscriberResource::builder()
-                .subscriber_id("1234")
-                .subscriber_arn("arn:aws:securitylake:eu-west-1:111122223333:subscriber/1234")
-                .subscriber_name("lakesight-demo")
-                .subscriber_identity(
-                    AwsIdentity::builder().principal("111122223333").external_id("x").build().expect("identity"),
-                )
-                .set_sources(Some(vec![]))
-                .subscriber_endpoint(QUEUE)
-                .build()
-                .expect("subscriber");
-            ListSubscribersOutput::builder().subscribers(subscriber).build()
-        });
+        let subscriber = listed_subscriber(None, Some(QUEUE));
         let lake = mocked_client!(aws_sdk_securitylake, &[&subscriber]);
         Managed::new(EventSourceMapping::new(&stack, &scorer, mocked_client!(aws_sdk_lambda, lambda), lake))
     }

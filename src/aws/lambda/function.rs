@@ -349,13 +349,7 @@ impl Resource for Function {
                 .map_err(|e| service_error("UpdateFunctionConfiguration", e))?;
         }
         if changes.iter().any(|c| c.field == "tags") {
-            self.client
-                .tag_resource()
-                .resource(&observed.arn)
-                .set_tags(Some(self.tags.clone().into_iter().collect()))
-                .send()
-                .await
-                .map_err(|e| service_error("TagResource", e))?;
+            super::tag(&self.client, &observed.arn, &self.tags).await?;
         }
         Ok(())
     }
