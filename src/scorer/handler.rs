@@ -6,8 +6,6 @@
 //! succeed (a body that is not a notification, an object that is not OCSF Parquet or is gone)
 //! goes to the stack's dead-letter queue instead of blocking its queue.
 
-use std::collections::BTreeMap;
-
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_sdk_s3::operation::get_object::GetObjectError;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
@@ -17,12 +15,13 @@ use futures_util::stream;
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+use super::batch::{Batch, Failure, Message};
 use super::config::Config;
-use super::event::{self, Notice, ObjectRef};
+use super::event::ObjectRef;
 use super::extract::{self, ObjectContext};
 use super::findings::{self, Finding, Kind, Origin};
 use super::invoke;
-use super::pairs::{PairTable, Rejected};
+use super::pairs::{Pair, PairTable, Rejected};
 use super::payload;
 
 /// The clients the scorer uses, built once per execution environment.
@@ -62,66 +61,42 @@ pub struct Report {
     pub dead_lettered: Vec<String>,
 }
 
-/// Why a message did not succeed.
-#[derive(Debug, Clone)]
-enum Failure {
-    /// Retrying cannot help: dead-letter it.
-    Permanent(String),
-    /// Retrying may help: leave it on the queue.
-    Transient(String),
-}
-
-struct Message<'a> {
-    id: &'a str,
-    body: &'a str,
-}
-
 impl Scorer {
     pub fn new(config: Config, clients: Clients) -> Scorer {
         Scorer { config, clients, findings_queue_url: OnceCell::new(), dead_letter_queue_url: OnceCell::new() }
     }
 
     pub async fn handle(&self, event: &SqsEvent) -> (SqsBatchResponse, Report) {
-        let mut report = Report::default();
-        let mut failures: BTreeMap<usize, Failure> = BTreeMap::new();
-        let mut messages = Vec::new();
-        // Each object once, with every message that named it: SQS may deliver a notification twice.
-        let mut objects: Vec<(Vec<usize>, ObjectRef)> = Vec::new();
-        for record in &event.records {
-            let Some(id) = record.message_id.as_deref() else {
-                tracing::warn!("an SQS record without a message id cannot be acknowledged; ignored");
-                continue;
-            };
-            let m = messages.len();
-            messages.push(Message { id, body: record.body.as_deref().unwrap_or_default() });
-            match event::parse(messages[m].body) {
-                Ok(Notice::Objects(found)) => {
-                    for object in found {
-                        match objects.iter_mut().find(|(_, o)| *o == object) {
-                            Some((named_by, _)) => named_by.push(m),
-                            None => objects.push((vec![m], object)),
-                        }
-                    }
-                }
-                Ok(Notice::Skip(reason)) => {
-                    report.skipped += 1;
-                    tracing::info!(message = id, %reason, "skipped");
-                }
-                Err(e) => {
-                    failures.insert(m, Failure::Permanent(e.to_string()));
-                }
-            }
-        }
-        report.messages = messages.len();
-        report.objects = objects.len();
-
-        let (table, contexts) = self.read_objects(&objects, &mut failures).await;
+        let mut batch = Batch::of(event);
+        let mut report = Report {
+            messages: batch.messages.len(),
+            skipped: batch.skipped,
+            objects: batch.objects.len(),
+            ..Report::default()
+        };
+        let (table, contexts) = self.read_objects(&mut batch).await;
         report.rows = table.rows();
         report.rejected = table.rejected();
         let pairs = table.into_pairs();
         report.distinct_pairs = pairs.len();
+        self.score(&pairs, &contexts, &mut batch, &mut report).await;
+        findings::log(&report.findings);
+        report.finding_count = report.findings.iter().filter(|f| f.kind == Kind::Finding).count();
+        if let Err(e) = self.forward_findings(&report.findings).await {
+            tracing::error!(error = %e, "findings could not be queued; their messages will be retried");
+            let failure = Failure::Transient(e);
+            for f in &report.findings {
+                batch.fail_object_shown_as(&f.object, &failure);
+            }
+        }
+        let response = self.respond(batch, &mut report).await;
+        (response, report)
+    }
 
-        let chunks = payload::chunks(&pairs, self.config.max_payload_bytes);
+    /// Scores the distinct pairs and keeps what is to be reported: findings, or every score
+    /// when no findings are raised. A request that fails fails the messages behind its pairs.
+    async fn score(&self, pairs: &[Pair], contexts: &[ObjectContext], batch: &mut Batch<'_>, report: &mut Report) {
+        let chunks = payload::chunks(pairs, self.config.max_payload_bytes);
         report.requests = chunks.len();
         let scored =
             invoke::score_chunks(&self.clients.runtime, &self.config.endpoint, &chunks, self.config.invoke_concurrency)
@@ -133,11 +108,10 @@ impl Scorer {
                 Ok(scores) => scores,
                 Err(e) => {
                     tracing::error!(error = %e, pairs = range.len(), "scoring failed");
+                    let failure = Failure::Transient(e.to_string());
                     for pair in &pairs[range] {
                         for s in &pair.seen.sources {
-                            for m in &objects[*s as usize].0 {
-                                fail(&mut failures, *m, Failure::Transient(e.to_string()));
-                            }
+                            batch.fail_object(*s as usize, &failure);
                         }
                     }
                     continue;
@@ -152,7 +126,7 @@ impl Scorer {
                 };
                 let first = pair.seen.sources[0] as usize;
                 let origin = Origin {
-                    object: &objects[first].1,
+                    object: &batch.objects[first].1,
                     context: &contexts[first],
                     endpoint: &self.config.endpoint,
                     model_generation: scores.variant.as_deref(),
@@ -160,20 +134,13 @@ impl Scorer {
                 report.findings.push(Finding::new(kind, pair, score, threshold, &origin));
             }
         }
-        findings::log(&report.findings);
-        report.finding_count = report.findings.iter().filter(|f| f.kind == Kind::Finding).count();
-        if let Err(e) = self.forward_findings(&report.findings).await {
-            tracing::error!(error = %e, "findings could not be queued; their messages will be retried");
-            for f in &report.findings {
-                for m in messages_of(&objects, &f.object) {
-                    fail(&mut failures, m, Failure::Transient(e.clone()));
-                }
-            }
-        }
+    }
 
+    /// Dead-letters the messages that can never succeed and reports the rest for retry.
+    async fn respond(&self, batch: Batch<'_>, report: &mut Report) -> SqsBatchResponse {
         let mut response = SqsBatchResponse::default();
-        for (m, failure) in failures {
-            let message = &messages[m];
+        for (m, failure) in batch.failures {
+            let message = &batch.messages[m];
             match failure {
                 Failure::Permanent(reason) => match self.dead_letter(message, &reason).await {
                     Ok(true) => {
@@ -193,22 +160,18 @@ impl Scorer {
             response.batch_item_failures.push(item);
             report.retried.push(message.id.to_owned());
         }
-        (response, report)
+        response
     }
 
     /// Reads every object, a few at a time, decoding off the async workers.
-    async fn read_objects(
-        &self,
-        objects: &[(Vec<usize>, ObjectRef)],
-        failures: &mut BTreeMap<usize, Failure>,
-    ) -> (PairTable, Vec<ObjectContext>) {
-        let reads = stream::iter(objects.iter().enumerate())
+    async fn read_objects(&self, batch: &mut Batch<'_>) -> (PairTable, Vec<ObjectContext>) {
+        let reads = stream::iter(batch.objects.iter().enumerate())
             .map(|(source, (_, object))| async move { (source, self.read_object(object, source as u32).await) })
             .buffer_unordered(self.config.read_concurrency.max(1))
             .collect::<Vec<_>>()
             .await;
         let mut table = PairTable::default();
-        let mut contexts = vec![ObjectContext::default(); objects.len()];
+        let mut contexts = vec![ObjectContext::default(); batch.objects.len()];
         for (source, read) in reads {
             match read {
                 Ok((pairs, context)) => {
@@ -216,10 +179,8 @@ impl Scorer {
                     contexts[source] = context;
                 }
                 Err(failure) => {
-                    tracing::error!(object = %objects[source].1, ?failure, "object not read");
-                    for m in &objects[source].0 {
-                        fail(failures, *m, failure.clone());
-                    }
+                    tracing::error!(object = %batch.objects[source].1, ?failure, "object not read");
+                    batch.fail_object(source, &failure);
                 }
             }
         }
@@ -308,20 +269,6 @@ impl Scorer {
         .await
         .cloned()
     }
-}
-
-/// Records a failure; a permanent one wins, since retrying the message cannot help it.
-fn fail(failures: &mut BTreeMap<usize, Failure>, message: usize, failure: Failure) {
-    match failures.get(&message) {
-        Some(Failure::Permanent(_)) => {}
-        _ => {
-            failures.insert(message, failure);
-        }
-    }
-}
-
-fn messages_of<'a>(objects: &'a [(Vec<usize>, ObjectRef)], object: &'a str) -> impl Iterator<Item = usize> + 'a {
-    objects.iter().filter(move |(_, o)| o.to_string() == object).flat_map(|(m, _)| m.iter().copied())
 }
 
 #[cfg(test)]
@@ -623,6 +570,33 @@ mod tests {
 
         assert_eq!(failed_ids(&response), vec!["m-1", "m-2"]);
         assert_eq!((report.scored, report.finding_count), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_refused_finding_retries_only_the_message_it_came_from() {
+        let quiet = write_parquet(OcsfVersion::V2, &[Row::new(1_000, Some("i-9"), Some("10.9.9.9"))]).expect("file");
+        let s3 = objects(vec![(V2_KEY, v2_object()), (V1_KEY, quiet)]);
+        let runtime = runtime_scores();
+        let queue_url = mock!(aws_sdk_sqs::Client::get_queue_url)
+            .then_output(|| GetQueueUrlOutput::builder().queue_url("https://sqs/findings").build());
+        let refused = mock!(aws_sdk_sqs::Client::send_message_batch).then_output(|| {
+            let failed = aws_sdk_sqs::types::BatchResultErrorEntry::builder()
+                .id("0")
+                .code("KMS.AccessDeniedException")
+                .sender_fault(true)
+                .build()
+                .expect("entry");
+            SendMessageBatchOutput::builder().set_successful(Some(vec![])).failed(failed).build().expect("output")
+        });
+        let mut config = config(1.0);
+        config.findings_queue = Some("lakesight-demo-ipcheck-findings".into());
+        let scorer = scorer(config, &[&s3], &[&runtime], &[&queue_url, &refused]);
+        let event = event(&[("m-1", s3_notification(LAKE, V2_KEY)), ("m-2", s3_notification(LAKE, V1_KEY))]);
+
+        let (response, report) = scorer.handle(&event).await;
+
+        assert_eq!(report.finding_count, 1);
+        assert_eq!(failed_ids(&response), vec!["m-1"], "m-2 raised no finding");
     }
 
     #[tokio::test]

@@ -1,9 +1,10 @@
 //! The `ipcheck` Lambda: Security Lake notifications in, IP Insights findings out.
 //!
-//! [`event`] turns SQS bodies into objects, [`extract`] reads their pairs from Parquet,
+//! [`event`] turns SQS bodies into objects, [`batch`] tracks them and their failures per message, [`extract`] reads their pairs from Parquet,
 //! [`pairs`] deduplicates them, [`payload`] cuts request bodies, [`invoke`] scores them on the
 //! endpoint, [`findings`] reports them and [`handler`] ties one invocation together.
 
+pub mod batch;
 pub mod config;
 pub mod event;
 pub mod extract;
