@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{Emulator, manifest, repo};
+use support::{EMPTY_ZIP, Emulator, manifest, repo};
 
 const QUICKSTART_STACK: &str = "quickstart";
 
@@ -69,7 +69,7 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
     let dir = tempfile::tempdir().expect("tempdir");
     let text = std::fs::read_to_string(repo().join("manifests/quickstart.yaml")).expect("quickstart");
     let text = text.replace("../target/lambda/ipcheck-x86_64.zip", "ipcheck.zip");
-    std::fs::write(dir.path().join("ipcheck.zip"), b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").expect("zip");
+    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
     let file = dir.path().join("quickstart.yaml");
     std::fs::write(&file, text).expect("manifest");
 

@@ -6,10 +6,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use lakesight::scorer::synthetic::{self, OcsfVersion, Row};
-use support::{Emulator, manifest};
-
-/// A zip archive with no entries: the emulator stores the code but never runs it.
-const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+use support::{EMPTY_ZIP, Emulator, manifest};
 
 fn stack(package: &str) -> String {
     format!(

@@ -136,3 +136,17 @@ fn render_tags(tags: &BTreeMap<String, String>) -> String {
     let pairs: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("{{{}}}", pairs.join(", "))
 }
+
+/// Test support shared by the resource kinds' tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use crate::engine::{Action, Intent, Node, Observation, plan_action};
+
+    /// Observes `node`, checks that the plan creates it, and applies the creation.
+    pub(crate) async fn created_as_planned(node: &dyn Node) -> Observation {
+        let observed = node.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        node.apply(Action::Create).await.expect("create");
+        observed
+    }
+}

@@ -2,7 +2,7 @@
 //! are listed once with every message that named them, since SQS may deliver a notification
 //! twice; a failure is recorded against every message behind the object or pair it hit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 
@@ -37,6 +37,7 @@ impl<'a> Batch<'a> {
     /// Reads every record's body; a body that is not a notification fails its message for good.
     pub fn of(event: &'a SqsEvent) -> Batch<'a> {
         let mut batch = Batch::default();
+        let mut listed: HashMap<ObjectRef, usize> = HashMap::new();
         for record in &event.records {
             let Some(id) = record.message_id.as_deref() else {
                 tracing::warn!("an SQS record without a message id cannot be acknowledged; ignored");
@@ -48,9 +49,12 @@ impl<'a> Batch<'a> {
             match event::parse(body) {
                 Ok(Notice::Objects(found)) => {
                     for object in found {
-                        match batch.objects.iter_mut().find(|(_, o)| *o == object) {
-                            Some((named_by, _)) => named_by.push(m),
-                            None => batch.objects.push((vec![m], object)),
+                        match listed.get(&object) {
+                            Some(&source) => batch.objects[source].0.push(m),
+                            None => {
+                                listed.insert(object.clone(), batch.objects.len());
+                                batch.objects.push((vec![m], object));
+                            }
                         }
                     }
                 }

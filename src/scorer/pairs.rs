@@ -97,12 +97,13 @@ impl PairTable {
             self.rejected.not_ipv4 += 1;
             return false;
         };
-        if entity.len() > MAX_ENTITY_BYTES || entity.contains([',', '"', '\n', '\r']) {
-            self.rejected.unscorable_entity += 1;
-            return false;
-        }
         let ips = match self.by_entity.get_mut(entity) {
             Some(ips) => ips,
+            // Only a new entity is checked: one already in the table passed.
+            None if entity.len() > MAX_ENTITY_BYTES || entity.contains([',', '"', '\n', '\r']) => {
+                self.rejected.unscorable_entity += 1;
+                return false;
+            }
             None => self.by_entity.entry(entity.into()).or_default(),
         };
         match ips.get_mut(&ip) {

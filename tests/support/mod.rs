@@ -195,6 +195,9 @@ impl Run {
     }
 }
 
+/// A zip archive with no entries: a stand-in scorer package, which the emulator stores but never runs.
+pub const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
 /// Writes a manifest for a stack into a temporary directory.
 pub fn manifest(dir: &Path, name: &str, extra_spec: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));

@@ -289,7 +289,8 @@ mod tests {
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::engine::{Action, Intent, plan_action};
+    use crate::engine::Action;
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     fn node(athena: &[&Rule], s3: &[&Rule]) -> Managed<FeatureRun> {
@@ -343,9 +344,7 @@ mod tests {
             .then_output(|| PutObjectOutput::builder().build());
         let get = no_record();
         let n = node(&[&start, &running, &count], &[&get, &record]);
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
-        n.apply(Action::Create).await.expect("start");
+        created_as_planned(&n).await;
         assert_eq!(start.num_calls(), 3, "count, train and validation");
         assert_eq!(n.readiness().await.expect("ready"), Readiness::Ready);
         assert_eq!((count.num_calls(), record.num_calls()), (1, 1));

@@ -257,6 +257,7 @@ mod tests {
     use super::*;
     use crate::aws::mocked_client;
     use crate::engine::{Action, Intent, Refusal, plan_action};
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     const NAME: &str = "lakesight-demo-features";
@@ -318,9 +319,7 @@ mod tests {
             })
             .then_output(|| CreateWorkGroupOutput::builder().build());
         let n = node(&[&list, &create]);
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
-        n.apply(Action::Create).await.expect("create");
+        created_as_planned(&n).await;
         assert_eq!(create.num_calls(), 1);
     }
 

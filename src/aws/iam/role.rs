@@ -352,6 +352,7 @@ mod tests {
     use super::*;
     use crate::aws::mocked_client;
     use crate::engine::{Action, Intent, Refusal, plan_action};
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     const NAME: &str = "lakesight-demo-scorer";
@@ -426,9 +427,7 @@ mod tests {
             })
             .then_output(|| PutRolePolicyOutput::builder().build());
         let n = node(&[&get, &create, &put]);
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
-        n.apply(Action::Create).await.expect("create");
+        created_as_planned(&n).await;
         assert_eq!((create.num_calls(), put.num_calls()), (1, 1));
     }
 

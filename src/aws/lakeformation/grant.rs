@@ -198,7 +198,8 @@ mod tests {
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::engine::{Action, Intent, plan_action};
+    use crate::engine::Action;
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     const DB: &str = "amazon_security_lake_glue_db_eu_west_1";
@@ -231,9 +232,7 @@ mod tests {
             })
             .then_output(|| GrantPermissionsOutput::builder().build());
         let n = node(&[&list, &grant]);
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
-        n.apply(Action::Create).await.expect("grant");
+        created_as_planned(&n).await;
         assert_eq!(grant.num_calls(), 2, "database, then tables");
     }
 

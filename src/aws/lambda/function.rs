@@ -147,20 +147,21 @@ impl Function {
         LambdaArchitecture::from(self.settings.architecture.as_str())
     }
 
-    /// Lambda refuses a configuration change while a code update is still being applied.
+    /// Lambda refuses a configuration change while a code update is still being applied, so
+    /// the update waits for its own readiness in between.
     async fn settle(&self) -> Result<(), ResourceError> {
-        let mut wait = Duration::from_millis(250);
-        for _ in 0..40 {
-            let config = self.configuration().await?;
-            match config.last_update_status() {
-                Some(LastUpdateStatus::InProgress) => {}
-                Some(LastUpdateStatus::Failed) => return Err(update_failed(config.last_update_status_reason())),
-                _ => return Ok(()),
+        let deadline = tokio::time::Instant::now() + self.identity.wait_timeout;
+        loop {
+            match Resource::readiness(self).await? {
+                Readiness::Ready => return Ok(()),
+                Readiness::Pending { retry_after, .. } if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(retry_after).await
+                }
+                Readiness::Pending { status, .. } => {
+                    return Err(ResourceError::Invalid(format!("{} is still {status}", self.identity.name)));
+                }
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(5));
         }
-        Err(ResourceError::Invalid(format!("{} is still updating", self.identity.name)))
     }
 
     async fn configuration(&self) -> Result<GetFunctionConfigurationOutput, ResourceError> {

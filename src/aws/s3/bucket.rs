@@ -339,6 +339,7 @@ mod tests {
     use super::*;
     use crate::aws::mocked_client;
     use crate::engine::{Action, Intent, Refusal, plan_action};
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     const BUCKET: &str = "lakesight-demo-111122223333-eu-west-1";
@@ -413,9 +414,7 @@ mod tests {
         let encrypt = mock!(Client::put_bucket_encryption).then_output(|| PutBucketEncryptionOutput::builder().build());
         let n = node(&[&head, &create, &tag, &block, &encrypt]);
 
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
-        n.apply(Action::Create).await.expect("create");
+        created_as_planned(&n).await;
         for rule in [&create, &tag, &block, &encrypt] {
             assert_eq!(rule.num_calls(), 1);
         }

@@ -3,13 +3,13 @@
 //! `<job name>-c<digest of the instance settings>`.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ProductionVariant, ProductionVariantInstanceType, Tag};
 
-use super::{Generational, Lineage, read_tags};
+use super::{Generational, Lineage, RememberedJob};
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership};
 use crate::manifest::Endpoint;
@@ -30,7 +30,7 @@ pub struct EndpointConfig {
     lineage: Lineage,
     endpoint: Endpoint,
     tags: BTreeMap<String, String>,
-    job: Mutex<Option<String>>,
+    job: RememberedJob,
 }
 
 /// Registry entry.
@@ -47,7 +47,7 @@ impl EndpointConfig {
     pub fn new(stack: &Stack, lineage: Lineage, endpoint: Endpoint, client: Client) -> Self {
         let mut identity = Identity::new(stack, ADDRESS, format!("{}?-{}-c?", lineage.prefix, lineage.digest));
         identity.depends_on.push(super::model::ADDRESS.to_owned());
-        EndpointConfig { identity, client, lineage, endpoint, tags: stack.tags(), job: Mutex::new(None) }
+        EndpointConfig { identity, client, lineage, endpoint, tags: stack.tags(), job: RememberedJob::default() }
     }
 
     /// Every configuration of the stack, by name, with its ARN.
@@ -84,21 +84,13 @@ impl Resource for EndpointConfig {
     }
 
     async fn read(&self) -> Result<Option<Generational>, ResourceError> {
-        let job = self.lineage.current(&self.client).await?;
-        if let Ok(mut slot) = self.job.lock() {
-            *slot = job.clone();
-        }
-        let Some(job) = job else { return Ok(None) };
+        let Some(job) = self.job.remember(self.lineage.current(&self.client).await?) else { return Ok(None) };
         let wanted = self.lineage.config_name(&job, &self.endpoint);
-        let configs = Self::all(&self.client, &self.lineage).await?;
-        let Some((name, arn)) = configs.into_iter().find(|(name, _)| *name == wanted) else { return Ok(None) };
-        let tags = read_tags(&self.client, &arn).await?;
-        Ok(Some(Generational { name, arn, tags }))
+        Generational::find(&self.client, Self::all(&self.client, &self.lineage).await?, &wanted).await
     }
 
     fn absence_note(&self) -> Option<String> {
-        let job = self.job.lock().ok()?.clone();
-        Some(match job {
+        Some(match self.job.get() {
             Some(job) => format!("{} on {} x {}", job, self.endpoint.instance_count, self.endpoint.instance_type),
             None => "for the generation training is about to produce".to_owned(),
         })
@@ -167,7 +159,7 @@ mod tests {
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::engine::{Action, Intent, plan_action};
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     #[tokio::test]
@@ -201,10 +193,8 @@ mod tests {
             spec,
             mocked_client!(aws_sdk_sagemaker, &[&jobs, &none, &create]),
         ));
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        let observed = created_as_planned(&n).await;
         assert_eq!(observed.note, Some(format!("{job} on 2 x ml.c5.xlarge")));
-        n.apply(Action::Create).await.expect("create");
         assert_eq!(create.num_calls(), 1);
     }
 }

@@ -7,6 +7,7 @@ pub mod model;
 pub mod training_job;
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use aws_sdk_sagemaker::Client;
 
@@ -84,6 +85,36 @@ pub struct Generational {
     pub name: String,
     pub arn: String,
     pub tags: BTreeMap<String, String>,
+}
+
+impl Generational {
+    /// The one named `wanted` among `listed` (name, ARN) pairs, with its tags.
+    pub async fn find(
+        client: &Client,
+        listed: Vec<(String, String)>,
+        wanted: &str,
+    ) -> Result<Option<Generational>, ResourceError> {
+        let Some((name, arn)) = listed.into_iter().find(|(name, _)| name == wanted) else { return Ok(None) };
+        let tags = read_tags(client, &arn).await?;
+        Ok(Some(Generational { name, arn, tags }))
+    }
+}
+
+/// A job as the last `read` found it, so that a plan can say why a resource is absent.
+#[derive(Debug, Default)]
+pub struct RememberedJob(Mutex<Option<String>>);
+
+impl RememberedJob {
+    pub fn remember(&self, job: Option<String>) -> Option<String> {
+        if let Ok(mut slot) = self.0.lock() {
+            slot.clone_from(&job);
+        }
+        job
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|job| job.clone())
+    }
 }
 
 /// The tags of a SageMaker resource.

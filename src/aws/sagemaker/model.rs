@@ -2,13 +2,13 @@
 //! Insights image. Models are immutable, so each generation has its own, named like its job.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ContainerDefinition, Tag};
 
-use super::{Generational, Lineage, read_tags};
+use super::{Generational, Lineage, RememberedJob};
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership};
 use crate::pipeline::ipinsights::image_uri;
@@ -24,8 +24,7 @@ pub struct Model {
     image: String,
     role_arn: String,
     tags: BTreeMap<String, String>,
-    /// The current generation's job, as the last `read` found it.
-    job: Mutex<Option<String>>,
+    job: RememberedJob,
 }
 
 /// Registry entry: stacks that train and serve.
@@ -51,12 +50,8 @@ impl Model {
             role_arn: stack.role_arn(RoleKind::SageMakerExecution),
             tags: stack.tags(),
             lineage,
-            job: Mutex::new(None),
+            job: RememberedJob::default(),
         }
-    }
-
-    fn remembered_job(&self) -> Option<String> {
-        self.job.lock().ok().and_then(|j| j.clone())
     }
 
     /// Every model of the stack, by name, with its ARN.
@@ -83,19 +78,12 @@ impl Resource for Model {
     }
 
     async fn read(&self) -> Result<Option<Generational>, ResourceError> {
-        let job = self.lineage.current(&self.client).await?;
-        if let Ok(mut slot) = self.job.lock() {
-            *slot = job.clone();
-        }
-        let Some(job) = job else { return Ok(None) };
-        let models = Self::all(&self.client, &self.lineage).await?;
-        let Some((name, arn)) = models.into_iter().find(|(name, _)| *name == job) else { return Ok(None) };
-        let tags = read_tags(&self.client, &arn).await?;
-        Ok(Some(Generational { name, arn, tags }))
+        let Some(job) = self.job.remember(self.lineage.current(&self.client).await?) else { return Ok(None) };
+        Generational::find(&self.client, Self::all(&self.client, &self.lineage).await?, &job).await
     }
 
     fn absence_note(&self) -> Option<String> {
-        Some(match self.remembered_job() {
+        Some(match self.job.get() {
             Some(job) => format!("serves the artifact of {job}"),
             None => "serves the generation training is about to produce".to_owned(),
         })

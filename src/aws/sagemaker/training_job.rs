@@ -5,7 +5,7 @@
 //! gate (`training.minAuc` on `validation:discriminator_auc`) before anything may deploy it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
@@ -14,7 +14,7 @@ use aws_sdk_sagemaker::types::{
     S3DataSource, S3DataType, StoppingCondition, Tag, TrainingInputMode, TrainingInstanceType, TrainingJobStatus,
 };
 
-use super::{Lineage, read_tags};
+use super::{Lineage, RememberedJob, read_tags};
 use crate::aws::error::service_error;
 use crate::engine::{Change, Node, Ownership, Readiness};
 use crate::manifest::{Features, Training};
@@ -49,7 +49,7 @@ pub struct TrainingJob {
     min_auc: Option<f64>,
     tags: BTreeMap<String, String>,
     /// The newest job of the stack, as the last `read` found it.
-    latest: Mutex<Option<String>>,
+    latest: RememberedJob,
 }
 
 /// Registry entry: stacks with both `features` and `training` train.
@@ -96,7 +96,7 @@ impl TrainingJob {
             training: training.clone(),
             min_auc: training.min_auc.or(stack.manifest.spec.retrain.as_ref().and_then(|r| r.min_auc)),
             tags: stack.tags(),
-            latest: Mutex::new(None),
+            latest: RememberedJob::default(),
         }
     }
 
@@ -188,9 +188,7 @@ impl Resource for TrainingJob {
     async fn read(&self) -> Result<Option<Observed>, ResourceError> {
         self.image()?;
         let jobs = self.lineage.jobs(&self.client).await?;
-        if let Ok(mut latest) = self.latest.lock() {
-            *latest = jobs.values().next_back().cloned();
-        }
+        self.latest.remember(jobs.values().next_back().cloned());
         let ours = jobs.values().rev().find(|name| self.lineage.is_current(name));
         match ours {
             Some(name) => Ok(Some(self.describe(name).await?)),
@@ -215,8 +213,7 @@ impl Resource for TrainingJob {
     }
 
     fn absence_note(&self) -> Option<String> {
-        let latest = self.latest.lock().ok()?.clone();
-        Some(match latest {
+        Some(match self.latest.get() {
             Some(job) => format!(
                 "inputs changed since {job} (hyperparameters, features, image or resources); trains a new generation"
             ),
@@ -328,7 +325,7 @@ mod tests {
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::engine::{Action, Intent, plan_action};
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     const SPEC: &str = "  features: {}\n  training:\n    minAuc: 0.8\n    hyperparameters:\n      epochs: 3\n";
@@ -395,9 +392,7 @@ mod tests {
             })
             .then_output(|| CreateTrainingJobOutput::builder().training_job_arn("arn").build());
         let n = Managed::new(job(&[&list, &create], &[&features]));
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
-        n.apply(Action::Create).await.expect("create");
+        created_as_planned(&n).await;
         assert_eq!(create.num_calls(), 1);
     }
 

@@ -336,6 +336,7 @@ mod tests {
     use crate::aws::mocked_client;
     use crate::aws::securitylake::test_rules::{LAKE, OWNED, conflict, tags};
     use crate::engine::{Action, Intent, plan_action};
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     const ARN: &str = "arn:aws:securitylake:eu-west-1:111122223333:data-lake/default";
@@ -383,9 +384,7 @@ mod tests {
             .output(|| CreateDataLakeOutput::builder().build())
             .build();
         let n = node(&[&list, &create]);
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
-        n.apply(Action::Create).await.expect("create after one 409");
+        created_as_planned(&n).await;
         assert_eq!(create.num_calls(), 2);
     }
 

@@ -121,7 +121,7 @@ mod tests {
     use super::*;
     use crate::aws::mocked_client;
     use crate::aws::securitylake::test_rules::{LAKE, OWNED, tags};
-    use crate::engine::{Action, Intent, plan_action};
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     const ID: &str = "0b5c2bd8-0000-4000-8000-000000000000";
@@ -152,9 +152,7 @@ mod tests {
             .match_requests(|r| r.subscriber_id() == Some(ID))
             .then_output(|| CreateSubscriberNotificationOutput::builder().subscriber_endpoint(QUEUE).build());
         let n = node(&[&list, &create]);
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
-        n.apply(Action::Create).await.expect("create");
+        created_as_planned(&n).await;
         assert_eq!(create.num_calls(), 1);
     }
 

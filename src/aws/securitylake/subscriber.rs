@@ -256,6 +256,7 @@ mod tests {
     use crate::aws::mocked_client;
     use crate::aws::securitylake::test_rules::{LAKE, OWNED, tags};
     use crate::engine::{Action, Intent, Refusal, plan_action};
+    use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     fn node(rules: &[&Rule]) -> Managed<Subscriber> {
@@ -297,9 +298,7 @@ mod tests {
             })
             .then_output(|| CreateSubscriberOutput::builder().build());
         let n = node(&[&list, &create]);
-        let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
-        n.apply(Action::Create).await.expect("create");
+        created_as_planned(&n).await;
         assert_eq!(create.num_calls(), 1);
     }
 
