@@ -33,7 +33,7 @@ pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result
     let unreconciled = manifest.unreconciled_sections();
     if !unreconciled.is_empty() {
         tracing::warn!(
-            "this version validates but does not yet reconcile: {}; it manages the artifact bucket, the IAM roles, Security Lake, the feature runs, training and hosting",
+            "this version validates but does not yet reconcile: {}; it manages the artifact bucket, the IAM roles, Security Lake, the feature runs, training, hosting and the scorer",
             unreconciled.join(", ")
         );
     }
