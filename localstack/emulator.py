@@ -251,7 +251,7 @@ DEFAULT_ROWS = [[f"i-{e:017x}", f"10.0.{e}.{a}"] for e in range(5) for a in rang
 
 class Athena:
     """What moto's Athena lacks for feature runs: UNLOAD writes its rows as CSV under the TO prefix,
-    the distinct-entity count returns a result, queries can stay RUNNING for N polls, and
+    the count of pairs and distinct entities returns a result, queries can stay RUNNING for N polls, and
     "failQueries" makes new queries fail with that reason."""
 
     UNLOAD = re.compile(r"^\s*UNLOAD\s*\(.*\)\s*TO\s*'s3://([^/']+)/([^']*)'", re.S | re.I)
@@ -291,10 +291,14 @@ class Athena:
             csv = "".join(f"{entity},{ip}\n" for entity, ip in rows).encode()
             s3_backends[DEFAULT_ACCOUNT]["aws"].put_object(bucket, f"{prefix}{exec_id}_part-00000", csv)
         elif "COUNT(DISTINCT" in query.upper():
-            distinct = len({entity for entity, _ in rows})
+            # The count of the same rows UNLOAD writes: pairs, then distinct entities.
+            counts = [str(len(rows)), str(len({entity for entity, _ in rows}))]
             backend.query_results[exec_id] = QueryResults(
-                rows=[{"Data": [{"VarCharValue": "entities"}]}, {"Data": [{"VarCharValue": str(distinct)}]}],
-                column_info=[{"Name": "entities", "Type": "bigint"}],
+                rows=[
+                    {"Data": [{"VarCharValue": "pairs"}, {"VarCharValue": "entities"}]},
+                    {"Data": [{"VarCharValue": v} for v in counts]},
+                ],
+                column_info=[{"Name": "pairs", "Type": "bigint"}, {"Name": "entities", "Type": "bigint"}],
             )
         return json_response(200, {"QueryExecutionId": exec_id})
 

@@ -3,8 +3,9 @@
 //!
 //! - [`manifest`]: the stack file, parsed strictly and validated with located diagnostics.
 //! - [`engine`]: graph, plan and concurrent walk; knows nothing about AWS.
-//! - [`resource`]: the resource contract and the registry of kinds.
-//! - [`aws`]: the SDK configuration, clients, retries, call statistics and resource kinds.
+//! - [`resource`]: the resource contract and the adapter that erases its types.
+//! - [`aws`]: the SDK configuration, clients, retries, call statistics, resource kinds, and the
+//!   wiring that turns a stack into a graph.
 //! - [`cli`]: one module per subcommand.
 //! - [`scorer`]: the `ipcheck` Lambda's logic, built alone with `--no-default-features --features scorer`.
 

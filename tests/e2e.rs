@@ -113,8 +113,20 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
 
     let destroy = emu.run(&["destroy", "--auto-approve"], &file);
     destroy.expect_code(0);
+    assert!(
+        destroy.stdout.contains("iam.role/metastore (lakesight-quickstart-metastore): kept: the retained securitylake.data_lake/us-east-1 needs it"),
+        "the retained lake keeps its metastore manager role: {}",
+        destroy.stdout
+    );
     assert!(status.stdout.contains("123456789012/us-east-1 COLLECTING"), "source health: {}", status.stdout);
-    assert_eq!(owned_by(&emu, QUICKSTART_STACK).await, ["data lake us-east-1"], "only the retained lake is left");
+    assert_eq!(
+        owned_by(&emu, QUICKSTART_STACK).await,
+        ["data lake us-east-1", "role lakesight-quickstart-metastore"],
+        "only the retained lake and what it needs are left"
+    );
+    let again = emu.run(&["plan", "--destroy", "--detailed-exitcode"], &file);
+    again.expect_code(0);
+    assert!(again.stdout.contains("No changes"), "a completed destroy is a no-op: {}", again.stdout);
 
     let after = emu.run(&["plan", "--detailed-exitcode"], &file);
     after.expect_code(2);

@@ -86,7 +86,11 @@ async fn lake_sources_subscriber_and_queue_are_created_then_removed_keeping_the_
         "{}",
         destroy.stdout
     );
-    assert_eq!(sources(&emu).await, BTreeSet::new());
+    assert_eq!(
+        sources(&emu).await,
+        BTreeSet::from([pair("VPC_FLOW", "2.0"), pair("ROUTE53", "2.0")]),
+        "a retained lake keeps collecting"
+    );
     assert!(emu.securitylake().await.list_subscribers().send().await.expect("list").subscribers().is_empty());
     assert!(queues(&emu).await.is_empty(), "the notification queue is gone");
     assert_eq!(data_lakes(&emu).await, 1, "the lake is retained by default");

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use support::{Emulator, manifest};
 
-const STACK: &str = "  timeouts:\n    pollInterval: 100ms\n  securityLake: {}\n  features:\n    windowDays: 14\n    validationDays: 2\n  training:\n    minAuc: 0.8\n    hyperparameters:\n      epochs: EPOCHS\n";
+const STACK: &str = "  timeouts:\n    pollInterval: 100ms\n  securityLake: {}\n  features:\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n  training:\n    minAuc: 0.8\n    hyperparameters:\n      epochs: EPOCHS\n";
 
 fn stack(epochs: u32) -> String {
     STACK.replace("EPOCHS", &epochs.to_string())
@@ -144,7 +144,7 @@ async fn the_endpoint_serves_each_new_generation_and_old_ones_are_collected() {
     let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
     plan.expect_code(2);
     assert!(plan.stdout.contains("~ sagemaker.endpoint/scorer"), "{}", plan.stdout);
-    assert!(plan.stdout.contains("-> the next generation's, after training"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("-> (known after apply)"), "{}", plan.stdout);
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     let second = jobs(&emu, "served").await;
     assert!(serving(&emu, "served").await.expect("endpoint").starts_with(&format!("{}-c", second[1])));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lakesight::engine::{
     self, Action, Direction, ExecOptions, Graph, GraphError, Intent, Node, NodeError, Observation, Outcome, Ownership,
-    Readiness, Silent,
+    Readiness, Silent, Values,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -100,7 +100,7 @@ impl Node for FakeNode {
     async fn observe(&self) -> Result<Observation, NodeError> {
         let exists = self.cloud.existing.lock().unwrap().contains(&self.address);
         Ok(if exists {
-            Observation { ownership: Some(Ownership::Owned), changes: vec![], id: None, health: None, note: None }
+            Observation { ownership: Some(Ownership::Owned), ..Observation::absent() }
         } else {
             Observation::absent()
         })
@@ -140,7 +140,7 @@ impl Node for FakeNode {
 }
 
 fn graph(nodes: Vec<FakeNode>) -> Graph {
-    Graph::new(nodes.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect()).expect("valid graph")
+    Graph::new(nodes.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect(), Values::new()).expect("valid graph")
 }
 
 async fn run(graph: &Graph, intent: Intent, parallelism: usize, cancel: CancellationToken) -> engine::Report {
@@ -346,13 +346,13 @@ fn cycles_and_unknown_dependencies_are_rejected() {
     let cloud = Arc::new(Cloud::default());
     let cyclic =
         vec![FakeNode::new(&cloud, "a", &["b"]), FakeNode::new(&cloud, "b", &["a"]), FakeNode::new(&cloud, "c", &[])];
-    match Graph::new(cyclic.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect()) {
+    match Graph::new(cyclic.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect(), Values::new()) {
         Err(GraphError::Cycle(members)) => assert_eq!(members, ["a", "b"]),
         other => panic!("expected a cycle, got {:?}", other.err()),
     }
     let dangling = vec![FakeNode::new(&cloud, "a", &["ghost"])];
     assert_eq!(
-        Graph::new(dangling.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect()).err(),
+        Graph::new(dangling.into_iter().map(|n| Arc::new(n) as Arc<dyn Node>).collect(), Values::new()).err(),
         Some(GraphError::UnknownDependency { from: "a".into(), to: "ghost".into() })
     );
 }

@@ -13,6 +13,7 @@ pub mod sagemaker;
 pub mod securitylake;
 pub mod sqs;
 pub mod stats;
+pub mod wiring;
 
 use std::sync::Arc;
 

@@ -3,6 +3,7 @@
 //! what it lacks: transient 409 conflicts, identified by their error code, and the HTTP
 //! `Retry-After` header that services such as Security Lake send with 429s.
 
+use std::future::Future;
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
@@ -10,6 +11,8 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
     ClassifyRetry, RetryAction, RetryClassifierPriority, RetryReason,
 };
 use aws_smithy_types::retry::{ErrorKind, RetryConfig};
+
+use crate::resource::ResourceError;
 
 /// Error codes meaning "a concurrent write has not settled yet; try again".
 const TRANSIENT_CONFLICT_CODES: &[&str] = &[
@@ -19,6 +22,63 @@ const TRANSIENT_CONFLICT_CODES: &[&str] = &[
     "ConcurrentModificationException",
     "OperationAborted",
 ];
+
+/// Error codes of throttling and of server-side failures, which a later attempt may not meet.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "ServiceException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalError",
+];
+
+/// Whether a failed call may succeed if made again: a transport failure, throttling, a server
+/// error or a transient conflict, by error code.
+pub fn is_transient(error: &ResourceError) -> bool {
+    match error {
+        ResourceError::Transport { .. } => true,
+        ResourceError::Service { code, .. } => {
+            TRANSIENT_CODES.contains(&code.as_str()) || TRANSIENT_CONFLICT_CODES.contains(&code.as_str())
+        }
+        ResourceError::Invalid(_) => false,
+    }
+}
+
+/// A create that takes no client token, made without the SDK's retries (pass a call that
+/// disables them): a retry after an answer lost on the way back would create a second resource.
+/// Before each new attempt it asks `exists` whether the earlier one went through after all.
+pub async fn create_once<C, CF, E, EF>(mut create: C, mut exists: E) -> Result<(), ResourceError>
+where
+    C: FnMut() -> CF,
+    CF: Future<Output = Result<(), ResourceError>>,
+    E: FnMut() -> EF,
+    EF: Future<Output = Result<bool, ResourceError>>,
+{
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=MAX_ATTEMPTS {
+        match create().await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < MAX_ATTEMPTS && is_transient(&e) => {
+                tracing::debug!("create failed ({e}); looking before trying again");
+                if exists().await? {
+                    return Ok(());
+                }
+                tokio::time::sleep(delay.mul_f64(0.5 + fastrand::f64())).await;
+                delay = (delay * 2).min(Duration::from_secs(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ResourceError::Invalid("the create was not attempted".into()))
+}
 
 /// Attempts per call, including the first. Security Lake conflicts can take several seconds to clear.
 pub const MAX_ATTEMPTS: u32 = 6;

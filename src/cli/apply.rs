@@ -128,6 +128,13 @@ fn print_report(report: &Report) {
             println!("  skipped {address}: waits on {blocked_by}, which failed");
         }
     }
+    for r in &report.replanned {
+        println!("  {}: approved as {:?}, carried out as {:?}: {}", r.address, r.approved, r.applied, r.reason);
+    }
+    for (address, reason) in report.waiting() {
+        let deferred = report.outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Deferred { .. })).count();
+        println!("  {address}: {reason}; {deferred} resource(s) downstream wait for it. Run apply again later.");
+    }
     println!("Done: {applied} changed, {failed} failed, {skipped} skipped.");
 }
 

@@ -40,6 +40,8 @@ fn describe(outcome: &Outcome) -> String {
         Outcome::Failed(e) => format!("FAILED: {e}"),
         Outcome::Skipped { blocked_by } => format!("skipped (waits on {blocked_by})"),
         Outcome::Interrupted => "interrupted".into(),
+        Outcome::Waiting(reason) => reason.clone(),
+        Outcome::Deferred { waits_on } => format!("waits on {waits_on}"),
     }
 }
 

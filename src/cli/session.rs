@@ -10,7 +10,6 @@ use crate::aws::stats::CallStats;
 use crate::aws::{self, ConnectOptions};
 use crate::engine::Graph;
 use crate::manifest::Manifest;
-use crate::resource::registry;
 use crate::stack::Stack;
 
 pub struct Session {
@@ -43,7 +42,7 @@ pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result
     )
     .await?;
     let stack = Stack { manifest, env: aws.env.clone() };
-    let graph = Graph::new(registry::nodes(&stack, &aws))?;
+    let graph = aws::wiring::graph(&stack, &aws)?;
     Ok(Session { stack, graph })
 }
 

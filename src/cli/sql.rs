@@ -25,7 +25,7 @@ pub async fn run(global: &Global, args: &SqlArgs, stats: Arc<CallStats>) -> Resu
     let bucket = s.stack.artifact_bucket();
     let sql = FeatureSql::new(tables(&s.stack, &features), features, now);
     println!("-- run {run}: distinct entities in the train split (sizes num_entity_vectors)");
-    println!("{};\n", sql.distinct_entities());
+    println!("{};\n", sql.counts());
     for split in [Split::Train, Split::Validation] {
         println!("-- run {run}: the {} split", split.as_str());
         println!("{};\n", sql.unload(split, &prefix(&bucket, &run, split)));

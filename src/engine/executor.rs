@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::graph::{Direction, Graph};
 use super::node::{Node, Readiness};
-use super::plan::{Action, Plan};
+use super::plan::{Action, Plan, Rules, observe_and_publish};
+use super::value::Values;
 
 /// How one node ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -29,10 +30,22 @@ pub enum Outcome {
     },
     /// Not attempted, or abandoned while waiting, because the run was cancelled.
     Interrupted,
+    /// Cannot go on until something outside the stack changes (data arriving, say). The run
+    /// still succeeds; a later run tries again.
+    Waiting(String),
+    /// Not attempted because a prerequisite is waiting.
+    Deferred {
+        waits_on: String,
+    },
 }
 
 impl Outcome {
     pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Unchanged | Outcome::Applied(_) | Outcome::Waiting(_) | Outcome::Deferred { .. })
+    }
+
+    /// Finished, and what it finished is there for its dependents.
+    fn unblocks(&self) -> bool {
         matches!(self, Outcome::Unchanged | Outcome::Applied(_))
     }
 }
@@ -53,10 +66,23 @@ pub struct ExecOptions {
     pub cancel: CancellationToken,
 }
 
+/// A node that did something other than its approved action, because a change upstream in the
+/// same run called for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Replanned {
+    pub address: String,
+    pub approved: Action,
+    pub applied: Action,
+    pub reason: String,
+}
+
 /// Every node's outcome, in walk order.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub outcomes: Vec<(String, Outcome)>,
+    /// Actions that followed from an approved change upstream.
+    pub replanned: Vec<Replanned>,
 }
 
 impl Report {
@@ -71,6 +97,17 @@ impl Report {
     pub fn outcome(&self, address: &str) -> Option<&Outcome> {
         self.outcomes.iter().find(|(a, _)| a == address).map(|(_, o)| o)
     }
+
+    /// Why the run stopped short of the end without failing, if a node is waiting.
+    pub fn waiting(&self) -> Vec<(&str, &str)> {
+        self.outcomes
+            .iter()
+            .filter_map(|(a, o)| match o {
+                Outcome::Waiting(reason) => Some((a.as_str(), reason.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Shared by every node task of one walk.
@@ -80,8 +117,20 @@ struct Walk {
     cancel: CancellationToken,
     reporter: Arc<dyn Reporter>,
     direction: Direction,
+    rules: Rules,
+    values: Arc<Values>,
 }
 
+/// What one node's task ends with.
+struct Finished {
+    outcome: Outcome,
+    replanned: Option<Replanned>,
+}
+
+/// Walks the graph in `direction`, acting on each node once its prerequisites have settled.
+/// A node is observed and planned again just before it acts, so it acts on the present: a change
+/// that follows from an approved change upstream is carried out and reported; anything else
+/// that differs from the approved plan stops that node.
 pub async fn execute(
     graph: &Graph,
     plan: &Plan,
@@ -101,47 +150,68 @@ pub async fn execute(
         cancel: options.cancel.clone(),
         reporter,
         direction,
+        rules: plan.rules.clone(),
+        values: Arc::clone(graph.values()),
     });
 
     let mut waiting_for: Vec<usize> = (0..n).map(|i| graph.prerequisites(i, direction).len()).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
+    // Whether a node, or anything it waited on, changed in this run.
+    let mut changed = vec![false; n];
+    let mut replanned = Vec::new();
     let mut tasks = JoinSet::new();
     // Which node each task runs, so that a panicking task fails its own node only.
     let mut task_nodes = HashMap::new();
-    let spawn = |tasks: &mut JoinSet<(usize, Outcome)>, task_nodes: &mut HashMap<tokio::task::Id, usize>, i: usize| {
+    let spawn = |tasks: &mut JoinSet<(usize, Finished)>,
+                 task_nodes: &mut HashMap<tokio::task::Id, usize>,
+                 changed: &[bool],
+                 i: usize| {
         let node = Arc::clone(graph.node(i));
         let walk = Arc::clone(&walk);
         let action = actions[i];
-        let handle = tasks.spawn(async move { (i, run_node(node.as_ref(), action, &walk).await) });
+        let upstream_changed = graph.prerequisites(i, direction).iter().any(|&p| changed[p]);
+        let handle = tasks.spawn(async move { (i, run_node(node.as_ref(), action, upstream_changed, &walk).await) });
         task_nodes.insert(handle.id(), i);
     };
     for i in graph.order(direction) {
         if waiting_for[i] == 0 {
-            spawn(&mut tasks, &mut task_nodes, i);
+            spawn(&mut tasks, &mut task_nodes, &changed, i);
         }
     }
 
     while let Some(joined) = tasks.join_next().await {
-        let (i, outcome) = match joined {
+        let (i, finished) = match joined {
             Ok(done) => done,
             Err(e) => match task_nodes.get(&e.id()) {
-                Some(&i) => (i, Outcome::Failed(format!("lakesight bug: the task panicked: {e}"))),
+                Some(&i) => (
+                    i,
+                    Finished {
+                        outcome: Outcome::Failed(format!("lakesight bug: the task panicked: {e}")),
+                        replanned: None,
+                    },
+                ),
                 None => continue,
             },
         };
+        let Finished { outcome, replanned: note } = finished;
+        replanned.extend(note);
         walk.reporter.finished(graph.node(i).address(), &outcome);
-        if outcome.is_success() {
+        changed[i] =
+            matches!(outcome, Outcome::Applied(_)) || graph.prerequisites(i, direction).iter().any(|&p| changed[p]);
+        if outcome.unblocks() {
             for &j in graph.waiting_on(i, direction) {
                 waiting_for[j] -= 1;
                 if waiting_for[j] == 0 && outcomes[j].is_none() {
-                    spawn(&mut tasks, &mut task_nodes, j);
+                    spawn(&mut tasks, &mut task_nodes, &changed, j);
                 }
             }
         } else {
             // Work held up by an interruption is interrupted too, not blamed on a failure.
+            let address = graph.node(i).address().to_owned();
             let downstream = match outcome {
                 Outcome::Interrupted => Outcome::Interrupted,
-                _ => Outcome::Skipped { blocked_by: graph.node(i).address().to_owned() },
+                Outcome::Waiting(_) | Outcome::Deferred { .. } => Outcome::Deferred { waits_on: address },
+                _ => Outcome::Skipped { blocked_by: address },
             };
             mark_downstream(graph, direction, i, &downstream, &mut outcomes, &*walk.reporter);
         }
@@ -154,6 +224,7 @@ pub async fn execute(
             .into_iter()
             .map(|i| (graph.node(i).address().to_owned(), outcomes[i].clone().unwrap_or(Outcome::Interrupted)))
             .collect(),
+        replanned,
     }
 }
 
@@ -176,7 +247,53 @@ fn mark_downstream(
     }
 }
 
-async fn run_node(node: &dyn Node, action: Action, walk: &Walk) -> Outcome {
+/// Observes and plans `node` again, just before it acts, and decides what it does now.
+async fn replan(
+    node: &dyn Node,
+    approved: Action,
+    upstream_changed: bool,
+    walk: &Walk,
+) -> Result<(Action, Option<Replanned>), Outcome> {
+    let observed = {
+        let Ok(_slot) = walk.slots.acquire().await else { return Err(Outcome::Interrupted) };
+        observe_and_publish(node, &walk.values).await.map_err(Outcome::Failed)?
+    };
+    let fresh = walk.rules.decide(node, &observed).map_err(|refusal| Outcome::Failed(refusal.to_string()))?;
+    let applied = match fresh.action {
+        now if now == approved => approved,
+        // Done meanwhile, by an earlier node of this run or by someone else: nothing left to do.
+        Action::NoOp => Action::NoOp,
+        now if upstream_changed => now,
+        now => {
+            return Err(Outcome::Failed(format!(
+                "the approved plan said {approved:?}, but it now needs {now:?} ({}), and nothing this run changed \
+                 explains it; run plan again and review",
+                fresh.reason
+            )));
+        }
+    };
+    let replanned = (applied != approved && applied.is_change()).then(|| Replanned {
+        address: node.address().to_owned(),
+        approved,
+        applied,
+        reason: format!("{}; follows from a change upstream in this run", fresh.reason),
+    });
+    Ok((applied, replanned))
+}
+
+async fn run_node(node: &dyn Node, approved: Action, upstream_changed: bool, walk: &Walk) -> Finished {
+    let (action, replanned) = if approved.is_change() || upstream_changed {
+        match replan(node, approved, upstream_changed, walk).await {
+            Ok(decided) => decided,
+            Err(outcome) => return Finished { outcome, replanned: None },
+        }
+    } else {
+        (approved, None)
+    };
+    Finished { outcome: act(node, action, walk).await, replanned }
+}
+
+async fn act(node: &dyn Node, action: Action, walk: &Walk) -> Outcome {
     if action.is_change() {
         let Ok(_slot) = walk.slots.acquire().await else {
             return Outcome::Interrupted;
@@ -199,7 +316,24 @@ async fn run_node(node: &dyn Node, action: Action, walk: &Walk) -> Outcome {
     {
         return outcome;
     }
-    if action.is_change() { Outcome::Applied(action) } else { Outcome::Unchanged }
+    if !action.is_change() {
+        return Outcome::Unchanged;
+    }
+    // What dependents read is what the change produced.
+    let published = match action {
+        Action::Delete => {
+            walk.values.publish(node.address(), None);
+            Ok(())
+        }
+        _ => {
+            let Ok(_slot) = walk.slots.acquire().await else { return Outcome::Interrupted };
+            observe_and_publish(node, &walk.values).await.map(drop)
+        }
+    };
+    match published {
+        Ok(()) => Outcome::Applied(action),
+        Err(e) => Outcome::Failed(format!("applied, but reading it back failed: {e}")),
+    }
 }
 
 async fn await_ready(node: &dyn Node, walk: &Walk) -> Result<(), Outcome> {
@@ -214,6 +348,7 @@ async fn await_ready(node: &dyn Node, walk: &Walk) -> Result<(), Outcome> {
         };
         match readiness {
             Ok(Readiness::Ready) => return Ok(()),
+            Ok(Readiness::Waiting { reason }) => return Err(Outcome::Waiting(reason)),
             Err(e) => return Err(Outcome::Failed(e.to_string())),
             Ok(Readiness::Pending { status, retry_after }) => {
                 let now = Instant::now();

@@ -4,6 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::node::Node;
+use super::value::Values;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GraphError {
@@ -30,10 +31,13 @@ pub struct Graph {
     dependents: Vec<Vec<usize>>,
     /// A topological order, dependencies first.
     order: Vec<usize>,
+    /// The outputs the nodes publish, which their dependents' inputs read.
+    values: Arc<Values>,
 }
 
 impl Graph {
-    pub fn new(nodes: Vec<Arc<dyn Node>>) -> Result<Graph, GraphError> {
+    /// `values` is the store the nodes' inputs were wired to.
+    pub fn new(nodes: Vec<Arc<dyn Node>>, values: Arc<Values>) -> Result<Graph, GraphError> {
         let mut index = HashMap::new();
         for (i, node) in nodes.iter().enumerate() {
             if index.insert(node.address().to_owned(), i).is_some() {
@@ -59,7 +63,7 @@ impl Graph {
                 (0..nodes.len()).filter(|i| !acyclic.contains(i)).map(|i| nodes[i].address().to_owned()).collect(),
             )
         })?;
-        Ok(Graph { nodes, dependencies, dependents, order })
+        Ok(Graph { nodes, dependencies, dependents, order, values })
     }
 
     pub fn len(&self) -> usize {
@@ -72,6 +76,14 @@ impl Graph {
 
     pub fn node(&self, i: usize) -> &Arc<dyn Node> {
         &self.nodes[i]
+    }
+
+    pub fn values(&self) -> &Arc<Values> {
+        &self.values
+    }
+
+    pub fn index_of(&self, address: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.address() == address)
     }
 
     /// Node indices in the order a sequential walk in `direction` would visit them.

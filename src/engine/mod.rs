@@ -5,10 +5,12 @@ mod executor;
 mod graph;
 mod node;
 mod plan;
+mod value;
 
-pub use executor::{ExecOptions, Outcome, Report, Reporter, Silent, execute};
+pub use executor::{ExecOptions, Outcome, Replanned, Report, Reporter, Silent, execute};
 pub use graph::{Direction, Graph, GraphError};
 pub use node::{Node, NodeError, Observation, Ownership, Readiness};
 pub use plan::{
     Action, Change, Intent, Plan, PlanError, PlanFailure, PlannedNode, Refusal, observe_all, plan, plan_action,
 };
+pub use value::{AFTER_APPLY, Input, Key, Known, Outputs, Values};

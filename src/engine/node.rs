@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use super::plan::{Action, Change};
+use super::value::Outputs;
 
 /// Errors from a node are opaque to the engine: it only reports them.
 pub type NodeError = Box<dyn std::error::Error + Send + Sync>;
@@ -18,6 +19,11 @@ pub enum Readiness {
     Pending {
         status: String,
         retry_after: Duration,
+    },
+    /// Cannot go on until something outside the stack changes, such as data arriving in the
+    /// lake. Not a failure: everything downstream waits, and a later run tries again.
+    Waiting {
+        reason: String,
     },
 }
 
@@ -46,11 +52,25 @@ pub struct Observation {
     pub health: Option<String>,
     /// Why an absent resource is absent, when the provider knows more than "it does not exist".
     pub note: Option<String>,
+    /// Why destroy leaves an existing resource in place although the stack owns it (a service
+    /// that keeps finished jobs on record, say). Such a node is reported as kept, never planned.
+    pub kept: Option<String>,
+    /// What dependents may read from this node. Published only for resources the stack manages.
+    #[serde(skip_serializing_if = "Outputs::is_empty")]
+    pub outputs: Outputs,
 }
 
 impl Observation {
     pub fn absent() -> Self {
-        Observation { ownership: None, changes: Vec::new(), id: None, health: None, note: None }
+        Observation {
+            ownership: None,
+            changes: Vec::new(),
+            id: None,
+            health: None,
+            note: None,
+            kept: None,
+            outputs: Outputs::new(),
+        }
     }
 
     pub fn absent_because(note: String) -> Self {
@@ -65,7 +85,8 @@ pub trait Node: Send + Sync {
     fn address(&self) -> &str;
     /// The physical name in the cloud.
     fn name(&self) -> &str;
-    /// Addresses this node needs before it can be created.
+    /// Addresses this node needs before it can be created: the sources of its inputs, and
+    /// anything else that must exist first.
     fn depends_on(&self) -> &[String];
     /// Nodes sharing a key never mutate at the same time (the provider serialises them itself).
     fn serial_key(&self) -> Option<&str> {
@@ -77,11 +98,13 @@ pub trait Node: Send + Sync {
     fn retain_on_destroy(&self) -> bool {
         false
     }
-    /// Reads the resource and compares it with the manifest. Makes no mutating call.
+    /// Reads the resource and compares it with the manifest and its inputs' current values.
+    /// Makes no mutating call.
     async fn observe(&self) -> Result<Observation, NodeError>;
-    /// Carries out a planned action.
+    /// Carries out a planned action, on the state the last `observe` saw.
     async fn apply(&self, action: Action) -> Result<(), NodeError>;
-    /// Polls whether the last action has taken effect.
+    /// Polls whether the last action has taken effect. Only reads: anything that mutates is a
+    /// planned action of its own.
     async fn readiness(&self) -> Result<Readiness, NodeError>;
     /// The run was interrupted while this node waited: stop work that would otherwise go on
     /// without anyone waiting for it (a running query, say).

@@ -1,5 +1,6 @@
 //! Planning: observe every node, then choose one action per node with a pure function.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -8,7 +9,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::graph::{Direction, Graph};
-use super::node::{Observation, Ownership};
+use super::node::{Node, Observation, Ownership};
+use super::value::Values;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -98,12 +100,13 @@ pub enum Refusal {
     OwnedBy(String),
 }
 
-/// The pure heart of planning: intent + observation → action and reason.
+/// The pure heart of planning: intent + observation → action and reason. `retained` says why
+/// destroy keeps a resource the stack owns, when a retention rule does.
 pub fn plan_action(
     intent: Intent,
     observed: &Observation,
     adopt: bool,
-    retain: bool,
+    retained: Option<&str>,
 ) -> Result<(Action, String), Refusal> {
     let has_replace = observed.changes.iter().any(|c| c.requires_replace);
     let fields = || observed.changes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>().join(", ");
@@ -115,7 +118,10 @@ pub fn plan_action(
         (Intent::Absent, Some(Ownership::Foreign(_))) => {
             Ok((Action::NoOp, "not owned by this stack; left in place".to_owned()))
         }
-        (Intent::Absent, Some(_)) if retain => Ok((Action::NoOp, "kept by its deletionPolicy (Retain)".to_owned())),
+        (Intent::Absent, Some(_)) if retained.is_some() => Ok((Action::NoOp, retained.unwrap_or_default().to_owned())),
+        (Intent::Absent, Some(_)) if observed.kept.is_some() => {
+            Ok((Action::NoOp, format!("kept: {}", observed.kept.as_deref().unwrap_or_default())))
+        }
         (Intent::Absent, Some(_)) => Ok((Action::Delete, "removed with the stack".to_owned())),
         (Intent::Present, Some(Ownership::Foreign(Some(owner)))) => Err(Refusal::OwnedBy(owner.clone())),
         (Intent::Present, Some(Ownership::Foreign(None))) if !adopt => Err(Refusal::Untagged),
@@ -139,11 +145,42 @@ pub fn plan_action(
     }
 }
 
-/// The plan for a whole stack, in walk order.
+/// The plan for a whole stack, in walk order, and the rules it was made with, so that the walk
+/// can plan each node again just before it acts.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub nodes: Vec<PlannedNode>,
+    #[serde(skip)]
+    pub(super) rules: Rules,
+}
+
+/// What planning one node depends on besides its observation.
+#[derive(Debug, Clone)]
+pub(super) struct Rules {
+    pub intent: Intent,
+    pub adopt: bool,
+    /// Why destroy keeps a node, by address, for nodes a retention rule keeps.
+    pub retained: HashMap<String, String>,
+}
+
+impl Rules {
+    /// Plans one node; the executor uses the same function when it plans again before acting.
+    pub fn decide(&self, node: &dyn Node, observed: &Observation) -> Result<PlannedNode, PlanError> {
+        let retained = self.retained.get(node.address()).map(String::as_str);
+        let (address, name) = (node.address().to_owned(), node.name().to_owned());
+        match plan_action(self.intent, observed, self.adopt, retained) {
+            Ok((action, reason)) => Ok(PlannedNode {
+                address,
+                name,
+                action,
+                reason,
+                changes: if self.intent == Intent::Present { observed.changes.clone() } else { Vec::new() },
+            }),
+            Err(Refusal::OwnedBy(owner)) => Err(PlanError::OwnedElsewhere { address, name, owner }),
+            Err(Refusal::Untagged) => Err(PlanError::NotOwned { address, name }),
+        }
+    }
 }
 
 impl Plan {
@@ -153,6 +190,10 @@ impl Plan {
 
     pub fn action_of(&self, address: &str) -> Option<Action> {
         self.nodes.iter().find(|n| n.address == address).map(|n| n.action)
+    }
+
+    pub fn node(&self, address: &str) -> Option<&PlannedNode> {
+        self.nodes.iter().find(|n| n.address == address)
     }
 
     /// Counts per action, for the summary line.
@@ -187,43 +228,52 @@ impl Plan {
     }
 }
 
-/// Observes every node (concurrently, at most `parallelism` at once) and plans each one.
+/// Observes every node, dependencies first so that inputs are known, and plans each one.
 pub async fn plan(graph: &Graph, intent: Intent, adopt: bool, parallelism: usize) -> Result<Plan, PlanFailure> {
     let observations = observe_all(graph, parallelism).await;
+    let rules = Rules { intent, adopt, retained: retention(graph, intent, &observations) };
     let mut nodes = Vec::with_capacity(graph.len());
     let mut refusals = Vec::new();
     let mut errors = Vec::new();
     let direction = if intent == Intent::Present { Direction::Forward } else { Direction::Reverse };
     for i in graph.order(direction) {
         let node = graph.node(i);
-        let observed = match &observations[i] {
-            Ok(o) => o,
-            Err(e) => {
-                errors.push(format!("{}: {e}", node.address()));
-                continue;
-            }
-        };
-        match plan_action(intent, observed, adopt, node.retain_on_destroy()) {
-            Ok((action, reason)) => nodes.push(PlannedNode {
-                address: node.address().to_owned(),
-                name: node.name().to_owned(),
-                action,
-                reason,
-                changes: if intent == Intent::Present { observed.changes.clone() } else { Vec::new() },
-            }),
-            Err(refusal) => {
-                let (address, name) = (node.address().to_owned(), node.name().to_owned());
-                refusals.push(match refusal {
-                    Refusal::OwnedBy(owner) => PlanError::OwnedElsewhere { address, name, owner },
-                    Refusal::Untagged => PlanError::NotOwned { address, name },
-                });
-            }
+        match &observations[i] {
+            Ok(observed) => match rules.decide(node.as_ref(), observed) {
+                Ok(planned) => nodes.push(planned),
+                Err(refusal) => refusals.push(refusal),
+            },
+            Err(e) => errors.push(format!("{}: {e}", node.address())),
         }
     }
     if !errors.is_empty() || !refusals.is_empty() {
         return Err(PlanFailure { refusals, errors });
     }
-    Ok(Plan { nodes })
+    Ok(Plan { nodes, rules })
+}
+
+/// Retention is closed over dependencies: destroy keeps what a kept resource needs, and says so.
+fn retention(graph: &Graph, intent: Intent, observations: &[Result<Observation, String>]) -> HashMap<String, String> {
+    let mut retained = HashMap::new();
+    if intent != Intent::Absent {
+        return retained;
+    }
+    let managed = |i: usize| {
+        observations[i].as_ref().is_ok_and(|o| matches!(o.ownership, Some(Ownership::Owned | Ownership::Untaggable)))
+    };
+    for root in (0..graph.len()).filter(|&i| graph.node(i).retain_on_destroy() && managed(i)) {
+        let root_address = graph.node(root).address();
+        retained.insert(root_address.to_owned(), "kept by its deletionPolicy (Retain)".to_owned());
+        let mut stack = graph.prerequisites(root, Direction::Forward).to_vec();
+        while let Some(j) = stack.pop() {
+            let address = graph.node(j).address();
+            if !retained.contains_key(address) {
+                retained.insert(address.to_owned(), format!("kept: the retained {root_address} needs it"));
+                stack.extend_from_slice(graph.prerequisites(j, Direction::Forward));
+            }
+        }
+    }
+    retained
 }
 
 /// Why a plan could not be made: resources we may not touch, or reads that failed.
@@ -240,24 +290,51 @@ impl PlanFailure {
     }
 }
 
-/// Observations indexed like the graph's nodes.
+/// Observes one node and publishes its outputs for its dependents. A resource the stack does
+/// not manage publishes nothing: no dependent builds on it.
+pub(super) async fn observe_and_publish(node: &dyn Node, values: &Values) -> Result<Observation, String> {
+    let observed = node.observe().await.map_err(|e| e.to_string());
+    let outputs = match &observed {
+        Ok(o) if matches!(o.ownership, Some(Ownership::Owned | Ownership::Untaggable)) => Some(o.outputs.clone()),
+        _ => None,
+    };
+    values.publish(node.address(), outputs);
+    observed
+}
+
+/// Observations indexed like the graph's nodes. Each node is read once, after its dependencies,
+/// so that it sees their outputs; independent nodes are read concurrently.
 pub async fn observe_all(graph: &Graph, parallelism: usize) -> Vec<Result<Observation, String>> {
+    let n = graph.len();
     let limit = Arc::new(Semaphore::new(parallelism.max(1)));
+    let mut waiting: Vec<usize> = (0..n).map(|i| graph.prerequisites(i, Direction::Forward).len()).collect();
+    let mut results: Vec<Result<Observation, String>> = (0..n).map(|_| Err("not observed".to_owned())).collect();
     let mut tasks = JoinSet::new();
-    for i in 0..graph.len() {
-        let node = Arc::clone(graph.node(i));
+    let spawn = |tasks: &mut JoinSet<(usize, Result<Observation, String>)>, i: usize| {
         let limit = Arc::clone(&limit);
+        let (node, values) = (Arc::clone(graph.node(i)), Arc::clone(graph.values()));
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            (i, node.observe().await.map_err(|e| e.to_string()))
+            (i, observe_and_publish(node.as_ref(), &values).await)
         });
+    };
+    for i in (0..n).filter(|&i| waiting[i] == 0) {
+        spawn(&mut tasks, i);
     }
-    let mut results: Vec<Result<Observation, String>> =
-        (0..graph.len()).map(|_| Err("not observed".to_owned())).collect();
     while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((i, result)) => results[i] = result,
-            Err(e) => tracing::error!("observation task failed: {e}"),
+        let (i, result) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!("observation task failed: {e}");
+                continue;
+            }
+        };
+        results[i] = result;
+        for &j in graph.waiting_on(i, Direction::Forward) {
+            waiting[j] -= 1;
+            if waiting[j] == 0 {
+                spawn(&mut tasks, j);
+            }
         }
     }
     results
@@ -268,19 +345,19 @@ mod tests {
     use super::*;
 
     fn observed(ownership: Option<Ownership>, changes: Vec<Change>) -> Observation {
-        Observation { ownership, changes, id: None, health: None, note: None }
+        Observation { ownership, changes, ..Observation::absent() }
     }
 
     #[test]
     fn absent_resource_is_created() {
-        assert_eq!(plan_action(Intent::Present, &Observation::absent(), false, false).map(|r| r.0), Ok(Action::Create));
+        assert_eq!(plan_action(Intent::Present, &Observation::absent(), false, None).map(|r| r.0), Ok(Action::Create));
     }
 
     #[test]
     fn an_absence_note_becomes_the_reason_to_create() {
         let o = Observation::absent_because("inputs changed since g3".into());
         assert_eq!(
-            plan_action(Intent::Present, &o, false, false),
+            plan_action(Intent::Present, &o, false, None),
             Ok((Action::Create, "inputs changed since g3".into()))
         );
     }
@@ -288,7 +365,7 @@ mod tests {
     #[test]
     fn owned_and_in_sync_is_noop() {
         assert_eq!(
-            plan_action(Intent::Present, &observed(Some(Ownership::Owned), vec![]), false, false).map(|r| r.0),
+            plan_action(Intent::Present, &observed(Some(Ownership::Owned), vec![]), false, None).map(|r| r.0),
             Ok(Action::NoOp)
         );
     }
@@ -296,7 +373,7 @@ mod tests {
     #[test]
     fn drift_is_update_and_names_fields() {
         let o = observed(Some(Ownership::Owned), vec![Change::in_place("tags", "a", "b")]);
-        assert_eq!(plan_action(Intent::Present, &o, false, false), Ok((Action::Update, "drifted: tags".to_owned())));
+        assert_eq!(plan_action(Intent::Present, &o, false, None), Ok((Action::Update, "drifted: tags".to_owned())));
     }
 
     #[test]
@@ -306,7 +383,7 @@ mod tests {
             vec![Change::in_place("tags", "a", "b"), Change::replacing("version", "1.0", "2.0")],
         );
         assert_eq!(
-            plan_action(Intent::Present, &o, false, false),
+            plan_action(Intent::Present, &o, false, None),
             Ok((Action::Replace, "version cannot change in place".to_owned()))
         );
     }
@@ -314,30 +391,33 @@ mod tests {
     #[test]
     fn foreign_resource_is_refused_unless_adopted() {
         let o = observed(Some(Ownership::Foreign(None)), vec![Change::in_place("tags", "-", "x")]);
-        assert_eq!(plan_action(Intent::Present, &o, false, false), Err(Refusal::Untagged));
-        assert_eq!(plan_action(Intent::Present, &o, true, false).map(|r| r.0), Ok(Action::Update));
+        assert_eq!(plan_action(Intent::Present, &o, false, None), Err(Refusal::Untagged));
+        assert_eq!(plan_action(Intent::Present, &o, true, None).map(|r| r.0), Ok(Action::Update));
     }
 
     #[test]
     fn resource_of_another_stack_is_never_adopted() {
         let o = observed(Some(Ownership::Foreign(Some("other".into()))), vec![]);
-        assert_eq!(plan_action(Intent::Present, &o, true, false), Err(Refusal::OwnedBy("other".into())));
+        assert_eq!(plan_action(Intent::Present, &o, true, None), Err(Refusal::OwnedBy("other".into())));
     }
 
     #[test]
     fn destroy_deletes_owned_keeps_retained_and_foreign() {
         let owned = observed(Some(Ownership::Owned), vec![]);
-        assert_eq!(plan_action(Intent::Absent, &owned, false, false).map(|r| r.0), Ok(Action::Delete));
-        assert_eq!(plan_action(Intent::Absent, &owned, false, true).map(|r| r.0), Ok(Action::NoOp));
+        assert_eq!(plan_action(Intent::Absent, &owned, false, None).map(|r| r.0), Ok(Action::Delete));
+        assert_eq!(
+            plan_action(Intent::Absent, &owned, false, Some("kept by its deletionPolicy (Retain)")).map(|r| r.0),
+            Ok(Action::NoOp)
+        );
         let foreign = observed(Some(Ownership::Foreign(None)), vec![]);
-        assert_eq!(plan_action(Intent::Absent, &foreign, true, false).map(|r| r.0), Ok(Action::NoOp));
-        assert_eq!(plan_action(Intent::Absent, &Observation::absent(), false, false).map(|r| r.0), Ok(Action::NoOp));
+        assert_eq!(plan_action(Intent::Absent, &foreign, true, None).map(|r| r.0), Ok(Action::NoOp));
+        assert_eq!(plan_action(Intent::Absent, &Observation::absent(), false, None).map(|r| r.0), Ok(Action::NoOp));
     }
 
     #[test]
     fn untaggable_resources_are_managed() {
         let o = observed(Some(Ownership::Untaggable), vec![Change::replacing("version", "1.0", "2.0")]);
-        assert_eq!(plan_action(Intent::Present, &o, false, false).map(|r| r.0), Ok(Action::Replace));
-        assert_eq!(plan_action(Intent::Absent, &o, false, false).map(|r| r.0), Ok(Action::Delete));
+        assert_eq!(plan_action(Intent::Present, &o, false, None).map(|r| r.0), Ok(Action::Replace));
+        assert_eq!(plan_action(Intent::Absent, &o, false, None).map(|r| r.0), Ok(Action::Delete));
     }
 }

@@ -307,6 +307,19 @@ pub struct Features {
     /// Upper bound on bytes one feature query may scan.
     #[serde(default)]
     pub bytes_scanned_cutoff: Option<u64>,
+    /// Fewest pairs in the training split worth training on; below it, the stack waits for data.
+    #[serde(default = "default_min_rows")]
+    pub min_rows: u64,
+    /// Fewest distinct entities in the training split worth training on.
+    #[serde(default = "default_min_entities")]
+    pub min_entities: u64,
+}
+
+fn default_min_rows() -> u64 {
+    10_000
+}
+fn default_min_entities() -> u64 {
+    10
 }
 
 fn default_window_days() -> u32 {

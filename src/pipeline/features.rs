@@ -110,10 +110,14 @@ impl FeatureSql {
         )
     }
 
-    /// Distinct entities in the training split, which sizes `num_entity_vectors`.
-    pub fn distinct_entities(&self) -> String {
+    /// Pairs and distinct entities in the training split: whether there is enough data to
+    /// train on yet, and how many entity vectors the model needs.
+    pub fn counts(&self) -> String {
         let parts: Vec<String> = self.tables.iter().map(|t| self.select(t, Split::Train)).collect();
-        format!("SELECT COUNT(DISTINCT entity) AS entities FROM (\n{}\n)", parts.join("\n  UNION ALL\n"))
+        format!(
+            "SELECT COUNT(*) AS pairs, COUNT(DISTINCT entity) AS entities FROM (\n{}\n)",
+            parts.join("\n  UNION ALL\n")
+        )
     }
 
     fn select(&self, table: &Table, split: Split) -> String {
@@ -183,6 +187,13 @@ pub struct RunRecord {
     pub train_prefix: String,
     pub validation_prefix: String,
     pub distinct_entities: u64,
+    /// Pairs in the training split. Records written before it was counted read as 0.
+    #[serde(default)]
+    pub rows: u64,
+    /// The window held too little data to train on: nothing was unloaded, and the next apply
+    /// counts again.
+    #[serde(default)]
+    pub waiting: bool,
 }
 
 /// The key of a run's record in the artifact bucket.
@@ -307,8 +318,8 @@ mod tests {
         let unload = q.unload(Split::Validation, "s3://bucket/features/run-1/validation/");
         assert!(unload.starts_with("UNLOAD (\nSELECT entity, ip FROM ("), "{unload}");
         assert!(unload.ends_with(") TO 's3://bucket/features/run-1/validation/'\nWITH (format = 'TEXTFILE', field_delimiter = ',', compression = 'NONE')"), "{unload}");
-        let count = q.distinct_entities();
-        assert!(count.starts_with("SELECT COUNT(DISTINCT entity) AS entities FROM ("), "{count}");
+        let count = q.counts();
+        assert!(count.starts_with("SELECT COUNT(*) AS pairs, COUNT(DISTINCT entity) AS entities FROM ("), "{count}");
         assert!(count.contains("time_dt < TIMESTAMP '2026-11-23 10:00:00'"), "{count}");
     }
 

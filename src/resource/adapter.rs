@@ -1,5 +1,11 @@
 //! Type erasure: a typed [`Resource`] becomes an engine [`Node`], remembering what it observed
 //! so that `apply` acts on the same state the plan showed.
+//!
+//! The adapter also holds the rules every kind shares:
+//! - a create that fails is looked at again before it is reported: if the resource now exists
+//!   and is ours, the create went through and only its answer was lost;
+//! - a replace waits until the old resource is gone before it creates the new one;
+//! - a delete is done when a read finds the resource gone, or far enough gone to be created again.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -7,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{Resource, ResourceError};
-use crate::engine::{Action, Node, NodeError, Observation, Readiness};
+use crate::engine::{Action, Node, NodeError, Observation, Ownership, Readiness};
 
 pub struct Managed<R: Resource> {
     resource: R,
@@ -35,6 +41,55 @@ impl<R: Resource> Managed<R> {
                 self.resource.identity().name
             ))
         })
+    }
+
+    fn last_action(&self) -> Option<Action> {
+        self.last_action.lock().ok().and_then(|a| *a)
+    }
+
+    fn gone(&self, observed: Option<&R::Observed>) -> bool {
+        observed.is_none_or(|o| self.resource.deleted_enough(o))
+    }
+
+    /// Creates, and when the call fails, reads again: a create whose answer was lost, or that a
+    /// retry found "already existing", has happened if the resource is now there and ours.
+    async fn create(&self) -> Result<(), ResourceError> {
+        let Err(error) = self.resource.create().await else { return Ok(()) };
+        match self.resource.read().await {
+            Ok(Some(found)) if self.ours(&found) => {
+                tracing::info!(
+                    "{}: the create call failed ({error}), but the resource exists and is ours; carrying on",
+                    self.resource.identity().address
+                );
+                Ok(())
+            }
+            _ => Err(error),
+        }
+    }
+
+    fn ours(&self, observed: &R::Observed) -> bool {
+        matches!(self.resource.owner(observed), Ownership::Owned | Ownership::Untaggable)
+    }
+
+    /// Polls until the resource reads as gone, within the resource's wait timeout.
+    async fn await_gone(&self) -> Result<(), ResourceError> {
+        let identity = self.resource.identity();
+        let deadline = tokio::time::Instant::now() + identity.wait_timeout;
+        let mut delay = identity.poll_interval;
+        loop {
+            if self.gone(self.resource.read().await?.as_ref()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(ResourceError::Invalid(format!(
+                    "{} was deleted to be replaced, but is still there after {}",
+                    identity.name,
+                    humantime::format_duration(identity.wait_timeout)
+                )));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(identity.poll_interval * 8).max(Duration::from_millis(1));
+        }
     }
 }
 
@@ -74,6 +129,8 @@ impl<R: Resource> Node for Managed<R> {
                 id: Some(self.resource.id(o)),
                 health: self.resource.health(o),
                 note: None,
+                kept: self.resource.kept(o),
+                outputs: self.resource.outputs(o),
             },
         };
         if let Ok(mut slot) = self.observed.lock() {
@@ -88,7 +145,7 @@ impl<R: Resource> Node for Managed<R> {
         }
         match action {
             Action::NoOp => {}
-            Action::Create => self.resource.create().await?,
+            Action::Create => self.create().await?,
             Action::Update => {
                 let observed = self.current().await?;
                 let changes = self.resource.diff(&observed);
@@ -97,7 +154,8 @@ impl<R: Resource> Node for Managed<R> {
             Action::Replace => {
                 let observed = self.current().await?;
                 self.resource.delete(&observed).await?;
-                self.resource.create().await?;
+                self.await_gone().await?;
+                self.create().await?;
             }
             Action::Delete => {
                 let observed = self.current().await?;
@@ -112,10 +170,22 @@ impl<R: Resource> Node for Managed<R> {
     }
 
     async fn readiness(&self) -> Result<Readiness, NodeError> {
-        let deleted = self.last_action.lock().ok().and_then(|a| *a) == Some(Action::Delete);
-        if deleted {
-            return Ok(Readiness::Ready);
+        let last = self.last_action();
+        if last == Some(Action::Delete) {
+            return Ok(if self.gone(self.resource.read().await?.as_ref()) {
+                Readiness::Ready
+            } else {
+                self.resource.identity().pending("deleting")
+            });
         }
-        Ok(self.resource.readiness().await?)
+        match self.resource.readiness().await {
+            Err(error) if last.is_some_and(Action::is_change) => {
+                if let Err(e) = self.resource.record_failure(&error).await {
+                    tracing::warn!("{}: could not record the failure: {e}", self.resource.identity().address);
+                }
+                Err(error.into())
+            }
+            other => Ok(other?),
+        }
     }
 }

@@ -1,15 +1,14 @@
 //! The contract every cloud resource kind implements, and the adapter that turns it into an
-//! engine [`Node`](crate::engine::Node).
+//! engine [`Node`](crate::engine::Node). It knows no cloud: the kinds live under `aws/`.
 
 mod adapter;
-pub mod registry;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::engine::{Change, Ownership, Readiness};
+use crate::engine::{Change, Outputs, Ownership, Readiness};
 
 pub use adapter::Managed;
 
@@ -88,13 +87,34 @@ pub trait Resource: Send + Sync + 'static {
     fn absence_note(&self) -> Option<String> {
         None
     }
+    /// What dependents may read from this resource, by the kind's typed keys.
+    fn outputs(&self, _observed: &Self::Observed) -> Outputs {
+        Outputs::new()
+    }
+    /// Why destroy leaves this existing resource in place although it is ours, when the service
+    /// cannot delete it (a finished training job stays on record, say).
+    fn kept(&self, _observed: &Self::Observed) -> Option<String> {
+        None
+    }
+    /// After a delete, whether a resource that still reads back is far enough gone that a create
+    /// of the same name would go through (a service that reports it as deleting, say).
+    fn deleted_enough(&self, _observed: &Self::Observed) -> bool {
+        false
+    }
 
     async fn create(&self) -> Result<(), ResourceError>;
     async fn update(&self, observed: &Self::Observed, changes: &[Change]) -> Result<(), ResourceError>;
     /// Must treat an already-deleted resource as success.
     async fn delete(&self, observed: &Self::Observed) -> Result<(), ResourceError>;
+    /// Only reads: anything that mutates belongs in an action.
     async fn readiness(&self) -> Result<Readiness, ResourceError> {
         Ok(Readiness::Ready)
+    }
+    /// Readiness failed right after this resource's own action in this run: the place to
+    /// remember the failure on the resource (a tag, say), as the last step of that action.
+    /// Never called for a resource the run left unchanged.
+    async fn record_failure(&self, _error: &ResourceError) -> Result<(), ResourceError> {
+        Ok(())
     }
     /// Stops work in progress when a run is interrupted while waiting on this resource.
     async fn abandon(&self) -> Result<(), ResourceError> {
@@ -140,12 +160,22 @@ fn render_tags(tags: &BTreeMap<String, String>) -> String {
 /// Test support shared by the resource kinds' tests.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use crate::engine::{Action, Intent, Node, Observation, plan_action};
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use crate::engine::{Action, Input, Intent, Key, Node, Observation, Outputs, Values, plan_action};
+
+    /// An input whose source has published `value`, or has not been applied yet (`None`).
+    pub(crate) fn input<T: Serialize + DeserializeOwned>(key: Key<T>, value: Option<T>) -> Input<T> {
+        let values = Values::new();
+        values.publish("test.source/x", value.map(|v| Outputs::new().with(key, &v)));
+        Input::new(&values, "test.source/x", key)
+    }
 
     /// Observes `node`, checks that the plan creates it, and applies the creation.
     pub(crate) async fn created_as_planned(node: &dyn Node) -> Observation {
         let observed = node.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Create));
+        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Create));
         node.apply(Action::Create).await.expect("create");
         observed
     }

@@ -1,8 +1,13 @@
-//! One feature run: the distinct-entity count and the train and validation UNLOADs, run in
-//! the stack's workgroup. A run is addressed by the digest of its inputs, so it happens once per
-//! features spec; its record (`features/runs/<digest>.json` in the artifact bucket) is what
-//! training reads. The queries run while the resource is "pending", so they hold no worker slot,
-//! and an interrupted run stops them.
+//! One feature run: a count of the training split's pairs and entities, then the train and
+//! validation UNLOADs, run in the stack's workgroup. A run is addressed by the digest of its
+//! inputs, so it happens once per features spec; its record (`features/runs/<digest>.json` in
+//! the artifact bucket) holds the prefixes and counts that training reads through the run's
+//! outputs. The queries run while the resource is "pending", so they hold no worker slot, and an
+//! interrupted run stops them.
+//!
+//! A young lake may not hold enough data yet. When the count is below `features.minRows` pairs
+//! or `features.minEntities` entities, nothing is unloaded: the record says "waiting", the node
+//! reports it, everything downstream waits, and the next apply counts again.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -12,19 +17,25 @@ use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::aws::error::{code, service_error};
-use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::engine::{Change, Key, Node, Outputs, Ownership, Readiness};
 use crate::pipeline::features::{FeatureSql, RunRecord, Split, Table, inputs_hash, prefix, record_key, run_id, tables};
 use crate::resource::{Identity, Managed, Resource, ResourceError};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "features.run/current";
 
+/// The train split's prefix, for the training job's `train` channel.
+pub const TRAIN_PREFIX: Key<String> = Key::new("trainPrefix");
+/// The validation split's prefix, for the `validation` channel.
+pub const VALIDATION_PREFIX: Key<String> = Key::new("validationPrefix");
+/// Distinct entities in the train split, which size the model.
+pub const DISTINCT_ENTITIES: Key<u64> = Key::new("distinctEntities");
+
 /// Queries started by `create` and not yet finished.
 #[derive(Debug, Clone)]
-struct InFlight {
-    record: RunRecord,
-    count: String,
-    unloads: [String; 2],
+enum InFlight {
+    Counting { record: RunRecord, count: String },
+    Unloading { record: RunRecord, unloads: [String; 2] },
 }
 
 pub struct FeatureRun {
@@ -38,6 +49,8 @@ pub struct FeatureRun {
     tables: Vec<Table>,
     features: crate::manifest::Features,
     in_flight: Mutex<Option<InFlight>>,
+    /// The SQL of the run in flight, with its reference time.
+    sql: Mutex<Option<FeatureSql>>,
 }
 
 /// Registry entry: stacks with `features` run them.
@@ -84,6 +97,7 @@ impl FeatureRun {
             tables,
             features: features.clone(),
             in_flight: Mutex::new(None),
+            sql: Mutex::new(None),
         }
     }
 
@@ -117,7 +131,27 @@ impl FeatureRun {
         Ok((state, reason.map(str::to_owned)))
     }
 
-    async fn distinct_entities(&self, id: &str) -> Result<u64, ResourceError> {
+    /// Whether every query has succeeded; a failed or cancelled one fails the run with Athena's reason.
+    async fn succeeded(&self, ids: &[&String]) -> Result<bool, ResourceError> {
+        let mut done = 0;
+        for id in ids {
+            match self.state(id).await? {
+                (QueryExecutionState::Succeeded, _) => done += 1,
+                (state @ (QueryExecutionState::Failed | QueryExecutionState::Cancelled), reason) => {
+                    return Err(ResourceError::Service {
+                        operation: "Athena query",
+                        code: state.as_str().to_owned(),
+                        message: format!("{id}: {}", reason.unwrap_or_else(|| "no reason given".into())),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(done == ids.len())
+    }
+
+    /// (pairs, distinct entities) from the count query's one row.
+    async fn counts(&self, id: &str) -> Result<(u64, u64), ResourceError> {
         let out = self
             .athena
             .get_query_results()
@@ -126,14 +160,31 @@ impl FeatureRun {
             .await
             .map_err(|e| service_error("GetQueryResults", e))?;
         // Row 0 is the header.
-        let value = out
-            .result_set()
-            .and_then(|r| r.rows().get(1))
-            .and_then(|row| row.data().first())
-            .and_then(|d| d.var_char_value());
-        value
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| ResourceError::Invalid(format!("the entity count query returned {value:?}, not a number")))
+        let row = out.result_set().and_then(|r| r.rows().get(1));
+        let cell = |i: usize| {
+            let value = row.and_then(|r| r.data().get(i)).and_then(|d| d.var_char_value());
+            value.and_then(|v| v.parse().ok()).ok_or_else(|| {
+                ResourceError::Invalid(format!("the count query returned {value:?} in column {i}, not a number"))
+            })
+        };
+        Ok((cell(0)?, cell(1)?))
+    }
+
+    fn enough(&self, rows: u64, entities: u64) -> bool {
+        rows >= self.features.min_rows && entities >= self.features.min_entities
+    }
+
+    fn waiting_reason(&self, rows: u64, entities: u64) -> String {
+        format!(
+            "waiting for data: {rows} rows, {entities} entities in the training window (needs {} and {})",
+            self.features.min_rows, self.features.min_entities
+        )
+    }
+
+    fn set_in_flight(&self, flight: Option<InFlight>) {
+        if let Ok(mut slot) = self.in_flight.lock() {
+            *slot = flight;
+        }
     }
 
     async fn write_record(&self, record: &RunRecord) -> Result<(), ResourceError> {
@@ -184,36 +235,55 @@ impl Resource for FeatureRun {
         Ownership::Untaggable
     }
 
-    fn diff(&self, _observed: &RunRecord) -> Vec<Change> {
-        // Inputs are in the address: different inputs are a different run.
+    /// Inputs are in the address: different inputs are a different run. A run that found too
+    /// little data is run again, so that a lake that has filled up since is trained on.
+    fn diff(&self, observed: &RunRecord) -> Vec<Change> {
+        if observed.waiting || !self.enough(observed.rows, observed.distinct_entities) {
+            return vec![Change::replacing(
+                "data",
+                format!("{} rows, {} entities", observed.rows, observed.distinct_entities),
+                format!("at least {} rows and {} entities", self.features.min_rows, self.features.min_entities),
+            )];
+        }
         Vec::new()
     }
 
     fn id(&self, observed: &RunRecord) -> String {
-        format!("run {} ({} entities)", observed.run_id, observed.distinct_entities)
+        format!("run {} ({} rows, {} entities)", observed.run_id, observed.rows, observed.distinct_entities)
+    }
+
+    fn health(&self, observed: &RunRecord) -> Option<String> {
+        observed.waiting.then(|| self.waiting_reason(observed.rows, observed.distinct_entities))
+    }
+
+    fn outputs(&self, observed: &RunRecord) -> Outputs {
+        if observed.waiting {
+            return Outputs::new();
+        }
+        Outputs::new()
+            .with(TRAIN_PREFIX, &observed.train_prefix)
+            .with(VALIDATION_PREFIX, &observed.validation_prefix)
+            .with(DISTINCT_ENTITIES, &observed.distinct_entities)
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
         let now = SystemTime::now();
         let run = run_id(now);
         let sql = FeatureSql::new(self.tables.clone(), self.features.clone(), now);
-        let (train, validation) =
-            (prefix(&self.bucket, &run, Split::Train), prefix(&self.bucket, &run, Split::Validation));
-        let count = self.start(sql.distinct_entities()).await?;
-        let unloads = [
-            self.start(sql.unload(Split::Train, &train)).await?,
-            self.start(sql.unload(Split::Validation, &validation)).await?,
-        ];
+        let count = self.start(sql.counts()).await?;
         let record = RunRecord {
+            train_prefix: prefix(&self.bucket, &run, Split::Train),
+            validation_prefix: prefix(&self.bucket, &run, Split::Validation),
             run_id: run,
             inputs: self.inputs.clone(),
-            train_prefix: train,
-            validation_prefix: validation,
             distinct_entities: 0,
+            rows: 0,
+            waiting: false,
         };
-        if let Ok(mut slot) = self.in_flight.lock() {
-            *slot = Some(InFlight { record, count, unloads });
+        if let Ok(mut slot) = self.sql.lock() {
+            *slot = Some(sql);
         }
+        self.set_in_flight(Some(InFlight::Counting { record, count }));
         Ok(())
     }
 
@@ -234,36 +304,47 @@ impl Resource for FeatureRun {
     }
 
     async fn readiness(&self) -> Result<Readiness, ResourceError> {
-        let Some(flight) = self.in_flight() else { return Ok(Readiness::Ready) };
-        let ids = [&flight.count, &flight.unloads[0], &flight.unloads[1]];
-        let mut done = 0;
-        for id in ids {
-            match self.state(id).await? {
-                (QueryExecutionState::Succeeded, _) => done += 1,
-                (state @ (QueryExecutionState::Failed | QueryExecutionState::Cancelled), reason) => {
-                    return Err(ResourceError::Service {
-                        operation: "Athena query",
-                        code: state.as_str().to_owned(),
-                        message: format!("{id}: {}", reason.unwrap_or_else(|| "no reason given".into())),
-                    });
+        match self.in_flight() {
+            None => Ok(Readiness::Ready),
+            Some(InFlight::Counting { record, count }) => {
+                if !self.succeeded(&[&count]).await? {
+                    return Ok(self.identity.pending("counting the window's pairs"));
                 }
-                _ => {}
+                let (rows, entities) = self.counts(&count).await?;
+                let record = RunRecord { rows, distinct_entities: entities, ..record };
+                if !self.enough(rows, entities) {
+                    self.write_record(&RunRecord { waiting: true, ..record }).await?;
+                    self.set_in_flight(None);
+                    return Ok(Readiness::Waiting { reason: self.waiting_reason(rows, entities) });
+                }
+                let sql = self.sql.lock().ok().and_then(|s| s.clone()).ok_or_else(|| {
+                    ResourceError::Invalid("the feature run lost its queries; run apply again".into())
+                })?;
+                let unloads = [
+                    self.start(sql.unload(Split::Train, &record.train_prefix)).await?,
+                    self.start(sql.unload(Split::Validation, &record.validation_prefix)).await?,
+                ];
+                self.set_in_flight(Some(InFlight::Unloading { record, unloads }));
+                Ok(self.identity.pending("unloading train and validation pairs"))
+            }
+            Some(InFlight::Unloading { record, unloads }) => {
+                if !self.succeeded(&[&unloads[0], &unloads[1]]).await? {
+                    return Ok(self.identity.pending("unloading train and validation pairs"));
+                }
+                self.write_record(&record).await?;
+                self.set_in_flight(None);
+                Ok(Readiness::Ready)
             }
         }
-        if done < ids.len() {
-            return Ok(self.identity.pending(format!("{done}/{} queries done", ids.len())));
-        }
-        let record = RunRecord { distinct_entities: self.distinct_entities(&flight.count).await?, ..flight.record };
-        self.write_record(&record).await?;
-        if let Ok(mut slot) = self.in_flight.lock() {
-            *slot = None;
-        }
-        Ok(Readiness::Ready)
     }
 
     async fn abandon(&self) -> Result<(), ResourceError> {
-        let Some(flight) = self.in_flight() else { return Ok(()) };
-        for id in [&flight.count, &flight.unloads[0], &flight.unloads[1]] {
+        let ids = match self.in_flight() {
+            None => return Ok(()),
+            Some(InFlight::Counting { count, .. }) => vec![count],
+            Some(InFlight::Unloading { unloads, .. }) => unloads.to_vec(),
+        };
+        for id in &ids {
             self.athena
                 .stop_query_execution()
                 .query_execution_id(id)
@@ -326,28 +407,81 @@ mod tests {
         })
     }
 
-    fn counted(n: &'static str) -> Rule {
+    fn counted(rows: &'static str, entities: &'static str) -> Rule {
         mock!(aws_sdk_athena::Client::get_query_results).then_output(move || {
-            let row = |v: &str| Row::builder().data(Datum::builder().var_char_value(v).build()).build();
+            let row = |a: &str, b: &str| {
+                Row::builder()
+                    .data(Datum::builder().var_char_value(a).build())
+                    .data(Datum::builder().var_char_value(b).build())
+                    .build()
+            };
             GetQueryResultsOutput::builder()
-                .result_set(ResultSet::builder().rows(row("entities")).rows(row(n)).build())
+                .result_set(ResultSet::builder().rows(row("pairs", "entities")).rows(row(rows, entities)).build())
                 .build()
         })
     }
 
+    fn recorded(waiting: bool) -> Rule {
+        mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(move |r| {
+                let body = r.body().bytes().unwrap_or_default();
+                let record: Option<RunRecord> = serde_json::from_slice(body).ok();
+                r.key().is_some_and(|k| k.starts_with("features/runs/"))
+                    && record.is_some_and(|rec| rec.waiting == waiting)
+            })
+            .then_output(|| PutObjectOutput::builder().build())
+    }
+
     #[tokio::test]
-    async fn a_new_run_starts_three_queries_in_the_workgroup_and_records_the_count() {
+    async fn a_new_run_counts_then_unloads_both_splits_and_records_the_counts() {
         let start = started();
-        let (running, count) = (state(QueryExecutionState::Succeeded, None), counted("1234"));
-        let record = mock!(aws_sdk_s3::Client::put_object)
-            .match_requests(|r| r.key().is_some_and(|k| k.starts_with("features/runs/")))
-            .then_output(|| PutObjectOutput::builder().build());
-        let get = no_record();
-        let n = node(&[&start, &running, &count], &[&get, &record]);
+        let (done, count, record, get) =
+            (state(QueryExecutionState::Succeeded, None), counted("25000", "1234"), recorded(false), no_record());
+        let n = node(&[&start, &done, &count], &[&get, &record]);
         created_as_planned(&n).await;
+        assert_eq!(start.num_calls(), 1, "the count comes first");
+        assert!(matches!(n.readiness().await, Ok(Readiness::Pending { .. })));
         assert_eq!(start.num_calls(), 3, "count, train and validation");
         assert_eq!(n.readiness().await.expect("ready"), Readiness::Ready);
         assert_eq!((count.num_calls(), record.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn too_little_data_waits_without_unloading_and_is_counted_again_next_time() {
+        let start = started();
+        let (done, count, record, get) =
+            (state(QueryExecutionState::Succeeded, None), counted("120", "3"), recorded(true), no_record());
+        let n = node(&[&start, &done, &count], &[&get, &record]);
+        created_as_planned(&n).await;
+        let waiting = n.readiness().await.expect("waiting");
+        assert_eq!(
+            waiting,
+            Readiness::Waiting {
+                reason: "waiting for data: 120 rows, 3 entities in the training window (needs 10000 and 10)".into()
+            }
+        );
+        assert_eq!((start.num_calls(), record.num_calls()), (1, 1), "nothing unloaded, the wait recorded");
+
+        let s = stack("  features: {}\n");
+        let run = FeatureRun::new(
+            &s,
+            s.manifest.spec.features.as_ref().expect("features"),
+            mocked_client!(aws_sdk_athena, &[]),
+            mocked_client!(aws_sdk_s3, &[]),
+        );
+        let waited = RunRecord {
+            run_id: "r".into(),
+            inputs: "i".into(),
+            train_prefix: "t".into(),
+            validation_prefix: "v".into(),
+            distinct_entities: 3,
+            rows: 120,
+            waiting: true,
+        };
+        assert!(run.diff(&waited).iter().any(|c| c.requires_replace), "counted again on the next apply");
+        assert!(run.outputs(&waited).is_empty(), "nothing for training to read");
+        let old_empty = RunRecord { waiting: false, rows: 0, distinct_entities: 0, ..waited };
+        assert!(run.diff(&old_empty).iter().any(|c| c.requires_replace), "an empty run is not kept forever");
     }
 
     #[tokio::test]
@@ -356,7 +490,9 @@ mod tests {
         let running = state(QueryExecutionState::Running, None);
         let n = node(&[&start, &running], &[&get]);
         n.apply(Action::Create).await.expect("start");
-        assert!(matches!(n.readiness().await, Ok(Readiness::Pending { status, .. }) if status == "0/3 queries done"));
+        assert!(
+            matches!(n.readiness().await, Ok(Readiness::Pending { status, .. }) if status == "counting the window's pairs")
+        );
 
         let (start, get) = (started(), no_record());
         let failed = state(QueryExecutionState::Failed, Some("TABLE_NOT_FOUND: no such table"));
@@ -374,6 +510,6 @@ mod tests {
         let n = node(&[&start, &stop], &[&get]);
         n.apply(Action::Create).await.expect("start");
         n.abandon().await.expect("stop");
-        assert_eq!(stop.num_calls(), 3);
+        assert_eq!(stop.num_calls(), 1, "the count, the only query started");
     }
 }

@@ -3,16 +3,13 @@
 //! chosen by Security Lake, so this inline policy is its own resource, written from the
 //! subscriber as it is read, once the subscriber and its notification exist.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use aws_sdk_iam::Client;
 use serde_json::{Value, json};
 
 use crate::aws::error::service_error;
-use crate::aws::securitylake::find_subscriber;
-use crate::engine::{Change, Node, Ownership};
-use crate::resource::{Identity, Managed, Resource, ResourceError};
+use crate::engine::{Change, Input, Known, Ownership};
+use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::{RoleKind, Stack};
 
 pub const ADDRESS: &str = "iam.policy/scorer-lake-access";
@@ -29,50 +26,30 @@ pub struct Observed {
 pub struct LakeAccess {
     identity: Identity,
     iam: Client,
-    securitylake: aws_sdk_securitylake::Client,
     role: String,
     subscriber: String,
-    partition: String,
-}
-
-/// Registry entry: a scorer whose role the stack creates. A role named in `spec.iam` is the
-/// caller's to grant.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    if stack.manifest.spec.scorer.is_none() || stack.given_role_arn(RoleKind::Scorer).is_some() {
-        return Vec::new();
-    }
-    vec![Arc::new(Managed::new(LakeAccess::new(stack, aws.iam.clone(), aws.securitylake.clone())))]
+    bucket: Input<String>,
+    queue: Input<String>,
 }
 
 impl LakeAccess {
-    pub fn new(stack: &Stack, iam: Client, securitylake: aws_sdk_securitylake::Client) -> Self {
-        let role = stack.resource_name(RoleKind::Scorer.suffix());
-        let mut identity = Identity::new(stack, ADDRESS, format!("{role}/{POLICY_NAME}"));
-        identity.depends_on =
-            vec![super::role::address(RoleKind::Scorer), crate::aws::securitylake::notification::ADDRESS.to_owned()];
-        LakeAccess {
-            identity,
-            iam,
-            securitylake,
-            role,
-            subscriber: stack.subscriber_name(),
-            partition: stack.env.partition.clone(),
-        }
+    /// For a scorer whose role the stack creates; a role named in `spec.iam` is the caller's to
+    /// grant. `role` is the scorer role's node, `bucket` the subscriber's lake bucket and
+    /// `queue` its notification queue.
+    pub fn new(stack: &Stack, iam: Client, role: &str, bucket: Input<String>, queue: Input<String>) -> Self {
+        let role_name = stack.resource_name(RoleKind::Scorer.suffix());
+        let mut identity = Identity::new(stack, ADDRESS, format!("{role_name}/{POLICY_NAME}"));
+        identity.depends_on = vec![role.to_owned(), bucket.source().to_owned(), queue.source().to_owned()];
+        LakeAccess { identity, iam, role: role_name, subscriber: stack.subscriber_name(), bucket, queue }
     }
 
-    /// The document for the subscriber as it is now.
-    async fn wanted(&self) -> Result<Option<Value>, ResourceError> {
-        let Some(subscriber) = find_subscriber(&self.securitylake, &self.subscriber).await? else { return Ok(None) };
-        let bucket = subscriber.s3_bucket_arn().filter(|b| !b.is_empty());
-        let queue = subscriber.subscriber_endpoint().filter(|q| q.starts_with(&format!("arn:{}:sqs:", self.partition)));
-        Ok(match (bucket, queue) {
-            (Some(bucket), Some(queue)) => Some(document(bucket, queue)),
-            _ => None,
-        })
+    /// The document for the subscriber's bucket and queue as they are now.
+    fn wanted(&self) -> Option<Value> {
+        Some(document(&self.bucket.get().now()?, &self.queue.get().now()?))
     }
 
     async fn put(&self) -> Result<(), ResourceError> {
-        let document = self.wanted().await?.ok_or_else(|| {
+        let document = self.wanted().ok_or_else(|| {
             ResourceError::Invalid(format!(
                 "subscriber {} has no lake bucket or notification queue yet",
                 self.subscriber
@@ -126,10 +103,7 @@ impl Resource for LakeAccess {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => return Ok(None),
             Err(e) => return Err(service_error("GetRolePolicy", e)),
         };
-        Ok(Some(Observed {
-            document: super::role::decode_document(out.policy_document())?,
-            wanted: self.wanted().await?,
-        }))
+        Ok(Some(Observed { document: super::role::decode_document(out.policy_document())?, wanted: self.wanted() }))
     }
 
     /// An inline policy carries no tags; it lives on the stack's own role.
@@ -151,7 +125,8 @@ impl Resource for LakeAccess {
     }
 
     fn absence_note(&self) -> Option<String> {
-        Some("written once the subscriber's bucket and queue exist".into())
+        let show = |k: Known<String>| k.render();
+        Some(format!("grants the lake bucket {} and the queue {}", show(self.bucket.get()), show(self.queue.get())))
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
@@ -181,25 +156,21 @@ mod tests {
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::aws::securitylake::test_rules::{LAKE, listed_subscriber};
-    use crate::engine::Action;
+    use crate::aws::securitylake::test_rules::LAKE;
+    use crate::engine::{Action, Key, Node};
+    use crate::resource::Managed;
+    use crate::resource::test_support::input;
     use crate::stack::tests::stack;
 
     const BUCKET: &str = "arn:aws:s3:::aws-security-data-lake-eu-west-1-abc";
     const QUEUE: &str = "arn:aws:sqs:eu-west-1:111122223333:AmazonSecurityLake-1234-Main-Queue";
 
-    fn node(iam: &[&Rule], lake: &[&Rule]) -> Managed<LakeAccess> {
+    fn node(iam: &[&Rule], queue: Option<&str>) -> Managed<LakeAccess> {
         let stack =
             stack(&format!("{LAKE}  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: ipcheck.zip\n"));
-        Managed::new(LakeAccess::new(
-            &stack,
-            mocked_client!(aws_sdk_iam, iam),
-            mocked_client!(aws_sdk_securitylake, lake),
-        ))
-    }
-
-    fn subscriber(queue: Option<&'static str>) -> Rule {
-        listed_subscriber(Some(BUCKET), queue)
+        let bucket = input(Key::new("bucket"), Some(BUCKET.to_owned()));
+        let queue = input(Key::new("queue"), queue.map(str::to_owned));
+        Managed::new(LakeAccess::new(&stack, mocked_client!(aws_sdk_iam, iam), "iam.role/scorer", bucket, queue))
     }
 
     fn stored(document: Value) -> Rule {
@@ -230,7 +201,7 @@ mod tests {
                     && doc["Statement"].as_array().map(Vec::len) == Some(2)
             })
             .then_output(|| PutRolePolicyOutput::builder().build());
-        let node = node(&[&absent(), &put], &[&subscriber(Some(QUEUE))]);
+        let node = node(&[&absent(), &put], Some(QUEUE));
         assert_eq!(node.observe().await.expect("observe").ownership, None);
         node.apply(Action::Create).await.expect("create");
         assert_eq!(put.num_calls(), 1);
@@ -238,10 +209,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_policy_for_the_current_queue_is_unchanged_and_a_new_queue_is_drift() {
-        let current = node(&[&stored(document(BUCKET, QUEUE))], &[&subscriber(Some(QUEUE))]);
+        let current = node(&[&stored(document(BUCKET, QUEUE))], Some(QUEUE));
         assert!(current.observe().await.expect("observe").changes.is_empty());
         let old = document(BUCKET, "arn:aws:sqs:eu-west-1:111122223333:AmazonSecurityLake-old-Main-Queue");
-        let moved = node(&[&stored(old)], &[&subscriber(Some(QUEUE))]);
+        let moved = node(&[&stored(old)], Some(QUEUE));
         let seen = moved.observe().await.expect("observe");
         assert_eq!(seen.changes.len(), 1);
         assert!(seen.changes[0].to.contains("AmazonSecurityLake-1234-Main-Queue"));
@@ -249,7 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_notification_queue_nothing_can_be_granted() {
-        let node = node(&[&absent()], &[&subscriber(None)]);
+        let node = node(&[&absent()], None);
         let err = node.apply(Action::Create).await.expect_err("no queue");
         assert!(err.to_string().contains("no lake bucket or notification queue"), "{err}");
     }
@@ -258,7 +229,7 @@ mod tests {
     async fn a_policy_already_gone_is_deleted() {
         let gone = mock!(Client::delete_role_policy)
             .then_error(|| DeleteRolePolicyError::NoSuchEntityException(NoSuchEntityException::builder().build()));
-        let node = node(&[&stored(document(BUCKET, QUEUE)), &gone], &[&subscriber(Some(QUEUE))]);
+        let node = node(&[&stored(document(BUCKET, QUEUE)), &gone], Some(QUEUE));
         node.observe().await.expect("observe");
         node.apply(Action::Delete).await.expect("delete");
         assert_eq!(gone.num_calls(), 1);

@@ -1,20 +1,25 @@
 //! The trigger from the subscriber's notification queue to the scorer: batch size, batching
 //! window, maximum concurrency, and `ReportBatchItemFailures`, without which one bad object
-//! would send its whole batch back to the queue. The queue is Security Lake's; lakesight reads
-//! its ARN from the subscriber rather than taking it from the user.
+//! would send its whole batch back to the queue. The queue is Security Lake's; its ARN comes
+//! from the notification's output rather than from the user. A function has one such trigger:
+//! when the queue changes (a replaced subscriber), the trigger is replaced.
+//!
+//! CreateEventSourceMapping takes no client token, so it is sent once, without the SDK's
+//! retries: a retry after a lost answer would create a second mapping. The adapter reads again
+//! after a failed create and finds the mapping if the first call made it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::types::{EventSourceMappingConfiguration, FunctionResponseType, ScalingConfig};
+use aws_smithy_types::retry::RetryConfig;
 
 use crate::aws::error::service_error;
-use crate::aws::securitylake::find_subscriber;
-use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::aws::retry::create_once;
+use crate::engine::{Change, Input, Known, Ownership, Readiness};
 use crate::manifest::Scorer;
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "lambda.event-source-mapping/ipcheck";
@@ -43,39 +48,22 @@ pub struct Observed {
 pub struct EventSourceMapping {
     identity: Identity,
     client: Client,
-    securitylake: aws_sdk_securitylake::Client,
-    subscriber: String,
+    queue: Input<String>,
     settings: Settings,
     tags: BTreeMap<String, String>,
 }
 
-/// Registry entry: stacks with a scorer.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    match &stack.manifest.spec.scorer {
-        Some(scorer) => vec![Arc::new(Managed::new(EventSourceMapping::new(
-            stack,
-            scorer,
-            aws.lambda.clone(),
-            aws.securitylake.clone(),
-        )))],
-        None => Vec::new(),
-    }
-}
-
 impl EventSourceMapping {
-    pub fn new(stack: &Stack, scorer: &Scorer, client: Client, securitylake: aws_sdk_securitylake::Client) -> Self {
+    /// `after`: the function, and the role's access to the queue, which Lambda checks before it
+    /// creates the mapping.
+    pub fn new(stack: &Stack, scorer: &Scorer, client: Client, queue: Input<String>, after: Vec<String>) -> Self {
         let mut identity = Identity::new(stack, ADDRESS, stack.scorer_function_name());
-        identity.depends_on =
-            vec![super::function::ADDRESS.to_owned(), crate::aws::securitylake::notification::ADDRESS.to_owned()];
-        if stack.given_role_arn(crate::stack::RoleKind::Scorer).is_none() {
-            // Lambda checks that the role may consume the queue before it creates the mapping.
-            identity.depends_on.push(crate::aws::iam::lake_access::ADDRESS.to_owned());
-        }
+        identity.depends_on = after;
+        identity.depends_on.push(queue.source().to_owned());
         EventSourceMapping {
             identity,
             client,
-            securitylake,
-            subscriber: stack.subscriber_name(),
+            queue,
             settings: Settings {
                 batch_size: i32::try_from(scorer.batch_size).unwrap_or(i32::MAX),
                 window_s: i32::try_from(scorer.batch_window.as_secs()).unwrap_or(i32::MAX),
@@ -87,26 +75,27 @@ impl EventSourceMapping {
         }
     }
 
-    /// The subscriber's notification queue, once it has one.
-    async fn source(&self) -> Result<Option<String>, ResourceError> {
-        let subscriber = find_subscriber(&self.securitylake, &self.subscriber).await?;
-        Ok(subscriber.and_then(|s| s.subscriber_endpoint().map(str::to_owned)).filter(|q| q.starts_with("arn:")))
+    /// The notification queue, once it exists.
+    fn source(&self) -> Option<String> {
+        self.queue.get().now()
     }
 
     fn scaling(&self) -> ScalingConfig {
         ScalingConfig::builder().set_maximum_concurrency(self.settings.max_concurrency).build()
     }
 
-    async fn mapping(&self, source: &str) -> Result<Option<EventSourceMappingConfiguration>, ResourceError> {
-        let listed = self
-            .client
-            .list_event_source_mappings()
-            .function_name(&self.identity.name)
-            .event_source_arn(source)
-            .send()
-            .await;
+    /// The function's SQS trigger: the one from `source` when there is one, else any other.
+    async fn mapping(&self, source: Option<&str>) -> Result<Option<EventSourceMappingConfiguration>, ResourceError> {
+        let listed = self.client.list_event_source_mappings().function_name(&self.identity.name).send().await;
         match listed {
-            Ok(out) => Ok(out.event_source_mappings().iter().find(|m| m.event_source_arn() == Some(source)).cloned()),
+            Ok(out) => {
+                let sqs = |m: &&EventSourceMappingConfiguration| {
+                    m.event_source_arn().is_some_and(|a| a.split(':').nth(2) == Some("sqs"))
+                };
+                let mappings = out.event_source_mappings();
+                let exact = mappings.iter().find(|m| source.is_some() && m.event_source_arn() == source);
+                Ok(exact.or_else(|| mappings.iter().find(sqs)).cloned())
+            }
             Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
             Err(e) => Err(service_error("ListEventSourceMappings", e)),
         }
@@ -136,8 +125,8 @@ impl Resource for EventSourceMapping {
     }
 
     async fn read(&self) -> Result<Option<Observed>, ResourceError> {
-        let Some(source) = self.source().await? else { return Ok(None) };
-        let Some(mapping) = self.mapping(&source).await? else { return Ok(None) };
+        let Some(mapping) = self.mapping(self.source().as_deref()).await? else { return Ok(None) };
+        let source = mapping.event_source_arn().unwrap_or_default().to_owned();
         let arn = mapping.event_source_mapping_arn().unwrap_or_default().to_owned();
         let tags = self.client.list_tags().resource(&arn).send().await.map_err(|e| service_error("ListTags", e))?;
         Ok(Some(Observed {
@@ -157,6 +146,11 @@ impl Resource for EventSourceMapping {
     fn diff(&self, observed: &Observed) -> Vec<Change> {
         let (have, want) = (&observed.settings, &self.settings);
         let mut changes = Vec::new();
+        if let Known::Now(queue) = self.queue.get()
+            && queue != observed.source
+        {
+            changes.push(Change::replacing("eventSourceArn", &observed.source, queue));
+        }
         if have.batch_size != want.batch_size {
             changes.push(Change::in_place("batchSize", have.batch_size.to_string(), want.batch_size.to_string()));
         }
@@ -185,27 +179,34 @@ impl Resource for EventSourceMapping {
     }
 
     fn absence_note(&self) -> Option<String> {
-        Some("from the subscriber's notification queue".into())
+        Some(format!("from the notification queue {}", self.queue.get().render()))
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
-        let source = self.source().await?.ok_or_else(|| {
-            ResourceError::Invalid(format!("subscriber {} has no notification queue to read from", self.subscriber))
-        })?;
-        self.client
-            .create_event_source_mapping()
-            .function_name(&self.identity.name)
-            .event_source_arn(source)
-            .batch_size(self.settings.batch_size)
-            .maximum_batching_window_in_seconds(self.settings.window_s)
-            .function_response_types(FunctionResponseType::ReportBatchItemFailures)
-            .scaling_config(self.scaling())
-            .enabled(true)
-            .set_tags(Some(self.tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| service_error("CreateEventSourceMapping", e))?;
-        Ok(())
+        let source = self
+            .source()
+            .ok_or_else(|| ResourceError::Invalid("the subscriber has no notification queue to read from".into()))?;
+        let once = || async {
+            self.client
+                .create_event_source_mapping()
+                .function_name(&self.identity.name)
+                .event_source_arn(&source)
+                .batch_size(self.settings.batch_size)
+                .maximum_batching_window_in_seconds(self.settings.window_s)
+                .function_response_types(FunctionResponseType::ReportBatchItemFailures)
+                .scaling_config(self.scaling())
+                .enabled(true)
+                .set_tags(Some(self.tags.clone().into_iter().collect()))
+                .customize()
+                .config_override(aws_sdk_lambda::config::Builder::default().retry_config(RetryConfig::disabled()))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| service_error("CreateEventSourceMapping", e))
+        };
+        let exists =
+            || async { Ok(self.mapping(Some(&source)).await?.is_some_and(|m| m.event_source_arn() == Some(&source))) };
+        create_once(once, exists).await
     }
 
     async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
@@ -257,8 +258,11 @@ mod tests {
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::aws::securitylake::test_rules::{LAKE, listed_subscriber};
+    use crate::aws::securitylake::test_rules::LAKE;
     use crate::engine::Action;
+    use crate::engine::{Key, Node};
+    use crate::resource::Managed;
+    use crate::resource::test_support::input;
     use crate::stack::tests::stack;
 
     const QUEUE: &str = "arn:aws:sqs:eu-west-1:111122223333:AmazonSecurityLake-1234-Main-Queue";
@@ -269,16 +273,13 @@ mod tests {
             "{LAKE}  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: ipcheck.zip\n    batchSize: 50\n    batchWindow: 20s\n    maxConcurrency: 5\n"
         ));
         let scorer = stack.manifest.spec.scorer.clone().expect("scorer");
-        let subscriber = listed_subscriber(None, Some(QUEUE));
-        let lake = mocked_client!(aws_sdk_securitylake, &[&subscriber]);
-        Managed::new(EventSourceMapping::new(&stack, &scorer, mocked_client!(aws_sdk_lambda, lambda), lake))
+        let queue = input(Key::new("queue"), Some(QUEUE.to_owned()));
+        Managed::new(EventSourceMapping::new(&stack, &scorer, mocked_client!(aws_sdk_lambda, lambda), queue, vec![]))
     }
 
     fn listed(batch: i32, response_types: bool) -> Rule {
         mock!(Client::list_event_source_mappings)
-            .match_requests(|r| {
-                r.function_name() == Some("lakesight-demo-ipcheck") && r.event_source_arn() == Some(QUEUE)
-            })
+            .match_requests(|r| r.function_name() == Some("lakesight-demo-ipcheck"))
             .then_output(move || {
                 let mut mapping = EventSourceMappingConfiguration::builder()
                     .uuid("5f3c")
@@ -369,5 +370,31 @@ mod tests {
         node.observe().await.expect("observe");
         node.apply(Action::Create).await.expect("create after the conflict");
         assert_eq!(create.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_create_whose_answer_was_lost_is_found_instead_of_made_twice() {
+        let create = mock!(Client::create_event_source_mapping).then_http_response(|| {
+            let mut response = Response::new(StatusCode::try_from(500).expect("status"), SdkBody::from("{}"));
+            response.headers_mut().insert("x-amzn-errortype", "ServiceException");
+            response
+        });
+        // The mapping exists once the lost call has gone through.
+        let listed = mock!(Client::list_event_source_mappings)
+            .sequence()
+            .output(|| ListEventSourceMappingsOutput::builder().build())
+            .output(|| {
+                ListEventSourceMappingsOutput::builder()
+                    .event_source_mappings(
+                        EventSourceMappingConfiguration::builder().uuid("5f3c").event_source_arn(QUEUE).build(),
+                    )
+                    .build()
+            })
+            .repeatedly()
+            .build();
+        let node = node(&[&listed, &create]);
+        node.observe().await.expect("observe");
+        node.apply(Action::Create).await.expect("found after the lost answer");
+        assert_eq!(create.num_calls(), 1, "never sent twice");
     }
 }

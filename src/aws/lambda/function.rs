@@ -157,7 +157,7 @@ impl Function {
                 Readiness::Pending { retry_after, .. } if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(retry_after).await
                 }
-                Readiness::Pending { status, .. } => {
+                Readiness::Pending { status, .. } | Readiness::Waiting { reason: status } => {
                     return Err(ResourceError::Invalid(format!("{} is still {status}", self.identity.name)));
                 }
             }

@@ -1,12 +1,11 @@
 //! The endpoint the scorer calls. Its name is stable; each generation reaches it through
 //! UpdateEndpoint, with the manifest's blue/green policy when one is given. An update can report
 //! success and still leave the old configuration serving with a `FailureReason`, so readiness
-//! verifies both. A failed configuration is remembered on the endpoint (tags) and never retried:
-//! a new generation must be trained. After a verified update, generations beyond
-//! `retrain.keepGenerations` are deleted.
+//! verifies both. A failed configuration is remembered on the endpoint (tags), as the last step
+//! of the update that failed, and never retried: a new generation must be trained. Readiness
+//! itself only reads; old generations are collected by a planned action of their own.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
@@ -15,16 +14,17 @@ use aws_sdk_sagemaker::types::{
     Tag, TrafficRoutingConfig, TrafficRoutingConfigType,
 };
 
-use super::endpoint_config::{EndpointConfig, delete_config};
-use super::model::{Model, delete_model};
-use super::{Lineage, read_tags};
+use super::read_tags;
 use crate::aws::error::service_error;
-use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::engine::{AFTER_APPLY, Change, Input, Key, Outputs, Ownership, Readiness};
 use crate::manifest::{Deployment, Endpoint as EndpointSpec, TrafficRouting};
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "sagemaker.endpoint/scorer";
+
+/// The configuration the endpoint serves now.
+pub const SERVING_CONFIG: Key<String> = Key::new("servingConfig");
 
 /// Remembers a configuration whose update failed, and why.
 const FAILED_CONFIG_TAG: &str = "lakesight:failed-config";
@@ -52,44 +52,26 @@ impl Observed {
 pub struct Endpoint {
     identity: Identity,
     client: Client,
-    lineage: Lineage,
     spec: EndpointSpec,
-    keep: usize,
     tags: BTreeMap<String, String>,
-}
-
-/// Registry entry.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    match (Lineage::of_stack(stack), &stack.manifest.spec.endpoint) {
-        (Some(lineage), Some(spec)) => {
-            vec![Arc::new(Managed::new(Endpoint::new(stack, lineage, spec.clone(), aws.sagemaker.clone())))]
-        }
-        _ => Vec::new(),
-    }
+    config: Input<String>,
 }
 
 impl Endpoint {
-    pub fn new(stack: &Stack, lineage: Lineage, spec: EndpointSpec, client: Client) -> Self {
+    /// `config` is the current generation's endpoint configuration.
+    pub fn new(stack: &Stack, spec: EndpointSpec, client: Client, config: Input<String>) -> Self {
         let mut identity = Identity::new(stack, ADDRESS, stack.endpoint_name());
         identity.wait_timeout = stack.manifest.spec.timeouts.endpoint;
-        identity.depends_on.push(super::endpoint_config::ADDRESS.to_owned());
-        let keep = stack.manifest.spec.retrain.as_ref().map_or(2, |r| r.keep_generations);
-        Endpoint {
-            identity,
-            client,
-            lineage,
-            spec,
-            keep: usize::try_from(keep).unwrap_or(usize::MAX),
-            tags: stack.tags(),
-        }
+        identity.depends_on = vec![config.source().to_owned()];
+        Endpoint { identity, client, spec, tags: stack.tags(), config }
     }
 
     fn name(&self) -> &str {
         &self.identity.name
     }
 
-    async fn wanted(&self) -> Result<Option<String>, ResourceError> {
-        Ok(self.lineage.current(&self.client).await?.map(|job| self.lineage.config_name(&job, &self.spec)))
+    fn wanted(&self) -> Option<String> {
+        self.config.get().now()
     }
 
     async fn exists(&self) -> Result<bool, ResourceError> {
@@ -114,27 +96,12 @@ impl Endpoint {
             .map_err(|e| service_error("AddTags", e))?;
         Ok(())
     }
+}
 
-    /// Deletes the configurations and models of generations older than the newest `keep`, never the serving one.
-    async fn collect_garbage(&self, serving: &str) -> Result<(), ResourceError> {
-        let configs = EndpointConfig::all(&self.client, &self.lineage).await?;
-        let models = Model::all(&self.client, &self.lineage).await?;
-        let generations: BTreeSet<u32> =
-            configs.iter().chain(&models).filter_map(|(name, _)| self.lineage.generation_of(name)).collect();
-        let kept: BTreeSet<u32> = generations.iter().rev().take(self.keep).copied().collect();
-        let serving_generation = self.lineage.generation_of(serving);
-        let old = |name: &str| {
-            let generation = self.lineage.generation_of(name);
-            generation.is_some_and(|g| !kept.contains(&g)) && generation != serving_generation
-        };
-        for (name, _) in configs.iter().filter(|(n, _)| old(n)) {
-            delete_config(&self.client, name).await?;
-        }
-        for (name, _) in models.iter().filter(|(n, _)| old(n)) {
-            delete_model(&self.client, name).await?;
-        }
-        Ok(())
-    }
+/// Text from AWS reduced to what a SageMaker tag value may hold: at most 256 characters of
+/// letters, digits, spaces and `_.:/=+-@`.
+fn tag_value(text: &str) -> String {
+    text.chars().map(|c| if c.is_alphanumeric() || " _.:/=+-@".contains(c) { c } else { ' ' }).take(256).collect()
 }
 
 /// The manifest's blue/green policy as SageMaker takes it.
@@ -195,7 +162,7 @@ impl Resource for Endpoint {
             config: out.endpoint_config_name().unwrap_or_default().to_owned(),
             failure: out.failure_reason().filter(|r| !r.is_empty()).map(str::to_owned),
             tags,
-            wanted: self.wanted().await?,
+            wanted: self.wanted(),
             arn,
         }))
     }
@@ -211,8 +178,12 @@ impl Resource for Endpoint {
                 vec![Change::in_place("endpointConfig", &observed.config, wanted)]
             }
             Some(_) => Vec::new(),
-            None => vec![Change::in_place("endpointConfig", &observed.config, "the next generation's, after training")],
+            None => vec![Change::in_place("endpointConfig", &observed.config, AFTER_APPLY)],
         }
+    }
+
+    fn outputs(&self, observed: &Observed) -> Outputs {
+        Outputs::new().with(SERVING_CONFIG, &observed.config)
     }
 
     fn id(&self, observed: &Observed) -> String {
@@ -225,8 +196,7 @@ impl Resource for Endpoint {
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
-        let config =
-            self.wanted().await?.ok_or_else(|| ResourceError::Invalid("no trained generation to serve".into()))?;
+        let config = self.wanted().ok_or_else(|| ResourceError::Invalid("no trained generation to serve".into()))?;
         let mut request = self.client.create_endpoint().endpoint_name(self.name()).endpoint_config_name(config);
         for (k, v) in &self.tags {
             request = request.tags(Tag::builder().key(k).value(v).build());
@@ -236,8 +206,7 @@ impl Resource for Endpoint {
     }
 
     async fn update(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
-        let config =
-            self.wanted().await?.ok_or_else(|| ResourceError::Invalid("no trained generation to serve".into()))?;
+        let config = self.wanted().ok_or_else(|| ResourceError::Invalid("no trained generation to serve".into()))?;
         let mut request = self.client.update_endpoint().endpoint_name(self.name()).endpoint_config_name(config);
         if let Some(d) = &self.spec.deployment {
             request = request.deployment_config(deployment_config(d));
@@ -274,18 +243,27 @@ impl Resource for Endpoint {
             )));
         }
         if observed.config != wanted || observed.failure.is_some() {
-            // UpdateEndpoint "succeeded" but the old configuration still serves: remember, report, keep the old one.
+            // UpdateEndpoint "succeeded" but the old configuration still serves: report, keep the old one.
             let reason = observed.failure.clone().unwrap_or_else(|| "the endpoint did not switch".into());
-            let short: String = reason.chars().take(250).collect();
-            self.add_tags(&observed.arn, &[(FAILED_CONFIG_TAG, &wanted), (FAILED_REASON_TAG, &short)]).await?;
             return Err(ResourceError::Service {
                 operation: "UpdateEndpoint",
                 code: "FailureReason".into(),
                 message: format!("{wanted} did not take: {reason}; {} keeps serving", observed.config),
             });
         }
-        self.collect_garbage(&observed.config).await?;
         Ok(Readiness::Ready)
+    }
+
+    /// The update this run made did not take: remember the configuration and why, so that no
+    /// later run tries it again.
+    async fn record_failure(&self, _error: &ResourceError) -> Result<(), ResourceError> {
+        let Some(observed) = self.read().await? else { return Ok(()) };
+        let Some(wanted) = observed.wanted.clone() else { return Ok(()) };
+        if observed.config == wanted || observed.failed(&wanted).is_some() {
+            return Ok(());
+        }
+        let reason = observed.failure.clone().unwrap_or_else(|| "the endpoint did not switch".into());
+        self.add_tags(&observed.arn, &[(FAILED_CONFIG_TAG, &wanted), (FAILED_REASON_TAG, &tag_value(&reason))]).await
     }
 }
 
@@ -295,18 +273,18 @@ mod tests {
 
     use aws_sdk_sagemaker::operation::add_tags::AddTagsOutput;
     use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
-    use aws_sdk_sagemaker::operation::list_endpoint_configs::ListEndpointConfigsOutput;
     use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
-    use aws_sdk_sagemaker::operation::list_models::ListModelsOutput;
     use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
-    use aws_sdk_sagemaker::operation::list_training_jobs::ListTrainingJobsOutput;
     use aws_sdk_sagemaker::operation::update_endpoint::UpdateEndpointOutput;
-    use aws_sdk_sagemaker::types::{EndpointSummary, TrainingJobSummary};
+    use aws_sdk_sagemaker::types::EndpointSummary;
     use aws_smithy_mocks::{Rule, mock};
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::engine::{Action, Intent, plan_action};
+    use crate::aws::sagemaker::Lineage;
+    use crate::engine::{Action, Intent, Node, plan_action};
+    use crate::resource::Managed;
+    use crate::resource::test_support::input;
     use crate::stack::tests::stack;
 
     const SPEC: &str = "  features: {}\n  training: {}\n  endpoint:\n    deployment:\n      trafficRouting: CANARY\n      stepPercent: 20\n      stepWait: 2m\n      rollbackAlarms: [five-xx]\n";
@@ -319,18 +297,8 @@ mod tests {
             .config_name(&format!("{}1-{}", lineage.prefix, lineage.digest), &spec)
             .replace(&lineage.digest, "00000000");
         let new = lineage.config_name(&format!("{}2-{}", lineage.prefix, lineage.digest), &spec);
-        (Endpoint::new(&s, lineage, spec, mocked_client!(aws_sdk_sagemaker, rules)), old, new)
-    }
-
-    fn jobs() -> Rule {
-        mock!(Client::list_training_jobs).then_output(|| {
-            let s = stack(SPEC);
-            let lineage = Lineage::of_stack(&s).expect("trains");
-            let name = format!("{}2-{}", lineage.prefix, lineage.digest);
-            ListTrainingJobsOutput::builder()
-                .training_job_summaries(TrainingJobSummary::builder().training_job_name(name).build())
-                .build()
-        })
+        let config = input(Key::new("config"), Some(new.clone()));
+        (Endpoint::new(&s, spec, mocked_client!(aws_sdk_sagemaker, rules), config), old, new)
     }
 
     fn listed() -> Rule {
@@ -365,7 +333,7 @@ mod tests {
     #[tokio::test]
     async fn a_new_generation_is_an_update_with_the_blue_green_policy() {
         let (_, old, new) = endpoint(&[]);
-        let (j, l, d, t) = (jobs(), listed(), described(old.clone(), None), tags(Vec::new()));
+        let (l, d, t) = (listed(), described(old.clone(), None), tags(Vec::new()));
         let update = mock!(Client::update_endpoint)
             .match_requests(move |r| {
                 let policy = r.deployment_config().and_then(|d| d.blue_green_update_policy());
@@ -381,11 +349,11 @@ mod tests {
                         .is_some_and(|a| a.alarms().len() == 1)
             })
             .then_output(|| UpdateEndpointOutput::builder().endpoint_arn("arn").build());
-        let (e, _, _) = endpoint(&[&j, &l, &d, &t, &update]);
+        let (e, _, _) = endpoint(&[&l, &d, &t, &update]);
         let n = Managed::new(e);
         let observed = n.observe().await.expect("observe");
         assert_eq!(observed.changes, vec![Change::in_place("endpointConfig", &old, &new)]);
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Update));
+        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Update));
         n.apply(Action::Update).await.expect("update");
         assert_eq!(update.num_calls(), 1);
     }
@@ -393,22 +361,28 @@ mod tests {
     #[tokio::test]
     async fn an_update_that_leaves_the_old_config_serving_is_reported_remembered_and_not_retried() {
         let (_, old, new) = endpoint(&[]);
-        let (j, l, t) = (jobs(), listed(), tags(Vec::new()));
-        let d = described(old.clone(), Some("CapacityError: no capacity"));
+        let (l, t) = (listed(), tags(Vec::new()));
+        let d = described(old.clone(), Some("CapacityError: no capacity {\"detail\": 1}"));
         let remember = mock!(Client::add_tags)
-            .match_requests(|r| r.tags().iter().any(|t| t.key() == Some(FAILED_CONFIG_TAG)))
+            .match_requests(|r| {
+                r.tags().iter().any(|t| t.key() == Some(FAILED_CONFIG_TAG))
+                    && r.tags().iter().any(|t| t.value() == Some("CapacityError: no capacity   detail : 1 "))
+            })
             .then_output(|| AddTagsOutput::builder().build());
-        let (e, _, _) = endpoint(&[&j, &l, &d, &t, &remember]);
+        let update = mock!(Client::update_endpoint).then_output(|| UpdateEndpointOutput::builder().build());
+        let (e, _, _) = endpoint(&[&l, &d, &t, &remember, &update]);
         let error = e.readiness().await.expect_err("verified as failed");
-        assert!(
-            error.to_string().contains(&format!("{new} did not take: CapacityError: no capacity; {old} keeps serving")),
-            "{error}"
-        );
-        assert_eq!(remember.num_calls(), 1);
+        assert!(error.to_string().contains(&format!("{new} did not take: CapacityError: no capacity")), "{error}");
+        assert_eq!(remember.num_calls(), 0, "readiness alone only reads");
+        let n = Managed::new(e);
+        n.observe().await.expect("observe");
+        n.apply(Action::Update).await.expect("update sent");
+        n.readiness().await.expect_err("the update did not take");
+        assert_eq!(remember.num_calls(), 1, "remembered as the last step of the update that failed");
 
-        let (j, l, d) = (jobs(), listed(), described(old.clone(), Some("CapacityError: no capacity")));
+        let (l, d) = (listed(), described(old.clone(), Some("CapacityError: no capacity")));
         let t = tags(vec![(FAILED_CONFIG_TAG.into(), new.clone()), (FAILED_REASON_TAG.into(), "CapacityError".into())]);
-        let (e, _, _) = endpoint(&[&j, &l, &d, &t]);
+        let (e, _, _) = endpoint(&[&l, &d, &t]);
         let observed = e.read().await.expect("read").expect("exists");
         assert!(e.diff(&observed).is_empty(), "a failed config is not planned again");
         let error = e.readiness().await.expect_err("still not deployed");
@@ -416,14 +390,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_verified_update_collects_old_generations() {
+    async fn a_verified_update_is_ready_without_any_mutating_call() {
         let (_, _, new) = endpoint(&[]);
-        let (j, l, d, t) = (jobs(), listed(), described(new.clone(), None), tags(Vec::new()));
-        let configs = mock!(Client::list_endpoint_configs).then_output(|| ListEndpointConfigsOutput::builder().build());
-        let models = mock!(Client::list_models).then_output(|| ListModelsOutput::builder().build());
-        let (e, _, _) = endpoint(&[&j, &l, &d, &t, &configs, &models]);
+        let (l, d, t) = (listed(), described(new.clone(), None), tags(Vec::new()));
+        let (e, _, _) = endpoint(&[&l, &d, &t]);
         assert_eq!(e.readiness().await.expect("ready"), Readiness::Ready);
-        assert_eq!((configs.num_calls(), models.num_calls()), (1, 1));
+    }
+
+    #[test]
+    fn tag_values_keep_only_what_sagemaker_allows() {
+        assert_eq!(tag_value("a\"b{c}\n"), "a b c  ");
+        assert_eq!(tag_value(&"x".repeat(300)).len(), 256);
     }
 
     #[test]

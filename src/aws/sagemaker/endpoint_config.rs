@@ -3,20 +3,22 @@
 //! `<job name>-c<digest of the instance settings>`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ProductionVariant, ProductionVariantInstanceType, Tag};
 
-use super::{Generational, Lineage, RememberedJob};
+use super::{Generational, Lineage};
 use crate::aws::error::service_error;
-use crate::engine::{Change, Node, Ownership};
+use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
 use crate::manifest::Endpoint;
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "sagemaker.endpoint_config/current";
+
+/// The configuration's name, which the endpoint serves.
+pub const CONFIG_NAME: Key<String> = Key::new("endpointConfigName");
 
 /// The one variant each configuration has is named after its generation (`g3`), so that every
 /// InvokeEndpoint answer says which generation scored it, even while traffic shifts.
@@ -30,33 +32,34 @@ pub struct EndpointConfig {
     lineage: Lineage,
     endpoint: Endpoint,
     tags: BTreeMap<String, String>,
-    job: RememberedJob,
-}
-
-/// Registry entry.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    match (Lineage::of_stack(stack), &stack.manifest.spec.endpoint) {
-        (Some(lineage), Some(endpoint)) => {
-            vec![Arc::new(Managed::new(EndpointConfig::new(stack, lineage, endpoint.clone(), aws.sagemaker.clone())))]
-        }
-        _ => Vec::new(),
-    }
+    model: Input<String>,
 }
 
 impl EndpointConfig {
-    pub fn new(stack: &Stack, lineage: Lineage, endpoint: Endpoint, client: Client) -> Self {
+    /// `model` is the generation's model, named like its training job.
+    pub fn new(stack: &Stack, lineage: Lineage, endpoint: Endpoint, client: Client, model: Input<String>) -> Self {
         let mut identity = Identity::new(stack, ADDRESS, format!("{}?-{}-c?", lineage.prefix, lineage.digest));
-        identity.depends_on.push(super::model::ADDRESS.to_owned());
-        EndpointConfig { identity, client, lineage, endpoint, tags: stack.tags(), job: RememberedJob::default() }
+        identity.depends_on = vec![model.source().to_owned()];
+        EndpointConfig { identity, client, lineage, endpoint, tags: stack.tags(), model }
     }
 
-    /// Every configuration of the stack, by name, with its ARN.
+    /// Every configuration of the stack's lineage, by name, with its ARN.
     pub async fn all(client: &Client, lineage: &Lineage) -> Result<Vec<(String, String)>, ResourceError> {
+        Self::listed(client, &lineage.prefix, |name| lineage.generation_of(name).is_some()).await
+    }
+
+    async fn listed(
+        client: &Client,
+        contains: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String)>, ResourceError> {
         let mut configs = Vec::new();
-        let mut pages = client.list_endpoint_configs().name_contains(&lineage.prefix).into_paginator().send();
+        let mut pages = client.list_endpoint_configs().name_contains(contains).into_paginator().send();
         while let Some(page) = pages.next().await {
             for c in page.map_err(|e| service_error("ListEndpointConfigs", e))?.endpoint_configs() {
-                if let (Some(name), Some(arn)) = (c.endpoint_config_name(), c.endpoint_config_arn()) {
+                if let (Some(name), Some(arn)) = (c.endpoint_config_name(), c.endpoint_config_arn())
+                    && keep(name)
+                {
                     configs.push((name.to_owned(), arn.to_owned()));
                 }
             }
@@ -84,16 +87,18 @@ impl Resource for EndpointConfig {
     }
 
     async fn read(&self) -> Result<Option<Generational>, ResourceError> {
-        let Some(job) = self.job.remember(self.lineage.current(&self.client).await?) else { return Ok(None) };
-        let wanted = self.lineage.config_name(&job, &self.endpoint);
-        Generational::find(&self.client, Self::all(&self.client, &self.lineage).await?, &wanted).await
+        let Known::Now(model) = self.model.get() else { return Ok(None) };
+        let wanted = self.lineage.config_name(&model, &self.endpoint);
+        let listed = Self::listed(&self.client, &wanted, |name| name == wanted).await?;
+        Generational::find(&self.client, listed, &wanted).await
     }
 
     fn absence_note(&self) -> Option<String> {
-        Some(match self.job.get() {
-            Some(job) => format!("{} on {} x {}", job, self.endpoint.instance_count, self.endpoint.instance_type),
-            None => "for the generation training is about to produce".to_owned(),
-        })
+        let model = match self.model.get() {
+            Known::Now(model) => model,
+            Known::AfterApply => format!("the next generation's model {AFTER_APPLY}"),
+        };
+        Some(format!("{model} on {} x {}", self.endpoint.instance_count, self.endpoint.instance_type))
     }
 
     fn owner(&self, observed: &Generational) -> Ownership {
@@ -108,12 +113,12 @@ impl Resource for EndpointConfig {
         observed.arn.clone()
     }
 
+    fn outputs(&self, observed: &Generational) -> Outputs {
+        Outputs::new().with(CONFIG_NAME, &observed.name)
+    }
+
     async fn create(&self) -> Result<(), ResourceError> {
-        let job = self
-            .lineage
-            .current(&self.client)
-            .await?
-            .ok_or_else(|| ResourceError::Invalid("no trained job to configure".into()))?;
+        let job = self.model.get().now().ok_or_else(|| ResourceError::Invalid("no model to configure".into()))?;
         let generation = self
             .lineage
             .generation_of(&job)
@@ -140,12 +145,9 @@ impl Resource for EndpointConfig {
         Ok(())
     }
 
-    /// Destroy removes every generation's configuration (the endpoint goes first).
-    async fn delete(&self, _observed: &Generational) -> Result<(), ResourceError> {
-        for (name, _) in Self::all(&self.client, &self.lineage).await? {
-            delete_config(&self.client, &name).await?;
-        }
-        Ok(())
+    /// This generation's configuration; older generations are the collector's.
+    async fn delete(&self, observed: &Generational) -> Result<(), ResourceError> {
+        delete_config(&self.client, &observed.name).await
     }
 }
 
@@ -153,13 +155,12 @@ impl Resource for EndpointConfig {
 mod tests {
     use aws_sdk_sagemaker::operation::create_endpoint_config::CreateEndpointConfigOutput;
     use aws_sdk_sagemaker::operation::list_endpoint_configs::ListEndpointConfigsOutput;
-    use aws_sdk_sagemaker::operation::list_training_jobs::ListTrainingJobsOutput;
-    use aws_sdk_sagemaker::types::TrainingJobSummary;
-    use aws_smithy_mocks::{Rule, mock};
+    use aws_smithy_mocks::mock;
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::resource::test_support::created_as_planned;
+    use crate::resource::Managed;
+    use crate::resource::test_support::{created_as_planned, input};
     use crate::stack::tests::stack;
 
     #[tokio::test]
@@ -169,12 +170,6 @@ mod tests {
         );
         let lineage = Lineage::of_stack(&s).expect("trains");
         let job = format!("{}3-{}", lineage.prefix, lineage.digest);
-        let listed_job = job.clone();
-        let jobs: Rule = mock!(Client::list_training_jobs).then_output(move || {
-            ListTrainingJobsOutput::builder()
-                .training_job_summaries(TrainingJobSummary::builder().training_job_name(listed_job.clone()).build())
-                .build()
-        });
         let none = mock!(Client::list_endpoint_configs).then_output(|| ListEndpointConfigsOutput::builder().build());
         let model = job.clone();
         let create = mock!(Client::create_endpoint_config)
@@ -191,7 +186,8 @@ mod tests {
             &s,
             lineage,
             spec,
-            mocked_client!(aws_sdk_sagemaker, &[&jobs, &none, &create]),
+            mocked_client!(aws_sdk_sagemaker, &[&none, &create]),
+            input(Key::new("model"), Some(job.clone())),
         ));
         let observed = created_as_planned(&n).await;
         assert_eq!(observed.note, Some(format!("{job} on 2 x ml.c5.xlarge")));

@@ -3,11 +3,11 @@
 
 pub mod endpoint;
 pub mod endpoint_config;
+pub mod generations;
 pub mod model;
 pub mod training_job;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use aws_sdk_sagemaker::Client;
 
@@ -32,7 +32,7 @@ impl Lineage {
         let features_digest = inputs_hash(&tables(stack, features), features);
         Lineage {
             prefix: format!("lakesight-{}-g", stack.name()),
-            digest: job_digest(&features_digest, &image, training),
+            digest: job_digest(stack.name(), &features_digest, &image, training),
         }
     }
 
@@ -57,11 +57,6 @@ impl Lineage {
         Ok(jobs)
     }
 
-    /// The newest job trained from the current inputs.
-    pub async fn current(&self, client: &Client) -> Result<Option<String>, ResourceError> {
-        Ok(self.jobs(client).await?.into_values().rev().find(|name| self.is_current(name)))
-    }
-
     /// The endpoint configuration of the job `job` for the manifest's endpoint settings.
     pub fn config_name(&self, job: &str, endpoint: &Endpoint) -> String {
         use sha2::{Digest, Sha256};
@@ -73,9 +68,23 @@ impl Lineage {
         name.ends_with(&format!("-{}", self.digest))
     }
 
-    /// The generation in a name of this lineage, whatever follows it (`-<digest>`, `-<digest>-c<config>`).
+    /// The generation in a name of this lineage: `<prefix><N>-<8 hex digits>`, optionally
+    /// followed by `-c<4 hex digits>` for a configuration. Anything else is not ours, even when
+    /// it starts with our prefix (stack `demo` must not claim `lakesight-demo-g7-g1-…` of stack
+    /// `demo-g7`).
     pub fn generation_of(&self, name: &str) -> Option<u32> {
-        name.strip_prefix(&self.prefix)?.split('-').next()?.parse().ok()
+        let rest = name.strip_prefix(&self.prefix)?;
+        let (generation, rest) = rest.split_once('-')?;
+        let (digest, config) = match rest.split_once("-c") {
+            Some((digest, config)) => (digest, Some(config)),
+            None => (rest, None),
+        };
+        let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let valid = !generation.is_empty()
+            && generation.bytes().all(|b| b.is_ascii_digit())
+            && hex(digest, 8)
+            && config.is_none_or(|c| hex(c, 4));
+        if valid { generation.parse().ok() } else { None }
     }
 }
 
@@ -100,33 +109,18 @@ impl Generational {
     }
 }
 
-/// A job as the last `read` found it, so that a plan can say why a resource is absent.
-#[derive(Debug, Default)]
-pub struct RememberedJob(Mutex<Option<String>>);
-
-impl RememberedJob {
-    pub fn remember(&self, job: Option<String>) -> Option<String> {
-        if let Ok(mut slot) = self.0.lock() {
-            slot.clone_from(&job);
-        }
-        job
-    }
-
-    pub fn get(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|job| job.clone())
-    }
-}
-
 /// The tags of a SageMaker resource.
 pub async fn read_tags(client: &Client, arn: &str) -> Result<BTreeMap<String, String>, ResourceError> {
     let out = client.list_tags().resource_arn(arn).send().await.map_err(|e| service_error("ListTags", e))?;
     Ok(out.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect())
 }
 
-/// A digest of everything that decides what a job learns.
-fn job_digest(features: &str, image: &str, training: &Training) -> String {
+/// A digest of everything that decides what a job learns, and of the stack it belongs to.
+fn job_digest(stack: &str, features: &str, image: &str, training: &Training) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
+    hasher.update(stack);
+    hasher.update("\n");
     hasher.update(features);
     hasher.update(image);
     hasher.update(serde_json::to_string(&training.hyperparameters).unwrap_or_default());
@@ -151,7 +145,17 @@ mod tests {
         assert_eq!(lineage.generation_of("lakesight-demo-g3-0a1b2c3d-c1234"), Some(3));
         assert_eq!(lineage.generation_of("lakesight-demo-gx-0a1b2c3d"), None);
         assert_eq!(lineage.generation_of("other-g1-0a1b2c3d"), None);
+        // Stack `demo-g7`'s generations are not stack `demo`'s.
+        assert_eq!(lineage.generation_of("lakesight-demo-g7-g1-0a1b2c3d"), None);
+        assert_eq!(lineage.generation_of("lakesight-demo-g7-g1-0a1b2c3d-c1234"), None);
+        assert_eq!(lineage.generation_of("lakesight-demo-g1-0a1b2c3d-cxyz"), None);
         assert!(lineage.is_current("lakesight-demo-g12-0a1b2c3d"));
         assert!(!lineage.is_current("lakesight-demo-g12-ffffffff"));
+    }
+
+    #[test]
+    fn the_digest_names_the_stack() {
+        let training: Training = serde_json::from_str("{}").expect("defaults");
+        assert_ne!(job_digest("demo", "f", "i", &training), job_digest("demo-g7", "f", "i", &training));
     }
 }

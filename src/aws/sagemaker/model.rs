@@ -2,44 +2,39 @@
 //! Insights image. Models are immutable, so each generation has its own, named like its job.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ContainerDefinition, Tag};
 
-use super::{Generational, Lineage, RememberedJob};
+use super::{Generational, Lineage};
 use crate::aws::error::service_error;
-use crate::engine::{Change, Node, Ownership};
+use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
 use crate::pipeline::ipinsights::image_uri;
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags};
 use crate::stack::{RoleKind, Stack};
 
 pub const ADDRESS: &str = "sagemaker.model/current";
 
+/// The model's name, which is its training job's.
+pub const MODEL_NAME: Key<String> = Key::new("modelName");
+
 pub struct Model {
     identity: Identity,
     client: Client,
-    lineage: Lineage,
     image: String,
     role_arn: String,
     tags: BTreeMap<String, String>,
-    job: RememberedJob,
-}
-
-/// Registry entry: stacks that train and serve.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    match (Lineage::of_stack(stack), &stack.manifest.spec.endpoint) {
-        (Some(lineage), Some(_)) => vec![Arc::new(Managed::new(Model::new(stack, lineage, aws.sagemaker.clone())))],
-        _ => Vec::new(),
-    }
+    job: Input<String>,
+    artifact: Input<String>,
 }
 
 impl Model {
-    pub fn new(stack: &Stack, lineage: Lineage, client: Client) -> Self {
+    /// `job` and `artifact` are the training job's name and model artifact.
+    pub fn new(stack: &Stack, lineage: &Lineage, client: Client, job: Input<String>, artifact: Input<String>) -> Self {
         let training = stack.manifest.spec.training.as_ref();
         let mut identity = Identity::new(stack, ADDRESS, format!("{}?-{}", lineage.prefix, lineage.digest));
-        identity.depends_on.push(super::training_job::ADDRESS.to_owned());
+        identity.depends_on = vec![job.source().to_owned()];
         Model {
             identity,
             client,
@@ -49,18 +44,20 @@ impl Model {
                 .unwrap_or_default(),
             role_arn: stack.role_arn(RoleKind::SageMakerExecution),
             tags: stack.tags(),
-            lineage,
-            job: RememberedJob::default(),
+            job,
+            artifact,
         }
     }
 
-    /// Every model of the stack, by name, with its ARN.
+    /// Every model of the stack's lineage, by name, with its ARN.
     pub async fn all(client: &Client, lineage: &Lineage) -> Result<Vec<(String, String)>, ResourceError> {
         let mut models = Vec::new();
         let mut pages = client.list_models().name_contains(&lineage.prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
             for m in page.map_err(|e| service_error("ListModels", e))?.models() {
-                if let (Some(name), Some(arn)) = (m.model_name(), m.model_arn()) {
+                if let (Some(name), Some(arn)) = (m.model_name(), m.model_arn())
+                    && lineage.generation_of(name).is_some()
+                {
                     models.push((name.to_owned(), arn.to_owned()));
                 }
             }
@@ -78,14 +75,23 @@ impl Resource for Model {
     }
 
     async fn read(&self) -> Result<Option<Generational>, ResourceError> {
-        let Some(job) = self.job.remember(self.lineage.current(&self.client).await?) else { return Ok(None) };
-        Generational::find(&self.client, Self::all(&self.client, &self.lineage).await?, &job).await
+        let Known::Now(job) = self.job.get() else { return Ok(None) };
+        let mut pages = self.client.list_models().name_contains(&job).into_paginator().send();
+        let mut listed = Vec::new();
+        while let Some(page) = pages.next().await {
+            for m in page.map_err(|e| service_error("ListModels", e))?.models() {
+                if let (Some(name), Some(arn)) = (m.model_name(), m.model_arn()) {
+                    listed.push((name.to_owned(), arn.to_owned()));
+                }
+            }
+        }
+        Generational::find(&self.client, listed, &job).await
     }
 
     fn absence_note(&self) -> Option<String> {
         Some(match self.job.get() {
-            Some(job) => format!("serves the artifact of {job}"),
-            None => "serves the generation training is about to produce".to_owned(),
+            Known::Now(job) => format!("serves the artifact of {job}"),
+            Known::AfterApply => format!("serves the generation training produces {AFTER_APPLY}"),
         })
     }
 
@@ -101,24 +107,14 @@ impl Resource for Model {
         observed.arn.clone()
     }
 
+    fn outputs(&self, observed: &Generational) -> Outputs {
+        Outputs::new().with(MODEL_NAME, &observed.name)
+    }
+
     async fn create(&self) -> Result<(), ResourceError> {
-        let job = self
-            .lineage
-            .current(&self.client)
-            .await?
-            .ok_or_else(|| ResourceError::Invalid("no trained job to build the model from".into()))?;
-        let out = self
-            .client
-            .describe_training_job()
-            .training_job_name(&job)
-            .send()
-            .await
-            .map_err(|e| service_error("DescribeTrainingJob", e))?;
-        let artifact = out
-            .model_artifacts()
-            .and_then(|a| a.s3_model_artifacts())
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| ResourceError::Invalid(format!("{job} has no model artifact")))?;
+        let job = self.job.get().now().ok_or_else(|| ResourceError::Invalid("no trained job to serve".into()))?;
+        let artifact =
+            self.artifact.get().now().ok_or_else(|| ResourceError::Invalid(format!("{job} has no model artifact")))?;
         let container = ContainerDefinition::builder().image(&self.image).model_data_url(artifact).build();
         let mut request =
             self.client.create_model().model_name(&job).primary_container(container).execution_role_arn(&self.role_arn);
@@ -133,12 +129,9 @@ impl Resource for Model {
         Ok(())
     }
 
-    /// Destroy removes every generation's model.
-    async fn delete(&self, _observed: &Generational) -> Result<(), ResourceError> {
-        for (name, _) in Self::all(&self.client, &self.lineage).await? {
-            delete_model(&self.client, &name).await?;
-        }
-        Ok(())
+    /// This generation's model; older generations are the collector's.
+    async fn delete(&self, observed: &Generational) -> Result<(), ResourceError> {
+        delete_model(&self.client, &observed.name).await
     }
 }
 
@@ -150,22 +143,25 @@ pub async fn delete_model(client: &Client, name: &str) -> Result<(), ResourceErr
 #[cfg(test)]
 mod tests {
     use aws_sdk_sagemaker::operation::create_model::CreateModelOutput;
-    use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
     use aws_sdk_sagemaker::operation::list_models::ListModelsOutput;
-    use aws_sdk_sagemaker::operation::list_training_jobs::ListTrainingJobsOutput;
-    use aws_sdk_sagemaker::types::{ModelArtifacts, TrainingJobSummary};
     use aws_smithy_mocks::{Rule, mock};
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::engine::{Action, Intent, plan_action};
+    use crate::engine::{Action, Intent, Node, plan_action};
+    use crate::resource::Managed;
+    use crate::resource::test_support::input;
     use crate::stack::tests::stack;
 
     const SPEC: &str = "  features: {}\n  training: {}\n  endpoint: {}\n";
+    const ARTIFACT: &str = "s3://b/models/job/output/model.tar.gz";
 
-    fn model(rules: &[&Rule]) -> Managed<Model> {
+    fn model(job: Option<String>, rules: &[&Rule]) -> Managed<Model> {
         let s = stack(SPEC);
-        Managed::new(Model::new(&s, Lineage::of_stack(&s).expect("trains"), mocked_client!(aws_sdk_sagemaker, rules)))
+        let artifact = input(Key::new("artifact"), job.as_ref().map(|_| ARTIFACT.to_owned()));
+        let job = input(Key::new("job"), job);
+        let lineage = Lineage::of_stack(&s).expect("trains");
+        Managed::new(Model::new(&s, &lineage, mocked_client!(aws_sdk_sagemaker, rules), job, artifact))
     }
 
     fn job_name() -> String {
@@ -173,49 +169,33 @@ mod tests {
         format!("{}1-{}", lineage.prefix, lineage.digest)
     }
 
-    fn jobs(present: bool) -> Rule {
-        mock!(Client::list_training_jobs).then_output(move || {
-            let mut out = ListTrainingJobsOutput::builder();
-            if present {
-                out = out.training_job_summaries(TrainingJobSummary::builder().training_job_name(job_name()).build());
-            }
-            out.build()
-        })
-    }
-
     #[tokio::test]
-    async fn before_training_the_plan_says_what_the_model_will_serve() {
-        let j = jobs(false);
-        let observed = model(&[&j]).observe().await.expect("observe");
+    async fn before_training_the_plan_says_what_the_model_will_serve_without_a_call() {
+        let list = mock!(Client::list_models).then_output(|| ListModelsOutput::builder().build());
+        let observed = model(None, &[&list]).observe().await.expect("observe");
         assert_eq!(
-            plan_action(Intent::Present, &observed, false, false),
-            Ok((Action::Create, "serves the generation training is about to produce".into()))
+            plan_action(Intent::Present, &observed, false, None),
+            Ok((Action::Create, format!("serves the generation training produces {AFTER_APPLY}")))
         );
+        assert_eq!(list.num_calls(), 0);
     }
 
     #[tokio::test]
     async fn the_model_serves_the_jobs_artifact_with_the_image_and_role() {
-        let (j, none) = (jobs(true), mock!(Client::list_models).then_output(|| ListModelsOutput::builder().build()));
-        let describe = mock!(Client::describe_training_job).then_output(|| {
-            DescribeTrainingJobOutput::builder()
-                .model_artifacts(
-                    ModelArtifacts::builder().s3_model_artifacts("s3://b/models/job/output/model.tar.gz").build(),
-                )
-                .build()
-        });
+        let none = mock!(Client::list_models).then_output(|| ListModelsOutput::builder().build());
         let create = mock!(Client::create_model)
             .match_requests(|r| {
                 let container = r.primary_container();
                 r.model_name() == Some(job_name().as_str())
-                    && container.and_then(|c| c.model_data_url()) == Some("s3://b/models/job/output/model.tar.gz")
+                    && container.and_then(|c| c.model_data_url()) == Some(ARTIFACT)
                     && container.and_then(|c| c.image()).is_some_and(|i| i.ends_with("/ipinsights:1"))
                     && r.execution_role_arn() == Some("arn:aws:iam::111122223333:role/lakesight-demo-sagemaker")
             })
             .then_output(|| CreateModelOutput::builder().build());
-        let n = model(&[&j, &none, &describe, &create]);
+        let n = model(Some(job_name()), &[&none, &create]);
         let observed = n.observe().await.expect("observe");
         assert_eq!(observed.note.as_deref(), Some(format!("serves the artifact of {}", job_name()).as_str()));
         n.apply(Action::Create).await.expect("create");
-        assert_eq!(create.num_calls(), 1);
+        assert_eq!((create.num_calls(), none.num_calls()), (1, 1));
     }
 }

@@ -5,7 +5,6 @@
 //! gate (`training.minAuc` on `validation:discriminator_auc`) before anything may deploy it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
@@ -14,16 +13,30 @@ use aws_sdk_sagemaker::types::{
     S3DataSource, S3DataType, StoppingCondition, Tag, TrainingInputMode, TrainingInstanceType, TrainingJobStatus,
 };
 
-use super::{Lineage, RememberedJob, read_tags};
+use super::{Lineage, read_tags};
 use crate::aws::error::service_error;
-use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership, Readiness};
 use crate::manifest::{Features, Training};
-use crate::pipeline::features::{RunRecord, inputs_hash, record_key, tables};
 use crate::pipeline::ipinsights::{AUC_METRIC, hyperparameters, image_uri};
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags};
 use crate::stack::{RoleKind, Stack};
 
 pub const ADDRESS: &str = "sagemaker.training_job/current";
+
+/// The job trained from the current inputs.
+pub const JOB_NAME: Key<String> = Key::new("trainingJobName");
+/// Where the job wrote `model.tar.gz`, once it has completed.
+pub const MODEL_ARTIFACT: Key<String> = Key::new("modelArtifact");
+/// `validation:discriminator_auc`, once the job has reported it.
+pub const AUC: Key<f64> = Key::new("auc");
+
+/// What a job trains on: a feature run's outputs.
+#[derive(Debug, Clone)]
+pub struct FeatureInputs {
+    pub train_prefix: Input<String>,
+    pub validation_prefix: Input<String>,
+    pub distinct_entities: Input<u64>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
@@ -33,70 +46,56 @@ pub struct Observed {
     pub secondary: Option<String>,
     pub failure: Option<String>,
     pub auc: Option<f64>,
+    pub artifact: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
 
 pub struct TrainingJob {
     identity: Identity,
     client: Client,
-    s3: aws_sdk_s3::Client,
     lineage: Lineage,
     image: Result<String, crate::pipeline::ipinsights::ImageError>,
     role_arn: String,
     bucket: String,
-    features_key: String,
+    features: FeatureInputs,
     training: Training,
     min_auc: Option<f64>,
     tags: BTreeMap<String, String>,
     /// The newest job of the stack, as the last `read` found it.
-    latest: RememberedJob,
-}
-
-/// Registry entry: stacks with both `features` and `training` train.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    let spec = &stack.manifest.spec;
-    match (&spec.features, &spec.training) {
-        (Some(features), Some(training)) => {
-            let job = TrainingJob::new(stack, features, training, aws.sagemaker.clone(), aws.s3.clone());
-            vec![Arc::new(Managed::new(job))]
-        }
-        _ => Vec::new(),
-    }
+    latest: std::sync::Mutex<Option<String>>,
 }
 
 impl TrainingJob {
+    /// `after`: the execution role's node, when the stack creates the role.
     pub fn new(
         stack: &Stack,
-        features: &Features,
+        features_spec: &Features,
         training: &Training,
         client: Client,
-        s3: aws_sdk_s3::Client,
+        features: FeatureInputs,
+        after: Vec<String>,
     ) -> Self {
         let image = match &training.image {
             Some(image) => Ok(image.clone()),
             None => image_uri(&stack.env.region),
         };
-        let lineage = Lineage::of(stack, features, training);
-        let features_digest = inputs_hash(&tables(stack, features), features);
+        let lineage = Lineage::of(stack, features_spec, training);
         let mut identity = Identity::new(stack, ADDRESS, format!("{}?-{}", lineage.prefix, lineage.digest));
         identity.wait_timeout = training.max_runtime + stack.manifest.spec.timeouts.default;
-        identity.depends_on.push(crate::aws::athena::feature_run::ADDRESS.to_owned());
-        if stack.given_role_arn(RoleKind::SageMakerExecution).is_none() {
-            identity.depends_on.push(crate::aws::iam::role::address(RoleKind::SageMakerExecution));
-        }
+        identity.depends_on = after;
+        identity.depends_on.push(features.train_prefix.source().to_owned());
         TrainingJob {
             identity,
             client,
-            s3,
             lineage,
             image,
             role_arn: stack.role_arn(RoleKind::SageMakerExecution),
             bucket: stack.artifact_bucket(),
-            features_key: record_key(&features_digest),
+            features,
             training: training.clone(),
             min_auc: training.min_auc.or(stack.manifest.spec.retrain.as_ref().and_then(|r| r.min_auc)),
             tags: stack.tags(),
-            latest: RememberedJob::default(),
+            latest: std::sync::Mutex::new(None),
         }
     }
 
@@ -105,18 +104,9 @@ impl TrainingJob {
         self.image.as_deref().map_err(|e| ResourceError::Invalid(e.to_string()))
     }
 
-    async fn features(&self) -> Result<RunRecord, ResourceError> {
-        let out = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&self.features_key)
-            .send()
-            .await
-            .map_err(|e| service_error("GetObject", e))?;
-        let bytes = out.body.collect().await.map_err(|e| ResourceError::Invalid(e.to_string()))?;
-        serde_json::from_slice(&bytes.into_bytes())
-            .map_err(|e| ResourceError::Invalid(format!("the feature run record is not valid: {e}")))
+    /// The feature run's value, which the engine settles before this job acts.
+    fn feature<T: serde::de::DeserializeOwned>(input: &Input<T>) -> Result<T, ResourceError> {
+        input.get().now().ok_or_else(|| ResourceError::Invalid(format!("the feature run has not produced {input:?}")))
     }
 
     async fn describe(&self, name: &str) -> Result<Observed, ResourceError> {
@@ -140,6 +130,11 @@ impl TrainingJob {
                 .find(|m| m.metric_name() == Some(AUC_METRIC))
                 .and_then(|m| m.value())
                 .map(f64::from),
+            artifact: out
+                .model_artifacts()
+                .and_then(|a| a.s3_model_artifacts())
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned),
             tags,
             arn,
         })
@@ -188,7 +183,9 @@ impl Resource for TrainingJob {
     async fn read(&self) -> Result<Option<Observed>, ResourceError> {
         self.image()?;
         let jobs = self.lineage.jobs(&self.client).await?;
-        self.latest.remember(jobs.values().next_back().cloned());
+        if let Ok(mut latest) = self.latest.lock() {
+            *latest = jobs.values().next_back().cloned();
+        }
         let ours = jobs.values().rev().find(|name| self.lineage.is_current(name));
         match ours {
             Some(name) => Ok(Some(self.describe(name).await?)),
@@ -213,12 +210,34 @@ impl Resource for TrainingJob {
     }
 
     fn absence_note(&self) -> Option<String> {
-        Some(match self.latest.get() {
+        let data = match self.features.train_prefix.get() {
+            Known::Now(prefix) => format!("on {prefix}"),
+            Known::AfterApply => format!("on the feature run's pairs {AFTER_APPLY}"),
+        };
+        Some(match self.latest.lock().ok().and_then(|l| l.clone()) {
             Some(job) => format!(
-                "inputs changed since {job} (hyperparameters, features, image or resources); trains a new generation"
+                "inputs changed since {job} (hyperparameters, features, image or resources); trains a new generation {data}"
             ),
-            None => "first training".to_owned(),
+            None => format!("first training, {data}"),
         })
+    }
+
+    fn outputs(&self, observed: &Observed) -> Outputs {
+        let mut outputs = Outputs::new().with(JOB_NAME, &observed.name);
+        if let Some(artifact) = &observed.artifact {
+            outputs = outputs.with(MODEL_ARTIFACT, artifact);
+        }
+        if let Some(auc) = observed.auc {
+            outputs = outputs.with(AUC, &auc);
+        }
+        outputs
+    }
+
+    /// Only a running job can be stopped; SageMaker keeps every job on record.
+    fn kept(&self, observed: &Observed) -> Option<String> {
+        let active = [TrainingJobStatus::InProgress.as_str(), TrainingJobStatus::Stopping.as_str()];
+        (!active.contains(&observed.status.as_str()))
+            .then(|| format!("SageMaker keeps {} training jobs on record; they cannot be deleted", observed.status))
     }
 
     fn health(&self, observed: &Observed) -> Option<String> {
@@ -229,7 +248,9 @@ impl Resource for TrainingJob {
     async fn create(&self) -> Result<(), ResourceError> {
         let next = self.lineage.jobs(&self.client).await?.keys().next_back().map_or(1, |g| g + 1);
         let name = format!("{}{next}-{}", self.lineage.prefix, self.lineage.digest);
-        let features = self.features().await?;
+        let (train, validation) =
+            (Self::feature(&self.features.train_prefix)?, Self::feature(&self.features.validation_prefix)?);
+        let entities = Self::feature(&self.features.distinct_entities)?;
         let t = &self.training;
         let mut request = self
             .client
@@ -242,8 +263,8 @@ impl Resource for TrainingJob {
                     .build(),
             )
             .role_arn(&self.role_arn)
-            .input_data_config(Self::channel("train", &features.train_prefix))
-            .input_data_config(Self::channel("validation", &features.validation_prefix))
+            .input_data_config(Self::channel("train", &train))
+            .input_data_config(Self::channel("validation", &validation))
             .output_data_config(
                 OutputDataConfig::builder().s3_output_path(format!("s3://{}/models/", self.bucket)).build(),
             )
@@ -259,9 +280,7 @@ impl Resource for TrainingJob {
                     .max_runtime_in_seconds(i32::try_from(t.max_runtime.as_secs()).unwrap_or(i32::MAX))
                     .build(),
             )
-            .set_hyper_parameters(Some(
-                hyperparameters(&t.hyperparameters, features.distinct_entities).into_iter().collect(),
-            ));
+            .set_hyper_parameters(Some(hyperparameters(&t.hyperparameters, entities).into_iter().collect()));
         for (k, v) in &self.tags {
             request = request.tags(Tag::builder().key(k).value(v).build());
         }
@@ -312,8 +331,6 @@ impl Resource for TrainingJob {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_s3::operation::get_object::GetObjectOutput;
-    use aws_sdk_s3::primitives::ByteStream;
     use aws_sdk_sagemaker::operation::create_training_job::CreateTrainingJobOutput;
     use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
     use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
@@ -325,17 +342,23 @@ mod tests {
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::resource::test_support::created_as_planned;
+    use crate::engine::Node;
+    use crate::resource::Managed;
+    use crate::resource::test_support::{created_as_planned, input};
     use crate::stack::tests::stack;
 
     const SPEC: &str = "  features: {}\n  training:\n    minAuc: 0.8\n    hyperparameters:\n      epochs: 3\n";
 
-    fn job(sagemaker: &[&Rule], s3: &[&Rule]) -> TrainingJob {
+    fn job(sagemaker: &[&Rule]) -> TrainingJob {
         let s = stack(SPEC);
         let (features, training) =
             (s.manifest.spec.features.clone().expect("f"), s.manifest.spec.training.clone().expect("t"));
-        let (client, s3) = (mocked_client!(aws_sdk_sagemaker, sagemaker), mocked_client!(aws_sdk_s3, s3));
-        TrainingJob::new(&s, &features, &training, client, s3)
+        let inputs = FeatureInputs {
+            train_prefix: input(Key::new("t"), Some("s3://b/features/r1/train/".to_owned())),
+            validation_prefix: input(Key::new("v"), Some("s3://b/features/r1/validation/".to_owned())),
+            distinct_entities: input(Key::new("e"), Some(21)),
+        };
+        TrainingJob::new(&s, &features, &training, mocked_client!(aws_sdk_sagemaker, sagemaker), inputs, vec![])
     }
 
     fn listed(names: &[&str]) -> Rule {
@@ -369,16 +392,9 @@ mod tests {
         })
     }
 
-    fn record() -> Rule {
-        mock!(aws_sdk_s3::Client::get_object).then_output(|| {
-            let record = r#"{"runId":"r1","inputs":"x","trainPrefix":"s3://b/features/r1/train/","validationPrefix":"s3://b/features/r1/validation/","distinctEntities":21}"#;
-            GetObjectOutput::builder().body(ByteStream::from_static(record.as_bytes())).build()
-        })
-    }
-
     #[tokio::test]
     async fn the_first_job_is_generation_one_with_both_channels_and_sized_entities() {
-        let (list, features) = (listed(&[]), record());
+        let list = listed(&[]);
         let create = mock!(Client::create_training_job)
             .match_requests(|r| {
                 let channels: Vec<&str> = r.input_data_config().iter().filter_map(|c| c.channel_name()).collect();
@@ -391,21 +407,21 @@ mod tests {
                         == Some("438346466558.dkr.ecr.eu-west-1.amazonaws.com/ipinsights:1")
             })
             .then_output(|| CreateTrainingJobOutput::builder().training_job_arn("arn").build());
-        let n = Managed::new(job(&[&list, &create], &[&features]));
+        let n = Managed::new(job(&[&list, &create]));
         created_as_planned(&n).await;
         assert_eq!(create.num_calls(), 1);
     }
 
     #[tokio::test]
     async fn the_next_generation_follows_the_highest_and_a_job_from_these_inputs_is_found() {
-        let j = job(&[], &[]);
+        let j = job(&[]);
         let ours = format!("lakesight-demo-g2-{}", j.lineage.digest);
         let (list, describe, tags) = (
             listed(&["lakesight-demo-g1-00000000", &ours]),
             described(TrainingJobStatus::Completed, Some(0.91), None),
             owned(),
         );
-        let n = Managed::new(job(&[&list, &describe, &tags], &[]));
+        let n = Managed::new(job(&[&list, &describe, &tags]));
         let observed = n.observe().await.expect("observe");
         assert_eq!((observed.ownership, observed.changes), (Some(Ownership::Owned), vec![]));
         assert_eq!(observed.health.as_deref(), Some("Completed, AUC 0.9100"));
@@ -413,11 +429,11 @@ mod tests {
 
     #[tokio::test]
     async fn readiness_reports_progress_gate_and_failure() {
-        let j = job(&[], &[]);
+        let j = job(&[]);
         let ours = format!("lakesight-demo-g1-{}", j.lineage.digest);
         let readiness = |status, auc, failure| {
             let (list, describe, tags) = (listed(&[&ours]), described(status, auc, failure), owned());
-            async move { job(&[&list, &describe, &tags], &[]).readiness().await }
+            async move { job(&[&list, &describe, &tags]).readiness().await }
         };
         assert!(
             matches!(readiness(TrainingJobStatus::InProgress, None, None).await, Ok(Readiness::Pending { status, .. }) if status == "InProgress / Training")
@@ -442,10 +458,14 @@ mod tests {
             secondary: None,
             failure: None,
             auc: None,
+            artifact: None,
             tags: BTreeMap::new(),
         };
-        job(&[&stop], &[]).delete(&running).await.expect("stop");
-        job(&[&stop], &[]).delete(&Observed { status: "Completed".into(), ..running }).await.expect("nothing to stop");
+        let j = job(&[&stop]);
+        assert_eq!(j.kept(&running), None, "a running job is stopped on destroy");
+        j.delete(&running).await.expect("stop");
+        let completed = Observed { status: "Completed".into(), ..running };
+        assert!(j.kept(&completed).is_some_and(|k| k.contains("cannot be deleted")), "reported as kept, not planned");
         assert_eq!(stop.num_calls(), 1);
 
         let throttled = mock!(Client::list_training_jobs)
@@ -453,7 +473,7 @@ mod tests {
             .error(|| ListTrainingJobsError::generic(ErrorMetadata::builder().code("ThrottlingException").build()))
             .output(|| ListTrainingJobsOutput::builder().build())
             .build();
-        assert!(job(&[&throttled], &[]).read().await.expect("retried").is_none());
+        assert!(job(&[&throttled]).read().await.expect("retried").is_none());
         assert_eq!(throttled.num_calls(), 2);
     }
 }

@@ -394,7 +394,10 @@ mod tests {
         let n = node(&[&list, &tags]);
         let observed = n.observe().await.expect("observe");
         assert_eq!((observed.ownership.clone(), observed.changes.clone()), (Some(Ownership::Owned), vec![]));
-        assert_eq!(plan_action(Intent::Absent, &observed, false, n.retain_on_destroy()).map(|a| a.0), Ok(Action::NoOp));
+        assert_eq!(
+            plan_action(Intent::Absent, &observed, false, n.retain_on_destroy().then_some("kept")).map(|a| a.0),
+            Ok(Action::NoOp)
+        );
     }
 
     #[tokio::test]

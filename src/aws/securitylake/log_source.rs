@@ -37,6 +37,8 @@ pub struct LogSource {
     version: String,
     accounts: Vec<String>,
     regions: Vec<String>,
+    /// The lake's `deletionPolicy` is Retain.
+    retain: bool,
 }
 
 /// Registry entry: one node per source the manifest names, when the stack manages the lake.
@@ -65,6 +67,12 @@ impl LogSource {
             version: spec.version.clone(),
             accounts: if spec.accounts.is_empty() { stack.lake_accounts() } else { spec.accounts.clone() },
             regions,
+            retain: stack
+                .manifest
+                .spec
+                .security_lake
+                .as_ref()
+                .is_some_and(|l| l.deletion_policy == crate::manifest::DeletionPolicy::Retain),
         }
     }
 
@@ -177,6 +185,11 @@ fn render(coverage: &Coverage) -> String {
 
 #[async_trait]
 impl Resource for LogSource {
+    /// A retained lake keeps collecting: its sources stay with it.
+    fn retain_on_destroy(&self) -> bool {
+        self.retain
+    }
+
     type Observed = Observed;
 
     fn identity(&self) -> &Identity {
@@ -297,14 +310,16 @@ mod tests_mocked {
         Managed::new(LogSource::new(&s, &spec, mocked_client!(aws_sdk_securitylake, rules)))
     }
 
+    fn listing(version: &'static str) -> ListLogSourcesOutput {
+        let resource = LogSourceResource::AwsLogSource(
+            AwsLogSourceResource::builder().source_name(AwsLogSourceName::VpcFlow).source_version(version).build(),
+        );
+        let entry = Entry::builder().account("111122223333").region("eu-west-1").sources(resource).build();
+        ListLogSourcesOutput::builder().sources(entry).build()
+    }
+
     fn listed(version: &'static str) -> Rule {
-        mock!(Client::list_log_sources).then_output(move || {
-            let resource = LogSourceResource::AwsLogSource(
-                AwsLogSourceResource::builder().source_name(AwsLogSourceName::VpcFlow).source_version(version).build(),
-            );
-            let entry = Entry::builder().account("111122223333").region("eu-west-1").sources(resource).build();
-            ListLogSourcesOutput::builder().sources(entry).build()
-        })
+        mock!(Client::list_log_sources).then_output(move || listing(version))
     }
 
     fn collecting() -> Rule {
@@ -347,7 +362,14 @@ mod tests_mocked {
 
     #[tokio::test]
     async fn another_version_is_replaced_by_delete_then_create_through_conflicts() {
-        let (list, health) = (listed("1.0"), collecting());
+        // Listed until the delete has gone through, then gone.
+        let list = mock!(Client::list_log_sources)
+            .sequence()
+            .output(|| listing("1.0"))
+            .output(|| ListLogSourcesOutput::builder().build())
+            .repeatedly()
+            .build();
+        let health = collecting();
         let delete = mock!(Client::delete_aws_log_source)
             .match_requests(|r| r.sources().first().is_some_and(|s| s.source_version() == "1.0"))
             .then_output(|| DeleteAwsLogSourceOutput::builder().build());
@@ -360,9 +382,10 @@ mod tests_mocked {
         let n = node(&[&list, &health, &delete, &create]);
         let observed = n.observe().await.expect("observe");
         assert_eq!(observed.changes, vec![Change::replacing("sourceVersion", "1.0", "2.0")]);
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Replace));
+        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Replace));
         n.apply(Action::Replace).await.expect("replace");
         assert_eq!((delete.num_calls(), create.num_calls()), (1, 2));
+        assert_eq!(list.num_calls(), 2, "the create came after a read found the old version gone");
     }
 
     #[tokio::test]

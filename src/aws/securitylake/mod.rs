@@ -90,29 +90,6 @@ pub(crate) mod test_rules {
 
     pub(crate) const OWNED: &[(&str, &str)] = &[("lakesight:stack", "demo"), ("team", "secops")];
 
-    /// `ListSubscribers` answering with the test stack's subscriber, its lake bucket and its
-    /// notification queue as given.
-    pub(crate) fn listed_subscriber(bucket: Option<&'static str>, queue: Option<&'static str>) -> Rule {
-        use aws_sdk_securitylake::operation::list_subscribers::ListSubscribersOutput;
-        use aws_sdk_securitylake::types::{AwsIdentity, SubscriberResource};
-
-        mock!(Client::list_subscribers).then_output(move || {
-            let subscriber = SubscriberResource::builder()
-                .subscriber_id("1234")
-                .subscriber_arn("arn:aws:securitylake:eu-west-1:111122223333:subscriber/1234")
-                .subscriber_name("lakesight-demo")
-                .subscriber_identity(
-                    AwsIdentity::builder().principal("111122223333").external_id("x").build().expect("identity"),
-                )
-                .set_sources(Some(vec![]))
-                .set_s3_bucket_arn(bucket.map(str::to_owned))
-                .set_subscriber_endpoint(queue.map(str::to_owned))
-                .build()
-                .expect("subscriber");
-            ListSubscribersOutput::builder().subscribers(subscriber).build()
-        })
-    }
-
     /// The answer Security Lake gives while an earlier write is still propagating.
     pub(crate) fn conflict() -> Response {
         let mut response = Response::new(StatusCode::try_from(409).expect("status"), SdkBody::from("{}"));

@@ -1,55 +1,48 @@
 //! The subscriber's SQS notification: Security Lake creates the queue and announces each new
 //! object on it. Its ARN (`subscriberEndpoint`) is the notification's id, which the scorer's
-//! trigger reads. It belongs to the subscriber, so it is owned when the subscriber is.
-
-use std::sync::Arc;
+//! trigger reads. It belongs to the subscriber it is created for, which the engine hands over
+//! only when the stack manages that subscriber, so a notification found is the stack's own.
 
 use async_trait::async_trait;
 use aws_sdk_securitylake::Client;
 use aws_sdk_securitylake::types::{NotificationConfiguration, SqsNotificationConfiguration};
 
-use super::{find_subscriber, read_tags};
 use crate::aws::error::service_error;
-use crate::engine::{Change, Node, Ownership};
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags};
+use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
+use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "securitylake.notification/scorer";
+
+/// The notification's queue, which the scorer's trigger consumes.
+pub const QUEUE_ARN: Key<String> = Key::new("queueArn");
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub subscriber_id: String,
     pub queue_arn: String,
-    pub owner: Ownership,
 }
 
 pub struct Notification {
     identity: Identity,
     client: Client,
-}
-
-/// Registry entry.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    match &stack.manifest.spec.subscriber {
-        Some(_) => vec![Arc::new(Managed::new(Notification::new(stack, aws.securitylake.clone())))],
-        None => Vec::new(),
-    }
+    subscriber_id: Input<String>,
 }
 
 impl Notification {
-    pub fn new(stack: &Stack, client: Client) -> Self {
+    pub fn new(stack: &Stack, client: Client, subscriber_id: Input<String>) -> Self {
         let mut identity = Identity::new(stack, ADDRESS, stack.subscriber_name());
         identity.wait_timeout = stack.manifest.spec.timeouts.security_lake;
         identity.serial_key = Some(stack.security_lake_serial_key());
-        identity.depends_on = vec![super::subscriber::ADDRESS.to_owned()];
-        Notification { identity, client }
+        identity.depends_on = vec![subscriber_id.source().to_owned()];
+        Notification { identity, client, subscriber_id }
     }
 
-    async fn subscriber_id(&self) -> Result<String, ResourceError> {
-        find_subscriber(&self.client, &self.identity.name)
-            .await?
-            .map(|s| s.subscriber_id().to_owned())
-            .ok_or_else(|| ResourceError::Invalid(format!("subscriber {} does not exist", self.identity.name)))
+    fn subscriber_id(&self) -> Result<String, ResourceError> {
+        self.subscriber_id
+            .get()
+            .now()
+            .ok_or_else(|| ResourceError::Invalid(format!("subscriber {} does not exist yet", self.identity.name)))
     }
 }
 
@@ -62,18 +55,29 @@ impl Resource for Notification {
     }
 
     async fn read(&self) -> Result<Option<Observed>, ResourceError> {
-        let Some(subscriber) = find_subscriber(&self.client, &self.identity.name).await? else { return Ok(None) };
-        let Some(queue) = subscriber.subscriber_endpoint().filter(|e| !e.is_empty()) else { return Ok(None) };
-        let tags = read_tags(&self.client, subscriber.subscriber_arn()).await?;
-        Ok(Some(Observed {
-            subscriber_id: subscriber.subscriber_id().to_owned(),
-            queue_arn: queue.to_owned(),
-            owner: ownership_from_tags(&tags, &self.identity.stack),
-        }))
+        let Known::Now(id) = self.subscriber_id.get() else { return Ok(None) };
+        let found = match self.client.get_subscriber().subscriber_id(&id).send().await {
+            Ok(out) => out.subscriber,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => None,
+            Err(e) => return Err(service_error("GetSubscriber", e)),
+        };
+        let queue = found.as_ref().and_then(|s| s.subscriber_endpoint()).filter(|e| !e.is_empty());
+        Ok(queue.map(|q| Observed { subscriber_id: id, queue_arn: q.to_owned() }))
     }
 
-    fn owner(&self, observed: &Observed) -> Ownership {
-        observed.owner.clone()
+    fn absence_note(&self) -> Option<String> {
+        match self.subscriber_id.get() {
+            Known::Now(id) => Some(format!("subscriber {id} has no notification")),
+            Known::AfterApply => Some(format!("for the subscriber's id {AFTER_APPLY}")),
+        }
+    }
+
+    fn owner(&self, _observed: &Observed) -> Ownership {
+        Ownership::Owned
+    }
+
+    fn outputs(&self, observed: &Observed) -> Outputs {
+        Outputs::new().with(QUEUE_ARN, &observed.queue_arn)
     }
 
     fn diff(&self, _observed: &Observed) -> Vec<Change> {
@@ -89,7 +93,7 @@ impl Resource for Notification {
             NotificationConfiguration::SqsNotificationConfiguration(SqsNotificationConfiguration::builder().build());
         self.client
             .create_subscriber_notification()
-            .subscriber_id(self.subscriber_id().await?)
+            .subscriber_id(self.subscriber_id()?)
             .configuration(configuration)
             .send()
             .await
@@ -114,25 +118,34 @@ impl Resource for Notification {
 #[cfg(test)]
 mod tests {
     use aws_sdk_securitylake::operation::create_subscriber_notification::CreateSubscriberNotificationOutput;
-    use aws_sdk_securitylake::operation::list_subscribers::ListSubscribersOutput;
+    use aws_sdk_securitylake::operation::get_subscriber::GetSubscriberOutput;
     use aws_sdk_securitylake::types::SubscriberResource;
     use aws_smithy_mocks::{Rule, mock};
 
     use super::*;
     use crate::aws::mocked_client;
-    use crate::aws::securitylake::test_rules::{LAKE, OWNED, tags};
+    use crate::aws::securitylake::test_rules::LAKE;
+    use crate::engine::{Node, Values};
+    use crate::resource::Managed;
     use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
     const ID: &str = "0b5c2bd8-0000-4000-8000-000000000000";
     const QUEUE: &str = "arn:aws:sqs:eu-west-1:111122223333:AmazonSecurityLake-0b5c2bd8-Main-Queue";
 
-    fn node(rules: &[&Rule]) -> Managed<Notification> {
-        Managed::new(Notification::new(&stack(LAKE), mocked_client!(aws_sdk_securitylake, rules)))
+    /// The notification of a subscriber whose id is `id`, or not known yet.
+    fn node(id: Option<&str>, rules: &[&Rule]) -> Managed<Notification> {
+        let values = Values::new();
+        values.publish(
+            "securitylake.subscriber/scorer",
+            id.map(|id| Outputs::new().with(super::super::subscriber::ID, &id.to_owned())),
+        );
+        let input = Input::new(&values, "securitylake.subscriber/scorer", super::super::subscriber::ID);
+        Managed::new(Notification::new(&stack(LAKE), mocked_client!(aws_sdk_securitylake, rules), input))
     }
 
     fn subscriber(endpoint: Option<&'static str>) -> Rule {
-        mock!(Client::list_subscribers).then_output(move || {
+        mock!(Client::get_subscriber).match_requests(|r| r.subscriber_id() == Some(ID)).then_output(move || {
             let s = SubscriberResource::builder()
                 .subscriber_id(ID)
                 .subscriber_arn("arn:aws:securitylake:eu-west-1:111122223333:subscriber/0b5c2bd8")
@@ -141,7 +154,7 @@ mod tests {
                 .set_subscriber_endpoint(endpoint.map(str::to_owned))
                 .build()
                 .expect("subscriber");
-            ListSubscribersOutput::builder().subscribers(s).build()
+            GetSubscriberOutput::builder().subscriber(s).build()
         })
     }
 
@@ -151,17 +164,28 @@ mod tests {
         let create = mock!(Client::create_subscriber_notification)
             .match_requests(|r| r.subscriber_id() == Some(ID))
             .then_output(|| CreateSubscriberNotificationOutput::builder().subscriber_endpoint(QUEUE).build());
-        let n = node(&[&list, &create]);
+        let n = node(Some(ID), &[&list, &create]);
         created_as_planned(&n).await;
         assert_eq!(create.num_calls(), 1);
     }
 
     #[tokio::test]
-    async fn existing_notification_is_owned_through_its_subscriber_and_names_its_queue() {
-        let (list, tags) = (subscriber(Some(QUEUE)), tags(OWNED));
-        let observed = node(&[&list, &tags]).observe().await.expect("observe");
+    async fn existing_notification_is_read_by_its_subscriber_id_and_publishes_its_queue() {
+        let get = subscriber(Some(QUEUE));
+        let observed = node(Some(ID), &[&get]).observe().await.expect("observe");
         assert_eq!(observed.ownership, Some(Ownership::Owned));
         assert_eq!(observed.id.as_deref(), Some(QUEUE));
+        assert_eq!(observed.outputs.get(QUEUE_ARN).as_deref(), Some(QUEUE));
         assert!(observed.changes.is_empty());
+        assert_eq!(get.num_calls(), 1, "one read, by id");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_not_created_yet_means_a_notification_known_after_apply_without_any_call() {
+        let get = subscriber(Some(QUEUE));
+        let observed = node(None, &[&get]).observe().await.expect("observe");
+        assert_eq!(observed.ownership, None);
+        assert!(observed.note.as_deref().is_some_and(|n| n.contains(AFTER_APPLY)), "{:?}", observed.note);
+        assert_eq!(get.num_calls(), 0);
     }
 }

@@ -14,12 +14,17 @@ use aws_sdk_securitylake::types::{
 
 use super::{find_subscriber, read_tags, tag, tag_list};
 use crate::aws::error::service_error;
-use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::engine::{Change, Key, Node, Outputs, Ownership, Readiness};
 use crate::manifest::{AccessType as AccessSpec, Subscriber as SubscriberSpec};
 use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "securitylake.subscriber/scorer";
+
+/// The subscriber's id, which its notification is created for.
+pub const ID: Key<String> = Key::new("subscriberId");
+/// The lake bucket the subscriber reads, as Security Lake reports it.
+pub const BUCKET_ARN: Key<String> = Key::new("s3BucketArn");
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
@@ -31,6 +36,7 @@ pub struct Observed {
     pub sources: BTreeSet<(String, String)>,
     pub access: BTreeSet<String>,
     pub status: Option<String>,
+    pub bucket_arn: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -72,6 +78,7 @@ impl From<&SubscriberResource> for Observed {
                 .collect(),
             access: s.access_types().iter().map(|a| a.as_str().to_owned()).collect(),
             status: s.subscriber_status().map(|st| st.as_str().to_owned()),
+            bucket_arn: s.s3_bucket_arn().filter(|b| !b.is_empty()).map(str::to_owned),
             tags: BTreeMap::new(),
         }
     }
@@ -182,6 +189,14 @@ impl Resource for Subscriber {
 
     fn id(&self, observed: &Observed) -> String {
         observed.arn.clone()
+    }
+
+    fn outputs(&self, observed: &Observed) -> Outputs {
+        let outputs = Outputs::new().with(ID, &observed.id);
+        match &observed.bucket_arn {
+            Some(bucket) => outputs.with(BUCKET_ARN, bucket),
+            None => outputs,
+        }
     }
 
     fn health(&self, observed: &Observed) -> Option<String> {
@@ -320,7 +335,7 @@ mod tests {
     async fn changed_access_type_forces_replacement() {
         let (list, tags) = (listed("very-secret-id", AccessType::Lakeformation), tags(OWNED));
         let observed = node(&[&list, &tags]).observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false).map(|a| a.0), Ok(Action::Replace));
+        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Replace));
     }
 
     #[tokio::test]
@@ -333,7 +348,7 @@ mod tests {
         });
         let n = node(&[&list, &tags, &gone]);
         let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, false), Err(Refusal::Untagged));
+        assert_eq!(plan_action(Intent::Present, &observed, false, None), Err(Refusal::Untagged));
         n.apply(Action::Delete).await.expect("not found on delete is success");
     }
 }

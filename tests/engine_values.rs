@@ -1,0 +1,361 @@
+//! Engine tests through the resource adapter, with an in-memory fake provider whose resources
+//! publish outputs and take inputs: replacement cascading to dependents in the same apply, plans
+//! re-made before acting, retention closed over dependencies, awaited deletes, waiting for data,
+//! and a converged stack that neither mutates nor plans anything.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lakesight::engine::{
+    self, AFTER_APPLY, Action, Change, Direction, ExecOptions, Graph, Input, Intent, Key, Known, Node, Outcome,
+    Outputs, Ownership, Readiness, Report, Silent, Values,
+};
+use lakesight::resource::{Identity, Managed, Resource, ResourceError};
+use tokio_util::sync::CancellationToken;
+
+const ID: Key<String> = Key::new("id");
+
+/// One resource as the fake cloud holds it.
+#[derive(Debug, Clone, PartialEq)]
+struct Stored {
+    spec: String,
+    /// The input value it was created with.
+    input: Option<String>,
+    generation: u32,
+    /// Reads left before a deleted resource is gone.
+    deleting: Option<usize>,
+}
+
+#[derive(Default)]
+struct Cloud {
+    resources: Mutex<HashMap<String, Stored>>,
+    generations: AtomicUsize,
+    mutations: AtomicUsize,
+    log: Mutex<Vec<String>>,
+}
+
+impl Cloud {
+    fn get(&self, address: &str) -> Option<Stored> {
+        self.resources.lock().unwrap().get(address).cloned()
+    }
+    fn record(&self, entry: String) {
+        self.log.lock().unwrap().push(entry);
+    }
+    fn mutated(&self, entry: String) {
+        self.mutations.fetch_add(1, Ordering::SeqCst);
+        self.record(entry);
+    }
+}
+
+struct Fake {
+    identity: Identity,
+    cloud: Arc<Cloud>,
+    spec: String,
+    input: Option<Input<String>>,
+    retained: bool,
+    waits: Option<String>,
+    delete_lag: usize,
+}
+
+impl Fake {
+    fn new(cloud: &Arc<Cloud>, address: &str, deps: &[&str]) -> Fake {
+        Fake {
+            identity: Identity {
+                address: address.into(),
+                name: address.into(),
+                depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+                wait_timeout: Duration::from_secs(5),
+                poll_interval: Duration::from_millis(5),
+                serial_key: None,
+                stack: "demo".into(),
+            },
+            cloud: Arc::clone(cloud),
+            spec: "v1".into(),
+            input: None,
+            retained: false,
+            waits: None,
+            delete_lag: 0,
+        }
+    }
+    /// Takes `from`'s id as its input, which also makes `from` a dependency.
+    fn reading(mut self, values: &Arc<Values>, from: &str) -> Self {
+        self.identity.depends_on.push(from.to_owned());
+        self.input = Some(Input::new(values, from, ID));
+        self
+    }
+    fn spec(mut self, spec: &str) -> Self {
+        self.spec = spec.into();
+        self
+    }
+    fn retained(mut self) -> Self {
+        self.retained = true;
+        self
+    }
+    fn waiting(mut self, reason: &str) -> Self {
+        self.waits = Some(reason.into());
+        self
+    }
+    fn slow_to_delete(mut self, reads: usize) -> Self {
+        self.delete_lag = reads;
+        self
+    }
+    fn wanted_input(&self) -> Option<String> {
+        self.input.as_ref().and_then(|i| i.get().now())
+    }
+}
+
+#[async_trait]
+impl Resource for Fake {
+    type Observed = Stored;
+
+    fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    async fn read(&self) -> Result<Option<Stored>, ResourceError> {
+        let mut resources = self.cloud.resources.lock().unwrap();
+        let address = &self.identity.address;
+        match resources.get_mut(address) {
+            Some(Stored { deleting: Some(0), .. }) => {
+                resources.remove(address);
+                Ok(None)
+            }
+            Some(stored) => {
+                if let Some(left) = stored.deleting.as_mut() {
+                    *left -= 1;
+                }
+                Ok(Some(stored.clone()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn owner(&self, _observed: &Stored) -> Ownership {
+        Ownership::Owned
+    }
+
+    fn diff(&self, observed: &Stored) -> Vec<Change> {
+        let mut changes = Vec::new();
+        if observed.spec != self.spec {
+            changes.push(Change::replacing("spec", &observed.spec, &self.spec));
+        }
+        if let Some(input) = &self.input
+            && let Known::Now(wanted) = input.get()
+            && observed.input.as_ref() != Some(&wanted)
+        {
+            changes.push(Change::replacing("input", observed.input.clone().unwrap_or_default(), wanted));
+        }
+        changes
+    }
+
+    fn id(&self, observed: &Stored) -> String {
+        format!("{}@{}", self.identity.address, observed.generation)
+    }
+
+    fn absence_note(&self) -> Option<String> {
+        self.input.as_ref().map(|i| format!("from {}", i.get().render()))
+    }
+
+    fn outputs(&self, observed: &Stored) -> Outputs {
+        Outputs::new().with(ID, &self.id(observed))
+    }
+
+    async fn create(&self) -> Result<(), ResourceError> {
+        let mut resources = self.cloud.resources.lock().unwrap();
+        if resources.contains_key(&self.identity.address) {
+            return Err(ResourceError::Invalid(format!("{} still exists (deleted recently)", self.identity.address)));
+        }
+        let generation = u32::try_from(self.cloud.generations.fetch_add(1, Ordering::SeqCst)).unwrap_or(0);
+        let stored = Stored { spec: self.spec.clone(), input: self.wanted_input(), generation, deleting: None };
+        resources.insert(self.identity.address.clone(), stored);
+        drop(resources);
+        self.cloud.mutated(format!("create {} from {:?}", self.identity.address, self.wanted_input()));
+        Ok(())
+    }
+
+    async fn update(&self, _observed: &Stored, _changes: &[Change]) -> Result<(), ResourceError> {
+        self.cloud.mutated(format!("update {}", self.identity.address));
+        Ok(())
+    }
+
+    async fn delete(&self, _observed: &Stored) -> Result<(), ResourceError> {
+        if let Some(stored) = self.cloud.resources.lock().unwrap().get_mut(&self.identity.address) {
+            stored.deleting = Some(self.delete_lag);
+        }
+        self.cloud.mutated(format!("delete {}", self.identity.address));
+        Ok(())
+    }
+
+    async fn readiness(&self) -> Result<Readiness, ResourceError> {
+        Ok(match &self.waits {
+            Some(reason) => Readiness::Waiting { reason: reason.clone() },
+            None => Readiness::Ready,
+        })
+    }
+
+    fn retain_on_destroy(&self) -> bool {
+        self.retained
+    }
+}
+
+fn graph(values: Arc<Values>, fakes: Vec<Fake>) -> Graph {
+    Graph::new(fakes.into_iter().map(|f| Arc::new(Managed::new(f)) as Arc<dyn Node>).collect(), values)
+        .expect("valid graph")
+}
+
+async fn run(graph: &Graph, intent: Intent) -> (engine::Plan, Report) {
+    let plan = engine::plan(graph, intent, false, 4).await.expect("plan");
+    let direction = if intent == Intent::Present { Direction::Forward } else { Direction::Reverse };
+    let options = ExecOptions { parallelism: 4, cancel: CancellationToken::new() };
+    let report = engine::execute(graph, &plan, direction, &options, Arc::new(Silent)).await;
+    (plan, report)
+}
+
+/// subscriber → notification (reads the subscriber's id) → trigger (reads the notification's id).
+fn subscriber_chain(cloud: &Arc<Cloud>, subscriber_spec: &str) -> Graph {
+    let values = Values::new();
+    graph(
+        Arc::clone(&values),
+        vec![
+            Fake::new(cloud, "subscriber", &[]).spec(subscriber_spec),
+            Fake::new(cloud, "notification", &[]).reading(&values, "subscriber"),
+            Fake::new(cloud, "trigger", &[]).reading(&values, "notification"),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn values_not_known_until_apply_are_shown_so_and_reach_dependents() {
+    let cloud = Arc::new(Cloud::default());
+    let g = subscriber_chain(&cloud, "v1");
+    let (plan, report) = run(&g, Intent::Present).await;
+    assert_eq!(plan.node("trigger").map(|n| n.reason.clone()), Some(format!("from {AFTER_APPLY}")));
+    assert!(report.succeeded(), "{report:?}");
+    let subscriber = cloud.get("subscriber").expect("created");
+    let notification = cloud.get("notification").expect("created");
+    assert_eq!(notification.input, Some(format!("subscriber@{}", subscriber.generation)));
+    assert_eq!(cloud.get("trigger").and_then(|t| t.input), Some(format!("notification@{}", notification.generation)));
+}
+
+#[tokio::test]
+async fn a_replacement_cascades_to_its_dependents_in_the_same_apply() {
+    let cloud = Arc::new(Cloud::default());
+    assert!(run(&subscriber_chain(&cloud, "v1"), Intent::Present).await.1.succeeded());
+
+    let g = subscriber_chain(&cloud, "v2");
+    let (plan, report) = run(&g, Intent::Present).await;
+    assert_eq!(plan.action_of("subscriber"), Some(Action::Replace));
+    assert_eq!(plan.action_of("notification"), Some(Action::NoOp), "approved as unchanged");
+    assert!(report.succeeded(), "{report:?}");
+    let replanned: Vec<(&str, Action)> = report.replanned.iter().map(|r| (r.address.as_str(), r.applied)).collect();
+    assert_eq!(replanned, [("notification", Action::Replace), ("trigger", Action::Replace)]);
+    let subscriber = cloud.get("subscriber").expect("replaced");
+    assert_eq!(cloud.get("notification").and_then(|n| n.input), Some(format!("subscriber@{}", subscriber.generation)));
+    assert!(!engine::plan(&g, Intent::Present, false, 4).await.expect("plan").has_changes(), "converged");
+}
+
+#[tokio::test]
+async fn a_change_nothing_upstream_explains_stops_the_node_with_the_reason() {
+    let cloud = Arc::new(Cloud::default());
+    let values = Values::new();
+    let g = graph(Arc::clone(&values), vec![Fake::new(&cloud, "queue", &[]).spec("v1")]);
+    let plan = engine::plan(&g, Intent::Present, false, 1).await.expect("plan");
+    assert_eq!(plan.action_of("queue"), Some(Action::Create));
+    // Someone else creates it with other settings between plan and apply.
+    let foreign = Stored { spec: "v0".into(), input: None, generation: 99, deleting: None };
+    cloud.resources.lock().unwrap().insert("queue".into(), foreign);
+    let options = ExecOptions { parallelism: 1, cancel: CancellationToken::new() };
+    let report = engine::execute(&g, &plan, Direction::Forward, &options, Arc::new(Silent)).await;
+    assert!(
+        matches!(report.outcome("queue"), Some(Outcome::Failed(e)) if e.contains("nothing this run changed explains it")),
+        "{report:?}"
+    );
+    assert_eq!(cloud.get("queue").map(|q| q.generation), Some(99), "left as found");
+}
+
+#[tokio::test]
+async fn a_converged_stack_plans_nothing_and_its_apply_makes_no_mutating_call() {
+    let cloud = Arc::new(Cloud::default());
+    let g = subscriber_chain(&cloud, "v1");
+    assert!(run(&g, Intent::Present).await.1.succeeded());
+    let before = cloud.mutations.load(Ordering::SeqCst);
+    let (plan, report) = run(&g, Intent::Present).await;
+    assert!(!plan.has_changes());
+    assert!(report.outcomes.iter().all(|(_, o)| *o == Outcome::Unchanged), "{report:?}");
+    assert_eq!(cloud.mutations.load(Ordering::SeqCst), before);
+}
+
+#[tokio::test]
+async fn a_retained_node_keeps_what_it_depends_on_and_the_plan_says_why() {
+    let cloud = Arc::new(Cloud::default());
+    let values = Values::new();
+    let g = graph(
+        Arc::clone(&values),
+        vec![
+            Fake::new(&cloud, "role", &[]),
+            Fake::new(&cloud, "lake", &["role"]).retained(),
+            Fake::new(&cloud, "bucket", &[]),
+        ],
+    );
+    assert!(run(&g, Intent::Present).await.1.succeeded());
+    let (plan, report) = run(&g, Intent::Absent).await;
+    assert!(report.succeeded(), "{report:?}");
+    let role = plan.node("role").expect("planned");
+    assert_eq!((role.action, role.reason.as_str()), (Action::NoOp, "kept: the retained lake needs it"));
+    assert_eq!(plan.action_of("bucket"), Some(Action::Delete));
+    assert!(cloud.get("role").is_some() && cloud.get("lake").is_some());
+    assert!(!engine::plan(&g, Intent::Absent, false, 4).await.expect("plan").has_changes(), "destroy is a no-op now");
+}
+
+#[tokio::test]
+async fn a_replacement_waits_until_the_old_resource_is_gone() {
+    let cloud = Arc::new(Cloud::default());
+    let values = Values::new();
+    let g = graph(Arc::clone(&values), vec![Fake::new(&cloud, "queue", &[]).spec("v1").slow_to_delete(3)]);
+    assert!(run(&g, Intent::Present).await.1.succeeded());
+    let g = graph(Values::new(), vec![Fake::new(&cloud, "queue", &[]).spec("v2").slow_to_delete(3)]);
+    let (_, report) = run(&g, Intent::Present).await;
+    assert_eq!(report.outcome("queue"), Some(&Outcome::Applied(Action::Replace)), "{report:?}");
+    assert_eq!(cloud.get("queue").map(|q| q.spec), Some("v2".into()));
+}
+
+#[tokio::test]
+async fn a_destroy_is_done_only_when_the_resource_reads_as_gone() {
+    let cloud = Arc::new(Cloud::default());
+    let values = Values::new();
+    let g = graph(
+        Arc::clone(&values),
+        vec![Fake::new(&cloud, "role", &[]), Fake::new(&cloud, "endpoint", &["role"]).slow_to_delete(4)],
+    );
+    assert!(run(&g, Intent::Present).await.1.succeeded());
+    let (_, report) = run(&g, Intent::Absent).await;
+    assert!(report.succeeded(), "{report:?}");
+    let log = cloud.log.lock().unwrap().clone();
+    assert!(cloud.get("endpoint").is_none(), "its readiness read it until it was gone");
+    assert!(log.iter().position(|e| e == "delete role") > log.iter().position(|e| e == "delete endpoint"));
+}
+
+#[tokio::test]
+async fn a_node_waiting_for_data_stops_its_subtree_without_failing_the_run() {
+    let cloud = Arc::new(Cloud::default());
+    let values = Values::new();
+    let g = graph(
+        Arc::clone(&values),
+        vec![
+            Fake::new(&cloud, "features", &[]).waiting("waiting for data: 12 rows, 2 entities"),
+            Fake::new(&cloud, "training", &[]).reading(&values, "features"),
+            Fake::new(&cloud, "model", &[]).reading(&values, "training"),
+            Fake::new(&cloud, "queue", &[]),
+        ],
+    );
+    let (_, report) = run(&g, Intent::Present).await;
+    assert!(report.succeeded(), "waiting is not failing: {report:?}");
+    assert_eq!(report.waiting(), [("features", "waiting for data: 12 rows, 2 entities")]);
+    assert_eq!(report.outcome("training"), Some(&Outcome::Deferred { waits_on: "features".into() }));
+    assert_eq!(report.outcome("model"), Some(&Outcome::Deferred { waits_on: "features".into() }));
+    assert_eq!(report.outcome("queue"), Some(&Outcome::Applied(Action::Create)));
+    assert!(cloud.get("training").is_none());
+}
