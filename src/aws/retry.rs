@@ -80,6 +80,14 @@ where
     Err(ResourceError::Invalid("the create was not attempted".into()))
 }
 
+/// The per-call configuration that makes one attempt only, for the creates [`create_once`] makes.
+macro_rules! single_attempt {
+    ($krate:ident) => {
+        $krate::config::Builder::default().retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+    };
+}
+pub(crate) use single_attempt;
+
 /// Attempts per call, including the first. Security Lake conflicts can take several seconds to clear.
 pub const MAX_ATTEMPTS: u32 = 6;
 

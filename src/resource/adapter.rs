@@ -4,6 +4,8 @@
 //! The adapter also holds the rules every kind shares:
 //! - a create that fails is looked at again before it is reported: if the resource now exists
 //!   and is ours, the create went through and only its answer was lost;
+//! - a delete that fails is looked at again too: if the resource is gone, the delete went
+//!   through (a lost answer, or a "not found" on its retry);
 //! - a replace waits until the old resource is gone before it creates the new one;
 //! - a delete is done when a read finds the resource gone, or far enough gone to be created again.
 
@@ -59,6 +61,21 @@ impl<R: Resource> Managed<R> {
             Ok(Some(found)) if self.ours(&found) => {
                 tracing::info!(
                     "{}: the create call failed ({error}), but the resource exists and is ours; carrying on",
+                    self.resource.identity().address
+                );
+                Ok(())
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// Deletes, and when the call fails, reads again: a resource that is gone was deleted.
+    async fn delete(&self, observed: &R::Observed) -> Result<(), ResourceError> {
+        let Err(error) = self.resource.delete(observed).await else { return Ok(()) };
+        match self.resource.read().await {
+            Ok(None) => {
+                tracing::info!(
+                    "{}: the delete call failed ({error}), but the resource is gone; carrying on",
                     self.resource.identity().address
                 );
                 Ok(())
@@ -153,13 +170,13 @@ impl<R: Resource> Node for Managed<R> {
             }
             Action::Replace => {
                 let observed = self.current().await?;
-                self.resource.delete(&observed).await?;
+                self.delete(&observed).await?;
                 self.await_gone().await?;
                 self.create().await?;
             }
             Action::Delete => {
                 let observed = self.current().await?;
-                self.resource.delete(&observed).await?;
+                self.delete(&observed).await?;
             }
         }
         Ok(())

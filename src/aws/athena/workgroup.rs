@@ -13,6 +13,7 @@ use aws_sdk_athena::types::{
 };
 
 use crate::aws::error::service_error;
+use crate::aws::retry::{create_once, single_attempt};
 use crate::engine::{Change, Node, Ownership};
 use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::Stack;
@@ -185,17 +186,23 @@ impl Resource for Workgroup {
             .enforce_work_group_configuration(true)
             .set_bytes_scanned_cutoff_per_query(self.settings.bytes_scanned_cutoff)
             .build();
-        let tags = self.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-        self.client
-            .create_work_group()
-            .name(&self.identity.name)
-            .description(format!("lakesight stack {}: feature queries", self.identity.stack))
-            .configuration(configuration)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .map_err(|e| service_error("CreateWorkGroup", e))?;
-        Ok(())
+        let tags: Vec<Tag> = self.tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+        // No client token: one attempt at a time, looking before the next.
+        let once = || async {
+            self.client
+                .create_work_group()
+                .name(&self.identity.name)
+                .description(format!("lakesight stack {}: feature queries", self.identity.stack))
+                .configuration(configuration.clone())
+                .set_tags(Some(tags.clone()))
+                .customize()
+                .config_override(single_attempt!(aws_sdk_athena))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| service_error("CreateWorkGroup", e))
+        };
+        create_once(once, || async { Ok(self.read().await?.is_some()) }).await
     }
 
     async fn update(&self, _observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {

@@ -16,7 +16,8 @@ use aws_sdk_lambda::types::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::aws::error::{code, service_error};
+use crate::aws::error::service_error;
+use crate::aws::retry::{create_once, single_attempt};
 use crate::engine::{Change, Node, Ownership, Readiness};
 use crate::manifest::{Architecture, Scorer, ThresholdPolicy};
 use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
@@ -286,10 +287,9 @@ impl Resource for Function {
     async fn create(&self) -> Result<(), ResourceError> {
         let package = self.package()?;
         let s = &self.settings;
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .client
+        // No client token: one attempt at a time (each uploads the package), looking before the next.
+        let once = || async {
+            self.client
                 .create_function()
                 .function_name(&self.identity.name)
                 .description(format!(
@@ -305,17 +305,24 @@ impl Resource for Function {
                 .architectures(self.architecture())
                 .environment(self.environment())
                 .set_tags(Some(self.tags.clone().into_iter().collect()))
+                .customize()
+                .config_override(single_attempt!(aws_sdk_lambda))
                 .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
+                .await
+                .map(drop)
+                .map_err(|e| service_error("CreateFunction", e))
+        };
+        let mut attempt = 0;
+        loop {
+            match create_once(&once, || async { Ok(self.read().await?.is_some()) }).await {
+                Ok(()) => return Ok(()),
                 // A role created moments ago is not yet assumable by Lambda, which answers with
                 // this code until IAM has propagated it.
-                Err(e) if code(&e) == Some("InvalidParameterValueException") && attempt < 6 => {
+                Err(ResourceError::Service { code, .. }) if code == "InvalidParameterValueException" && attempt < 6 => {
                     attempt += 1;
                     tokio::time::sleep(self.identity.poll_interval.min(Duration::from_secs(5)) * attempt).await;
                 }
-                Err(e) => return Err(service_error("CreateFunction", e)),
+                Err(e) => return Err(e),
             }
         }
     }

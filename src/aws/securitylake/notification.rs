@@ -8,6 +8,7 @@ use aws_sdk_securitylake::Client;
 use aws_sdk_securitylake::types::{NotificationConfiguration, SqsNotificationConfiguration};
 
 use crate::aws::error::service_error;
+use crate::aws::retry::{create_once, single_attempt};
 use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
 use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::Stack;
@@ -88,17 +89,25 @@ impl Resource for Notification {
         observed.queue_arn.clone()
     }
 
+    /// No client token here either: one attempt at a time, looking before the next.
     async fn create(&self) -> Result<(), ResourceError> {
-        let configuration =
-            NotificationConfiguration::SqsNotificationConfiguration(SqsNotificationConfiguration::builder().build());
-        self.client
-            .create_subscriber_notification()
-            .subscriber_id(self.subscriber_id()?)
-            .configuration(configuration)
-            .send()
-            .await
-            .map_err(|e| service_error("CreateSubscriberNotification", e))?;
-        Ok(())
+        let id = self.subscriber_id()?;
+        let once = || async {
+            let configuration = NotificationConfiguration::SqsNotificationConfiguration(
+                SqsNotificationConfiguration::builder().build(),
+            );
+            self.client
+                .create_subscriber_notification()
+                .subscriber_id(&id)
+                .configuration(configuration)
+                .customize()
+                .config_override(single_attempt!(aws_sdk_securitylake))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| service_error("CreateSubscriberNotification", e))
+        };
+        create_once(once, || async { Ok(self.read().await?.is_some()) }).await
     }
 
     async fn update(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {

@@ -14,6 +14,7 @@ use aws_sdk_securitylake::types::{
 
 use super::{find_subscriber, read_tags, tag, tag_list};
 use crate::aws::error::service_error;
+use crate::aws::retry::{create_once, single_attempt};
 use crate::engine::{Change, Key, Node, Outputs, Ownership, Readiness};
 use crate::manifest::{AccessType as AccessSpec, Subscriber as SubscriberSpec};
 use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
@@ -203,18 +204,25 @@ impl Resource for Subscriber {
         observed.status.clone()
     }
 
+    /// CreateSubscriber takes no client token: one attempt at a time, looking before the next.
     async fn create(&self) -> Result<(), ResourceError> {
-        self.client
-            .create_subscriber()
-            .subscriber_name(&self.identity.name)
-            .subscriber_identity(self.aws_identity()?)
-            .set_sources(Some(self.source_list()))
-            .set_access_types(Some(self.access.iter().map(|a| AccessType::from(a.as_str())).collect()))
-            .set_tags(Some(tag_list(&self.tags)?))
-            .send()
-            .await
-            .map_err(|e| service_error("CreateSubscriber", e))?;
-        Ok(())
+        let (identity, tags) = (self.aws_identity()?, tag_list(&self.tags)?);
+        let once = || async {
+            self.client
+                .create_subscriber()
+                .subscriber_name(&self.identity.name)
+                .subscriber_identity(identity.clone())
+                .set_sources(Some(self.source_list()))
+                .set_access_types(Some(self.access.iter().map(|a| AccessType::from(a.as_str())).collect()))
+                .set_tags(Some(tags.clone()))
+                .customize()
+                .config_override(single_attempt!(aws_sdk_securitylake))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| service_error("CreateSubscriber", e))
+        };
+        create_once(once, || async { Ok(self.read().await?.is_some()) }).await
     }
 
     async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
