@@ -12,8 +12,12 @@ domain dispatcher to add:
        "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
        "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...},
        "unloadRows": [...], "failQueries": str, "trainingMetrics": {...}, "failTraining": str, "failEndpointUpdate": str,
-       "endpointScores": {"<entity>,<ip>" | "*,<ip>" | "*": dot_product}}
+       "endpointScores": {"<entity>,<ip>" | "*,<ip>" | "*": dot_product},
+       "loseResponse": [{"method": "POST", "path": "<regex>", "target": "<X-Amz-Target>", "times": N}],
+       "holdAtCall": N}                          # the Nth AWS call is carried out, its answer held
     (localstack/README.md describes each setting)
+  * GET /lakesight-emulator/faults: the AWS calls counted since the last configuration, and whether an
+    answer is being held; any configuration releases a held answer.
   * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config.
 
 It binds 127.0.0.1 only. With --exit-with-stdin it exits when its standard input closes, so a
@@ -30,7 +34,8 @@ import threading
 import time
 import uuid
 
-# Before moto is imported: managed policies must exist for AttachRolePolicy, and Lambda must not use Docker.
+# Before moto is imported: AWS's managed policies (moto's copy of AWS's list, nothing added) must exist for
+# AttachRolePolicy, and Lambda must not use Docker.
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 from moto.core.config import default_user_config  # noqa: E402
@@ -40,32 +45,7 @@ from werkzeug.wrappers import Request, Response  # noqa: E402
 
 from securitylake import SecurityLake  # noqa: E402
 
-import moto.iam.models as iam_models  # noqa: E402
 
-# moto's copy of the AWS-managed policies lacks the one Security Lake's metastore manager role uses.
-_managed = json.loads(iam_models.aws_managed_policies_data)
-_managed.setdefault(
-    "AmazonSecurityLakeMetaStoreManagerV2",
-    {
-        "CreateDate": "2024-01-01T00:00:00+00:00",
-        "DefaultVersionId": "v1",
-        "Document": {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "GluePartitions",
-                    "Effect": "Allow",
-                    "Action": ["glue:CreatePartition", "glue:BatchCreatePartition", "glue:GetTable", "glue:UpdateTable"],
-                    "Resource": ["arn:aws:glue:*:*:table/amazon_security_lake_glue_db*/*", "arn:aws:glue:*:*:database/amazon_security_lake_glue_db*", "arn:aws:glue:*:*:catalog"],
-                }
-            ],
-        },
-        "Path": "/service-role/",
-        "PermissionsBoundaryUsageCount": 0,
-        "UpdateDate": "2024-01-01T00:00:00+00:00",
-    },
-)
-iam_models.aws_managed_policies_data = json.dumps(_managed)
 
 default_user_config["lambda"] = {"use_docker": False}
 default_user_config["batch"] = {"use_docker": False}
@@ -73,6 +53,54 @@ default_user_config["iam"] = {"load_aws_managed_policies": True}
 
 DEFAULT_ACCOUNT = "123456789012"
 SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+class Faults:
+    """Lost answers and killed clients, for the tests that check a run converges after either.
+
+    Every AWS call is counted. "holdAtCall": N carries out the Nth call and holds its answer until
+    the next configuration, so that a test can kill the client at that point; "loseResponse" carries
+    out matching calls and answers 500, as when a response is lost on its way back."""
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.held = False
+        self.release = threading.Event()
+
+    def reset(self):
+        with self.lock:
+            self.calls = 0
+            self.held = False
+            self.release.set()
+            self.release = threading.Event()
+
+    def count(self):
+        with self.lock:
+            self.calls += 1
+            return self.calls
+
+    def lose(self, method, path, target):
+        """Whether this call's answer is lost, using up one of the rule's times. A rule names the call by
+        method and path (REST services) or by X-Amz-Target (JSON services)."""
+        with self.behaviour.lock:
+            for rule in self.behaviour.settings.get("loseResponse", []):
+                matches = rule.get("method", method) == method and re.search(rule.get("path", ""), path)
+                if rule.get("times", 1) > 0 and matches and rule.get("target", target) == target:
+                    rule["times"] = rule.get("times", 1) - 1
+                    return True
+        return False
+
+    def hold(self):
+        with self.lock:
+            self.held = True
+            release = self.release
+        release.wait(timeout=300)
+
+    def state(self):
+        with self.lock:
+            return {"calls": self.calls, "held": self.held}
 
 
 class Behaviour:
@@ -97,7 +125,8 @@ class Behaviour:
             self.latency_ms.update(body.get("latencyMs", {}))
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
             for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows",
-                        "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate", "endpointScores"):
+                        "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate", "endpointScores",
+                        "loseResponse", "holdAtCall"):
                 if key in body:
                     self.settings[key] = body[key]
 
@@ -139,6 +168,20 @@ def body_of(request):
         return json.loads(request.get_data() or b"{}")
     except ValueError:
         return {}
+
+
+def create_bucket_tags(service, request):
+    """The tags of a CreateBucket request (PUT /<bucket> with CreateBucketConfiguration.Tags), else None."""
+    if service != "s3" or request.method != "PUT" or request.query_string or "/" in request.path.strip("/"):
+        return None
+    import xmltodict
+
+    try:
+        config = xmltodict.parse(request.get_data() or b"<x/>", force_list={"Tag": True}).get("CreateBucketConfiguration")
+    except Exception:  # noqa: BLE001 - not XML: moto answers it
+        return None
+    tags = ((config or {}).get("Tags") or {}).get("Tag") or []
+    return {t["Key"]: t.get("Value") or "" for t in tags} or None
 
 
 def json_response(status, body, error_type=None, headers=None):
@@ -382,8 +425,33 @@ class Emulator:
         self.sagemaker = SageMakerExtensions(self.behaviour)
         self.athena = Athena(self.behaviour)
         self.runtime = Runtime(self.behaviour)
+        self.faults = Faults(self.behaviour)
 
     def __call__(self, environ, start_response):
+        """Counts each AWS call and applies the fault settings around it."""
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path.startswith("/lakesight-emulator/"):
+            return self.dispatch(environ, start_response)
+        call = self.faults.count()
+        lost = self.faults.lose(method, path, environ.get("HTTP_X_AMZ_TARGET", ""))
+        if not lost and call != self.behaviour.setting("holdAtCall"):
+            return self.dispatch(environ, start_response)
+        answer = {}
+
+        def capture(status, headers, exc_info=None):
+            answer.update(status=status, headers=headers)
+            return lambda _data: None
+
+        body = b"".join(self.dispatch(environ, capture))
+        if lost:
+            return error(500, "ServiceException", "injected: the call was carried out, its answer lost")(
+                environ, start_response
+            )
+        self.faults.hold()
+        start_response(answer["status"], answer["headers"])
+        return [body]
+
+    def dispatch(self, environ, start_response):
         # Read the body once and hand moto a fresh stream: parsing it here must not consume moto's copy.
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
@@ -413,7 +481,27 @@ class Emulator:
             if response is not None:
                 return response(environ, start_response)
             self.sagemaker.before_describe(operation, request, region)
+        tags = create_bucket_tags(service, request)
+        if tags:
+            return self.create_bucket_with_tags(environ, start_response, request, tags)
         return self.moto(environ, start_response)
+
+    def create_bucket_with_tags(self, environ, start_response, request, tags):
+        """CreateBucket with CreateBucketConfiguration.Tags: S3 tags the bucket in the same call, which
+        moto does not, so the tags are applied once moto has created it."""
+        from moto.s3.models import s3_backends
+
+        status = {}
+
+        def capture(code, headers, exc_info=None):
+            status["code"] = int(code.split(" ", 1)[0])
+            return start_response(code, headers, exc_info)
+
+        body = self.moto(environ, capture)
+        if status.get("code") == 200:
+            bucket = request.path.strip("/").split("/", 1)[0]
+            s3_backends[DEFAULT_ACCOUNT]["aws"].put_bucket_tagging(bucket, tags)
+        return body
 
     @staticmethod
     def scope(request):
@@ -423,7 +511,10 @@ class Emulator:
     def control(self, request):
         if request.path == "/lakesight-emulator/config" and request.method == "POST":
             self.behaviour.configure(body_of(request))
+            self.faults.reset()
             return json_response(200, {"ok": True})
+        if request.path == "/lakesight-emulator/faults":
+            return json_response(200, self.faults.state())
         if request.path == "/lakesight-emulator/reset" and request.method == "POST":
             from moto.moto_api import _internal
 
@@ -435,6 +526,7 @@ class Emulator:
             with self.runtime.lock:
                 self.runtime.calls.clear()
             self.behaviour.reset()
+            self.faults.reset()
             return json_response(200, {"ok": True})
         if request.path == "/lakesight-emulator/invocations":
             with self.runtime.lock:

@@ -2,65 +2,9 @@
 
 mod support;
 
-use support::{EMPTY_ZIP, Emulator, manifest, repo};
+use support::{EMPTY_ZIP, Emulator, manifest, owned_by, repo};
 
 const QUICKSTART_STACK: &str = "quickstart";
-
-/// What exists in the emulator carrying the owner tag of `stack`, found without lakesight's code.
-async fn owned_by(emulator: &Emulator, stack: &str) -> Vec<String> {
-    let mut owned = Vec::new();
-    let s3 = emulator.s3().await;
-    for bucket in s3.list_buckets().send().await.expect("ListBuckets").buckets() {
-        let name = bucket.name().unwrap_or_default();
-        let tags = s3.get_bucket_tagging().bucket(name).send().await;
-        if tags.is_ok_and(|t| t.tag_set().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack)) {
-            owned.push(format!("bucket {name}"));
-        }
-    }
-    let lambda = emulator.lambda().await;
-    for function in lambda.list_functions().send().await.expect("ListFunctions").functions() {
-        let arn = function.function_arn().unwrap_or_default();
-        let tags = lambda.list_tags().resource(arn).send().await.expect("ListTags");
-        if tags.tags().and_then(|t| t.get("lakesight:stack")).is_some_and(|v| v == stack) {
-            owned.push(format!("function {}", function.function_name().unwrap_or_default()));
-        }
-    }
-    for mapping in lambda.list_event_source_mappings().send().await.expect("mappings").event_source_mappings() {
-        let arn = mapping.event_source_mapping_arn().unwrap_or_default();
-        let tags = lambda.list_tags().resource(arn).send().await.expect("ListTags");
-        if tags.tags().and_then(|t| t.get("lakesight:stack")).is_some_and(|v| v == stack) {
-            owned.push(format!("event source mapping {}", mapping.uuid().unwrap_or_default()));
-        }
-    }
-    let sqs = emulator.sqs().await;
-    for url in sqs.list_queues().send().await.expect("ListQueues").queue_urls() {
-        let tags = sqs.list_queue_tags().queue_url(url).send().await.expect("ListQueueTags");
-        if tags.tags().and_then(|t| t.get("lakesight:stack")).is_some_and(|v| v == stack) {
-            owned.push(format!("queue {url}"));
-        }
-    }
-    let lake = emulator.securitylake().await;
-    for data_lake in lake.list_data_lakes().send().await.expect("ListDataLakes").data_lakes() {
-        let tags = lake.list_tags_for_resource().resource_arn(data_lake.data_lake_arn()).send().await.expect("tags");
-        if tags.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
-            owned.push(format!("data lake {}", data_lake.region()));
-        }
-    }
-    for subscriber in lake.list_subscribers().send().await.expect("ListSubscribers").subscribers() {
-        let tags = lake.list_tags_for_resource().resource_arn(subscriber.subscriber_arn()).send().await.expect("tags");
-        if tags.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
-            owned.push(format!("subscriber {}", subscriber.subscriber_name()));
-        }
-    }
-    let iam = emulator.iam().await;
-    for role in iam.list_roles().send().await.expect("ListRoles").roles() {
-        let tags = iam.list_role_tags().role_name(role.role_name()).send().await.expect("ListRoleTags");
-        if tags.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
-            owned.push(format!("role {}", role.role_name()));
-        }
-    }
-    owned
-}
 
 #[tokio::test]
 async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything() {
@@ -84,6 +28,13 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
     assert!(replan.stdout.contains("No changes"), "{}", replan.stdout);
     assert!(replan.stderr.contains(", 0 mutating,"), "{}", replan.stderr);
     assert!(replan.stderr.contains("GetRole"), "stats list the calls made: {}", replan.stderr);
+    // One reader per fact: the subscriber and the training jobs are listed once, by their own resources.
+    let count = |operation: &str| -> u64 {
+        let line = replan.stderr.lines().find(|l| l.split_whitespace().nth(1) == Some(operation));
+        line.and_then(|l| l.split_whitespace().nth(2)?.parse().ok()).unwrap_or(0)
+    };
+    assert_eq!((count("ListSubscribers"), count("ListTrainingJobs")), (1, 1), "{}", replan.stderr);
+    assert!(replan.stderr.contains("read-only calls for 21 resources"), "{}", replan.stderr);
 
     let reapply = emu.run(&["apply", "--auto-approve", "--stats"], &file);
     reapply.expect_code(0);

@@ -229,3 +229,40 @@ async fn a_changed_package_is_uploaded_and_a_missing_one_is_refused_before_any_c
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
 }
+
+#[tokio::test]
+async fn a_replaced_subscriber_brings_a_new_notification_and_trigger_in_the_same_apply() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
+    let file = manifest(dir.path(), "moved", &stack("ipcheck.zip"));
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let before = deployed(&emu, "moved").await.queue_arn;
+
+    // S3 and Lake Formation access: a change Security Lake cannot make in place.
+    let text = stack("ipcheck.zip").replace(
+        "    externalId: scorer-e2e-external-id\n",
+        "    externalId: scorer-e2e-external-id\n    access: [S3, LAKEFORMATION]\n",
+    );
+    let file = manifest(dir.path(), "moved", &text);
+    let plan = emu.run(&["plan"], &file);
+    assert!(plan.stdout.contains("-/+ securitylake.subscriber/scorer"), "{}", plan.stdout);
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(0);
+    assert!(
+        apply.stdout.contains("securitylake.notification/scorer: approved as NoOp, carried out as Create"),
+        "{}",
+        apply.stdout
+    );
+    assert!(
+        apply.stdout.contains("lambda.event-source-mapping/ipcheck: approved as NoOp, carried out as Replace"),
+        "{}",
+        apply.stdout
+    );
+    let after = deployed(&emu, "moved").await.queue_arn;
+    assert_ne!(after, before, "the new subscriber has a queue of its own");
+    let mappings = emu.lambda().await.list_event_source_mappings().send().await.expect("mappings");
+    let sources: Vec<&str> = mappings.event_source_mappings().iter().filter_map(|m| m.event_source_arn()).collect();
+    assert_eq!(sources, [after.as_str()], "the trigger reads the new queue, and only it");
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+}

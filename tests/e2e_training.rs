@@ -116,10 +116,22 @@ async fn serving(emu: &Emulator, stack: &str) -> Option<String> {
     out.endpoint_config_name().map(str::to_owned)
 }
 
+/// The models of `stack`: `lakesight-<stack>-g<N>-...`, filtered here because emulators may ignore `NameContains`.
 async fn models(emu: &Emulator, stack: &str) -> Vec<String> {
     let out =
         emu.sagemaker().await.list_models().name_contains(format!("lakesight-{stack}-g")).send().await.expect("models");
-    let mut names: Vec<String> = out.models().iter().filter_map(|m| m.model_name().map(str::to_owned)).collect();
+    let prefix = format!("lakesight-{stack}-g");
+    // `<N>-<8 hex digits>`: `lakesight-demo-g7-g1-...` is stack demo-g7's, not demo's.
+    let ours = |name: &str| {
+        let rest = name.strip_prefix(&prefix).and_then(|r| r.split_once('-'));
+        rest.is_some_and(|(generation, digest)| {
+            generation.bytes().all(|b| b.is_ascii_digit())
+                && digest.len() == 8
+                && digest.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+    };
+    let mut names: Vec<String> =
+        out.models().iter().filter_map(|m| m.model_name().filter(|n| ours(n)).map(str::to_owned)).collect();
     names.sort();
     names
 }
@@ -184,4 +196,34 @@ async fn a_failing_update_keeps_the_old_generation_serving_and_is_not_retried() 
     again.expect_code(1);
     assert!(again.stderr.contains("is not retried"), "{}", again.stderr);
     assert!(!again.stderr.contains("UpdateEndpoint"), "no second attempt: {}", again.stderr);
+}
+
+#[tokio::test]
+async fn collecting_old_generations_never_touches_another_stack_that_shares_the_prefix() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: needs the emulator's seeded UNLOAD rows and training metrics");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keep_one = "  endpoint:\n    instanceType: ml.m5.large\n  retrain:\n    keepGenerations: 1\n";
+    // Stack `demo-g7`'s models are named `lakesight-demo-g7-g<N>-...`, which starts like stack `demo`'s.
+    let neighbour = manifest(dir.path(), "demo-g7", &(stack(5) + keep_one));
+    emu.run(&["apply", "--auto-approve"], &neighbour).expect_code(0);
+    let theirs = models(&emu, "demo-g7").await;
+    assert_eq!(theirs.len(), 1);
+
+    // One account and region has one lake: stack demo reads the one stack demo-g7 manages.
+    let reader =
+        |epochs| (stack(epochs) + keep_one).replace("  securityLake: {}\n", "  securityLake:\n    manage: false\n");
+    for epochs in [5, 6, 7] {
+        let ours = manifest(dir.path(), "demo", &reader(epochs));
+        emu.run(&["apply", "--auto-approve"], &ours).expect_code(0);
+    }
+    let ours = models(&emu, "demo").await;
+    assert_eq!(ours.len(), 1, "stack demo kept one generation: {ours:?}");
+    assert_eq!(models(&emu, "demo-g7").await, theirs, "stack demo-g7's generation is untouched");
+    let destroy = emu.run(&["destroy", "--auto-approve"], &manifest(dir.path(), "demo", &reader(7)));
+    destroy.expect_code(0);
+    assert_eq!(models(&emu, "demo-g7").await, theirs, "nor does destroying stack demo touch it");
 }

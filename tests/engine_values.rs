@@ -143,7 +143,8 @@ async fn a_destroy_is_done_only_when_the_resource_reads_as_gone() {
     assert!(report.succeeded(), "{report:?}");
     let log = cloud.log.lock().unwrap().clone();
     assert!(cloud.get("endpoint").is_none(), "its readiness read it until it was gone");
-    assert!(log.iter().position(|e| e == "delete role") > log.iter().position(|e| e == "delete endpoint"));
+    let at = |entry: &str| log.iter().position(|e| e == entry).unwrap_or_else(|| panic!("{entry} in {log:?}"));
+    assert!(at("gone endpoint") < at("delete role"), "the role waited until the endpoint was gone: {log:?}");
 }
 
 #[tokio::test]

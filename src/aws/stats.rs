@@ -24,6 +24,8 @@ pub struct CallStats {
     calls: Mutex<BTreeMap<(String, String), u64>>,
     executions: AtomicU64,
     attempts: AtomicU64,
+    /// Resources the command observed, to relate reads to them.
+    resources: AtomicU64,
 }
 
 /// A snapshot of the counters, as `--stats --output json` prints it.
@@ -34,6 +36,8 @@ pub struct StatsSummary {
     pub total_calls: u64,
     pub mutating_calls: u64,
     pub retries: u64,
+    /// Resources observed, when the command plans.
+    pub resources: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -49,6 +53,11 @@ pub fn is_mutating(operation: &str) -> bool {
 }
 
 impl CallStats {
+    /// The command observed `count` resources (once each, when it planned).
+    pub fn observed(&self, count: usize) {
+        self.resources.store(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     pub fn summary(&self) -> StatsSummary {
         let calls: Vec<OperationCount> = self
             .calls
@@ -69,6 +78,7 @@ impl CallStats {
             total_calls: calls.iter().map(|c| c.count).sum(),
             mutating_calls: calls.iter().filter(|c| c.mutating).map(|c| c.count).sum(),
             retries: self.attempts.load(Ordering::Relaxed).saturating_sub(executions),
+            resources: self.resources.load(Ordering::Relaxed),
             calls,
         }
     }
@@ -95,6 +105,10 @@ impl StatsSummary {
             self.retries,
             wall.as_secs_f64()
         );
+        if self.resources > 0 {
+            let reads = self.total_calls - self.mutating_calls;
+            let _ = writeln!(out, "reads: {reads} read-only calls for {} resources", self.resources);
+        }
         out
     }
 }

@@ -26,9 +26,10 @@ pub struct PlanArgs {
 }
 
 pub async fn run(global: &Global, args: &PlanArgs, stats: Arc<CallStats>) -> Result<u8, CliError> {
-    let s = session::open(global, &args.manifest.file, stats).await?;
+    let s = session::open(global, &args.manifest.file, Arc::clone(&stats)).await?;
     let intent = if args.destroy { Intent::Absent } else { Intent::Present };
     let plan = engine::plan(&s.graph, intent, args.adopt, global.parallelism.into()).await?;
+    stats.observed(s.graph.len());
     print_plan(&plan, args.output);
     let code = if args.detailed_exitcode && plan.has_changes() { exit::CHANGES } else { exit::SUCCESS };
     Ok(code)

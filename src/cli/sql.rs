@@ -24,7 +24,7 @@ pub async fn run(global: &Global, args: &SqlArgs, stats: Arc<CallStats>) -> Resu
     let run = run_id(now);
     let bucket = s.stack.artifact_bucket();
     let sql = FeatureSql::new(tables(&s.stack, &features), features, now);
-    println!("-- run {run}: distinct entities in the train split (sizes num_entity_vectors)");
+    println!("-- run {run}: pairs and distinct entities in the train split (enough data? sizes num_entity_vectors)");
     println!("{};\n", sql.counts());
     for split in [Split::Train, Split::Validation] {
         println!("-- run {run}: the {} split", split.as_str());

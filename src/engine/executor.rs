@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::graph::{Direction, Graph};
-use super::node::{Node, Readiness};
+use super::node::{Node, Ownership, Readiness};
 use super::plan::{Action, Plan, Rules, observe_and_publish};
 use super::value::Values;
 
@@ -121,6 +121,14 @@ struct Walk {
     values: Arc<Values>,
 }
 
+/// What the user approved for one node.
+#[derive(Debug, Clone)]
+struct Approved {
+    action: Action,
+    /// The fields an approved update changes.
+    fields: Vec<String>,
+}
+
 /// What one node's task ends with.
 struct Finished {
     outcome: Outcome,
@@ -139,8 +147,14 @@ pub async fn execute(
     reporter: Arc<dyn Reporter>,
 ) -> Report {
     let n = graph.len();
-    let actions: Vec<Action> =
-        (0..n).map(|i| plan.action_of(graph.node(i).address()).unwrap_or(Action::NoOp)).collect();
+    let approved: Vec<Approved> = (0..n)
+        .map(|i| match plan.node(graph.node(i).address()) {
+            Some(planned) => {
+                Approved { action: planned.action, fields: planned.changes.iter().map(|c| c.field.clone()).collect() }
+            }
+            None => Approved { action: Action::NoOp, fields: Vec::new() },
+        })
+        .collect();
     let walk = Arc::new(Walk {
         slots: Arc::new(Semaphore::new(options.parallelism.max(1))),
         serial: (0..n)
@@ -156,7 +170,7 @@ pub async fn execute(
 
     let mut waiting_for: Vec<usize> = (0..n).map(|i| graph.prerequisites(i, direction).len()).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-    // Whether a node, or anything it waited on, changed in this run.
+    // Whether a node changed something in this run, so that what waits on it plans again.
     let mut changed = vec![false; n];
     let mut replanned = Vec::new();
     let mut tasks = JoinSet::new();
@@ -168,9 +182,9 @@ pub async fn execute(
                  i: usize| {
         let node = Arc::clone(graph.node(i));
         let walk = Arc::clone(&walk);
-        let action = actions[i];
+        let approved = approved[i].clone();
         let upstream_changed = graph.prerequisites(i, direction).iter().any(|&p| changed[p]);
-        let handle = tasks.spawn(async move { (i, run_node(node.as_ref(), action, upstream_changed, &walk).await) });
+        let handle = tasks.spawn(async move { (i, run_node(node.as_ref(), &approved, upstream_changed, &walk).await) });
         task_nodes.insert(handle.id(), i);
     };
     for i in graph.order(direction) {
@@ -250,7 +264,7 @@ fn mark_downstream(
 /// Observes and plans `node` again, just before it acts, and decides what it does now.
 async fn replan(
     node: &dyn Node,
-    approved: Action,
+    approved: &Approved,
     upstream_changed: bool,
     walk: &Walk,
 ) -> Result<(Action, Option<Replanned>), Outcome> {
@@ -259,16 +273,21 @@ async fn replan(
         observe_and_publish(node, &walk.values).await.map_err(Outcome::Failed)?
     };
     let fresh = walk.rules.decide(node, &observed).map_err(|refusal| Outcome::Failed(refusal.to_string()))?;
+    let fields: Vec<String> = fresh.changes.iter().map(|c| c.field.clone()).collect();
+    let approved_fields = approved.fields.clone();
+    let approved = approved.action;
     let applied = match fresh.action {
-        now if now == approved => approved,
+        now if now == approved && (fields == approved_fields || upstream_changed) => approved,
         // Done meanwhile, by an earlier node of this run or by someone else: nothing left to do.
         Action::NoOp => Action::NoOp,
         now if upstream_changed => now,
         now => {
             return Err(Outcome::Failed(format!(
-                "the approved plan said {approved:?}, but it now needs {now:?} ({}), and nothing this run changed \
-                 explains it; run plan again and review",
-                fresh.reason
+                "the approved plan said {approved:?} ({}), but it now needs {now:?} ({}: {}), and nothing this \
+                 run changed explains it; run plan again and review",
+                approved_fields.join(", "),
+                fresh.reason,
+                fields.join(", ")
             )));
         }
     };
@@ -281,30 +300,34 @@ async fn replan(
     Ok((applied, replanned))
 }
 
-async fn run_node(node: &dyn Node, approved: Action, upstream_changed: bool, walk: &Walk) -> Finished {
-    let (action, replanned) = if approved.is_change() || upstream_changed {
+async fn run_node(node: &dyn Node, approved: &Approved, upstream_changed: bool, walk: &Walk) -> Finished {
+    if walk.cancel.is_cancelled() {
+        return Finished { outcome: Outcome::Interrupted, replanned: None };
+    }
+    let (action, replanned) = if approved.action.is_change() || upstream_changed {
         match replan(node, approved, upstream_changed, walk).await {
             Ok(decided) => decided,
             Err(outcome) => return Finished { outcome, replanned: None },
         }
     } else {
-        (approved, None)
+        (approved.action, None)
     };
     Finished { outcome: act(node, action, walk).await, replanned }
 }
 
 async fn act(node: &dyn Node, action: Action, walk: &Walk) -> Outcome {
     if action.is_change() {
+        // The serial lock first: a node waiting for it holds no worker slot.
+        let _serial = match node.serial_key().and_then(|k| walk.serial.get(k)) {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
         let Ok(_slot) = walk.slots.acquire().await else {
             return Outcome::Interrupted;
         };
         if walk.cancel.is_cancelled() {
             return Outcome::Interrupted;
         }
-        let _serial = match node.serial_key().and_then(|k| walk.serial.get(k)) {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
         walk.reporter.started(node.address(), action);
         if let Err(e) = node.apply(action).await {
             return Outcome::Failed(e.to_string());
@@ -327,12 +350,15 @@ async fn act(node: &dyn Node, action: Action, walk: &Walk) -> Outcome {
         }
         _ => {
             let Ok(_slot) = walk.slots.acquire().await else { return Outcome::Interrupted };
-            observe_and_publish(node, &walk.values).await.map(drop)
+            observe_and_publish(node, &walk.values).await.and_then(|o| match o.ownership {
+                Some(Ownership::Owned | Ownership::Untaggable) => Ok(()),
+                _ => Err("it does not read back as the stack's".to_owned()),
+            })
         }
     };
     match published {
         Ok(()) => Outcome::Applied(action),
-        Err(e) => Outcome::Failed(format!("applied, but reading it back failed: {e}")),
+        Err(e) => Outcome::Failed(format!("applied, but {e}")),
     }
 }
 

@@ -82,10 +82,6 @@ impl Graph {
         &self.values
     }
 
-    pub fn index_of(&self, address: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.address() == address)
-    }
-
     /// Node indices in the order a sequential walk in `direction` would visit them.
     pub fn order(&self, direction: Direction) -> Vec<usize> {
         match direction {

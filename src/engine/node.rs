@@ -52,8 +52,8 @@ pub struct Observation {
     pub health: Option<String>,
     /// Why an absent resource is absent, when the provider knows more than "it does not exist".
     pub note: Option<String>,
-    /// Why destroy leaves an existing resource in place although the stack owns it (a service
-    /// that keeps finished jobs on record, say). Such a node is reported as kept, never planned.
+    /// Why destroy leaves an existing resource of the stack's alone: a service keeps finished
+    /// jobs on record, say, or another node removes it. Reported as is, never planned.
     pub kept: Option<String>,
     /// What dependents may read from this node. Published only for resources the stack manages.
     #[serde(skip_serializing_if = "Outputs::is_empty")]

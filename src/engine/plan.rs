@@ -120,7 +120,7 @@ pub fn plan_action(
         }
         (Intent::Absent, Some(_)) if retained.is_some() => Ok((Action::NoOp, retained.unwrap_or_default().to_owned())),
         (Intent::Absent, Some(_)) if observed.kept.is_some() => {
-            Ok((Action::NoOp, format!("kept: {}", observed.kept.as_deref().unwrap_or_default())))
+            Ok((Action::NoOp, observed.kept.clone().unwrap_or_default()))
         }
         (Intent::Absent, Some(_)) => Ok((Action::Delete, "removed with the stack".to_owned())),
         (Intent::Present, Some(Ownership::Foreign(Some(owner)))) => Err(Refusal::OwnedBy(owner.clone())),

@@ -72,13 +72,6 @@ impl<T> Known<T> {
             Known::AfterApply => None,
         }
     }
-
-    pub fn as_ref(&self) -> Known<&T> {
-        match self {
-            Known::Now(v) => Known::Now(v),
-            Known::AfterApply => Known::AfterApply,
-        }
-    }
 }
 
 impl<T: fmt::Display> Known<T> {

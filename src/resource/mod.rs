@@ -91,8 +91,8 @@ pub trait Resource: Send + Sync + 'static {
     fn outputs(&self, _observed: &Self::Observed) -> Outputs {
         Outputs::new()
     }
-    /// Why destroy leaves this existing resource in place although it is ours, when the service
-    /// cannot delete it (a finished training job stays on record, say).
+    /// Why destroy leaves this existing resource of ours alone, when the service cannot delete it
+    /// ("kept: SageMaker keeps ..."), or another node removes what it holds.
     fn kept(&self, _observed: &Self::Observed) -> Option<String> {
         None
     }
@@ -106,7 +106,9 @@ pub trait Resource: Send + Sync + 'static {
     async fn update(&self, observed: &Self::Observed, changes: &[Change]) -> Result<(), ResourceError>;
     /// Must treat an already-deleted resource as success.
     async fn delete(&self, observed: &Self::Observed) -> Result<(), ResourceError>;
-    /// Only reads: anything that mutates belongs in an action.
+    /// For a resource this run left unchanged, only reads: anything that mutates belongs in an
+    /// action. While the resource's own action is in progress, a multi-step action may take its
+    /// next step here (a feature run starts its UNLOADs once its count is in).
     async fn readiness(&self) -> Result<Readiness, ResourceError> {
         Ok(Readiness::Ready)
     }

@@ -125,6 +125,8 @@ impl Resource for Fake {
         match resources.get_mut(address) {
             Some(Stored { deleting: Some(0), .. }) => {
                 resources.remove(address);
+                drop(resources);
+                self.cloud.record(format!("gone {address}"));
                 Ok(None)
             }
             Some(stored) => {

@@ -56,16 +56,32 @@ impl Emulator {
         self.child.is_some()
     }
 
-    /// Sets test behaviour (pending polls, latency, conflicts) on the bundled emulator.
+    /// Sets test behaviour (pending polls, latency, conflicts, faults) on the bundled emulator.
     pub fn configure(&self, body: &str) {
-        assert!(self.is_bundled(), "only the bundled emulator takes behaviour settings");
+        self.control("config", Some(body));
+    }
+
+    /// Forgets every resource and setting of the bundled emulator.
+    pub fn reset(&self) {
+        self.control("reset", Some("{}"));
+    }
+
+    /// The AWS calls counted since the last configuration, and whether an answer is held.
+    pub fn faults(&self) -> serde_json::Value {
+        self.control("faults", None)
+    }
+
+    /// A request to the bundled emulator's control API: POST with `body`, or GET.
+    fn control(&self, path: &str, body: Option<&str>) -> serde_json::Value {
+        assert!(self.is_bundled(), "only the bundled emulator has a control API");
         let out = Command::new(repo().join("localstack/.venv/bin/python"))
-            .args(["-c", "import sys,urllib.request as u; u.urlopen(u.Request(sys.argv[1], data=sys.argv[2].encode(), method='POST', headers={'Content-Type':'application/json'}))"])
-            .arg(format!("{}/lakesight-emulator/config", self.endpoint))
-            .arg(body)
+            .args(["-c", "import sys,urllib.request as u; d=sys.argv[2].encode() if len(sys.argv)>2 else None; print(u.urlopen(u.Request(sys.argv[1], data=d, method='POST' if d else 'GET', headers={'Content-Type':'application/json'})).read().decode())"])
+            .arg(format!("{}/lakesight-emulator/{path}", self.endpoint))
+            .args(body)
             .output()
-            .expect("configure emulator");
+            .expect("reach the emulator's control API");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON")
     }
 
     /// The real binary, pointed at this emulator, never at a real account.
@@ -80,6 +96,18 @@ impl Emulator {
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// Starts `lakesight <args> -f <file>` without waiting for it.
+    pub fn spawn(&self, args: &[&str], file: &Path) -> Child {
+        self.lakesight()
+            .args(args)
+            .arg("-f")
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start lakesight")
     }
 
     /// Runs `lakesight <args> -f <file>` to completion.
@@ -132,14 +160,7 @@ impl Emulator {
 
     /// Every InvokeEndpoint call the bundled emulator served: `{"endpoint", "bytes", "lines"}`.
     pub fn invocations(&self) -> Vec<serde_json::Value> {
-        let out = Command::new(repo().join("localstack/.venv/bin/python"))
-            .args(["-c", "import sys,urllib.request as u; print(u.urlopen(sys.argv[1]).read().decode())"])
-            .arg(format!("{}/lakesight-emulator/invocations", self.endpoint))
-            .output()
-            .expect("read the emulator's invocations");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let body: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        body["invocations"].as_array().cloned().unwrap_or_default()
+        self.control("invocations", None)["invocations"].as_array().cloned().unwrap_or_default()
     }
 
     /// The real `ipcheck` binary, run once on an SQS event file with `vars` as its
@@ -206,4 +227,60 @@ pub fn manifest(dir: &Path, name: &str, extra_spec: &str) -> PathBuf {
     );
     std::fs::write(&path, text).expect("write manifest");
     path
+}
+
+/// What exists in the emulator carrying the owner tag of `stack`, found without lakesight's code.
+pub async fn owned_by(emulator: &Emulator, stack: &str) -> Vec<String> {
+    let mut owned = Vec::new();
+    let s3 = emulator.s3().await;
+    for bucket in s3.list_buckets().send().await.expect("ListBuckets").buckets() {
+        let name = bucket.name().unwrap_or_default();
+        let tags = s3.get_bucket_tagging().bucket(name).send().await;
+        if tags.is_ok_and(|t| t.tag_set().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack)) {
+            owned.push(format!("bucket {name}"));
+        }
+    }
+    let lambda = emulator.lambda().await;
+    for function in lambda.list_functions().send().await.expect("ListFunctions").functions() {
+        let arn = function.function_arn().unwrap_or_default();
+        let tags = lambda.list_tags().resource(arn).send().await.expect("ListTags");
+        if tags.tags().and_then(|t| t.get("lakesight:stack")).is_some_and(|v| v == stack) {
+            owned.push(format!("function {}", function.function_name().unwrap_or_default()));
+        }
+    }
+    for mapping in lambda.list_event_source_mappings().send().await.expect("mappings").event_source_mappings() {
+        let arn = mapping.event_source_mapping_arn().unwrap_or_default();
+        let tags = lambda.list_tags().resource(arn).send().await.expect("ListTags");
+        if tags.tags().and_then(|t| t.get("lakesight:stack")).is_some_and(|v| v == stack) {
+            owned.push(format!("event source mapping {}", mapping.uuid().unwrap_or_default()));
+        }
+    }
+    let sqs = emulator.sqs().await;
+    for url in sqs.list_queues().send().await.expect("ListQueues").queue_urls() {
+        let tags = sqs.list_queue_tags().queue_url(url).send().await.expect("ListQueueTags");
+        if tags.tags().and_then(|t| t.get("lakesight:stack")).is_some_and(|v| v == stack) {
+            owned.push(format!("queue {url}"));
+        }
+    }
+    let lake = emulator.securitylake().await;
+    for data_lake in lake.list_data_lakes().send().await.expect("ListDataLakes").data_lakes() {
+        let tags = lake.list_tags_for_resource().resource_arn(data_lake.data_lake_arn()).send().await.expect("tags");
+        if tags.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
+            owned.push(format!("data lake {}", data_lake.region()));
+        }
+    }
+    for subscriber in lake.list_subscribers().send().await.expect("ListSubscribers").subscribers() {
+        let tags = lake.list_tags_for_resource().resource_arn(subscriber.subscriber_arn()).send().await.expect("tags");
+        if tags.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
+            owned.push(format!("subscriber {}", subscriber.subscriber_name()));
+        }
+    }
+    let iam = emulator.iam().await;
+    for role in iam.list_roles().send().await.expect("ListRoles").roles() {
+        let tags = iam.list_role_tags().role_name(role.role_name()).send().await.expect("ListRoleTags");
+        if tags.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == stack) {
+            owned.push(format!("role {}", role.role_name()));
+        }
+    }
+    owned
 }

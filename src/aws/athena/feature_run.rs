@@ -53,7 +53,7 @@ pub struct FeatureRun {
     sql: Mutex<Option<FeatureSql>>,
 }
 
-/// Registry entry: stacks with `features` run them.
+/// The nodes of this kind, for `aws::wiring`: stacks with `features` run them.
 pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
     match &stack.manifest.spec.features {
         Some(features) => {

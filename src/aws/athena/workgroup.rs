@@ -44,7 +44,7 @@ pub struct Workgroup {
     tags: BTreeMap<String, String>,
 }
 
-/// Registry entry: only stacks that extract features need a workgroup.
+/// The nodes of this kind, for `aws::wiring`: only stacks that extract features need a workgroup.
 pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
     match &stack.manifest.spec.features {
         Some(_) => vec![Arc::new(Managed::new(Workgroup::new(stack, aws.athena.clone())))],

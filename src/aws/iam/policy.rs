@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 
 use crate::stack::{RoleKind, Stack};
 
-/// The AWS-managed policy Security Lake requires on its metastore manager role.
-pub const META_STORE_MANAGER_POLICY: &str = "AmazonSecurityLakeMetaStoreManagerV2";
+/// The AWS-managed policy Security Lake requires on its metastore manager role, under
+/// `service-role/` (the Security Lake user guide's page on AWS managed policies).
+pub const META_STORE_MANAGER_POLICY: &str = "AmazonSecurityLakeMetastoreManager";
 
 /// The service that assumes each role.
 pub fn trust_policy(role: RoleKind) -> Value {
@@ -200,7 +201,7 @@ mod tests {
         let s = stack("");
         assert_eq!(
             managed_policies(&s, RoleKind::MetaStoreManager),
-            ["arn:aws:iam::aws:policy/service-role/AmazonSecurityLakeMetaStoreManagerV2"]
+            ["arn:aws:iam::aws:policy/service-role/AmazonSecurityLakeMetastoreManager"]
         );
         assert!(inline_policy(&s, RoleKind::MetaStoreManager).is_none());
         assert_eq!(

@@ -39,7 +39,7 @@ pub struct Role {
     description: String,
 }
 
-/// Registry entry: one node per role the stack creates (roles given by ARN are used as is).
+/// The nodes of this kind, for `aws::wiring`: one node per role the stack creates (roles given by ARN are used as is).
 pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
     RoleKind::ALL
         .into_iter()

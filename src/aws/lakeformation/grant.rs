@@ -34,7 +34,7 @@ pub struct Grant {
     database: String,
 }
 
-/// Registry entry: one node per lake region, when the manifest asks for query access.
+/// The nodes of this kind, for `aws::wiring`: one node per lake region, when the manifest asks for query access.
 pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
     let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.query_access.is_some()) else {
         return Vec::new();

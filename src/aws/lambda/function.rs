@@ -74,7 +74,7 @@ pub struct Function {
     tags: BTreeMap<String, String>,
 }
 
-/// Registry entry: stacks with a scorer.
+/// The nodes of this kind, for `aws::wiring`: stacks with a scorer.
 pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
     match &stack.manifest.spec.scorer {
         Some(scorer) => vec![Arc::new(Managed::new(Function::new(stack, scorer, aws.lambda.clone())))],

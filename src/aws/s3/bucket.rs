@@ -56,7 +56,7 @@ pub struct ArtifactBucket {
     retain: bool,
 }
 
-/// Registry entry.
+/// The nodes of this kind, for `aws::wiring`.
 pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
     vec![Arc::new(Managed::new(ArtifactBucket::new(stack, aws.s3.clone())))]
 }
@@ -273,23 +273,25 @@ impl Resource for ArtifactBucket {
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
-        let mut request = self.client.create_bucket().bucket(self.bucket());
-        // us-east-1 rejects an explicit location constraint.
+        // Tagged in the same call, so that no interruption can leave a bucket of ours without
+        // its owner tag. us-east-1 rejects an explicit location constraint.
+        let tags = self
+            .tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(k).value(v).build().map_err(|e| ResourceError::Invalid(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut configuration = CreateBucketConfiguration::builder().set_tags(Some(tags));
         if self.region != "us-east-1" {
-            request = request.create_bucket_configuration(
-                CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
-                    .build(),
-            );
+            configuration = configuration.location_constraint(BucketLocationConstraint::from(self.region.as_str()));
         }
+        let request =
+            self.client.create_bucket().bucket(self.bucket()).create_bucket_configuration(configuration.build());
         match request.send().await {
             Ok(_) => {}
             // A create that raced an interrupted earlier apply of ours.
             Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
             Err(e) => return Err(service_error("CreateBucket", e)),
         }
-        // Tag first, so that an interruption leaves a bucket the next apply recognises as ours.
-        self.put_tags(&BTreeMap::new()).await?;
         self.block_public_access().await?;
         self.put_encryption().await
     }
@@ -394,30 +396,28 @@ mod tests {
     const OWNED: &[(&str, &str)] = &[("lakesight:stack", "demo"), ("team", "secops")];
 
     #[tokio::test]
-    async fn absent_bucket_is_created_tagged_blocked_and_encrypted() {
+    async fn absent_bucket_is_created_tagged_in_the_same_call_blocked_and_encrypted() {
         let head = mock!(Client::head_bucket).then_error(|| HeadBucketError::NotFound(NotFound::builder().build()));
         let create = mock!(Client::create_bucket)
             .match_requests(|r| {
+                let config = r.create_bucket_configuration();
                 r.bucket() == Some(BUCKET)
-                    && r.create_bucket_configuration().and_then(|c| c.location_constraint()).map(|l| l.as_str())
-                        == Some("eu-west-1")
+                    && config.and_then(|c| c.location_constraint()).map(|l| l.as_str()) == Some("eu-west-1")
+                    && config
+                        .is_some_and(|c| c.tags().iter().any(|t| t.key() == "lakesight:stack" && t.value() == "demo"))
             })
             .then_output(|| CreateBucketOutput::builder().build());
-        let tag = mock!(Client::put_bucket_tagging)
-            .match_requests(|r| {
-                r.tagging()
-                    .is_some_and(|t| t.tag_set().iter().any(|t| t.key() == "lakesight:stack" && t.value() == "demo"))
-            })
-            .then_output(|| PutBucketTaggingOutput::builder().build());
+        let tag = mock!(Client::put_bucket_tagging).then_output(|| PutBucketTaggingOutput::builder().build());
         let block =
             mock!(Client::put_public_access_block).then_output(|| PutPublicAccessBlockOutput::builder().build());
         let encrypt = mock!(Client::put_bucket_encryption).then_output(|| PutBucketEncryptionOutput::builder().build());
         let n = node(&[&head, &create, &tag, &block, &encrypt]);
 
         created_as_planned(&n).await;
-        for rule in [&create, &tag, &block, &encrypt] {
+        for rule in [&create, &block, &encrypt] {
             assert_eq!(rule.num_calls(), 1);
         }
+        assert_eq!(tag.num_calls(), 0, "no window between create and tagging");
     }
 
     #[tokio::test]

@@ -259,7 +259,12 @@ impl Resource for Endpoint {
     async fn record_failure(&self, _error: &ResourceError) -> Result<(), ResourceError> {
         let Some(observed) = self.read().await? else { return Ok(()) };
         let Some(wanted) = observed.wanted.clone() else { return Ok(()) };
-        if observed.config == wanted || observed.failed(&wanted).is_some() {
+        // Only a finished update that left another configuration serving; never a failed read
+        // while the update is still under way.
+        if observed.status != EndpointStatus::InService.as_str()
+            || observed.config == wanted
+            || observed.failed(&wanted).is_some()
+        {
             return Ok(());
         }
         let reason = observed.failure.clone().unwrap_or_else(|| "the endpoint did not switch".into());

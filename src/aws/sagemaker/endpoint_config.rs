@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ProductionVariant, ProductionVariantInstanceType, Tag};
 
+use super::generations::{self, Kind};
 use super::{Generational, Lineage};
 use crate::aws::error::service_error;
 use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
@@ -145,9 +146,11 @@ impl Resource for EndpointConfig {
         Ok(())
     }
 
-    /// This generation's configuration; older generations are the collector's.
-    async fn delete(&self, observed: &Generational) -> Result<(), ResourceError> {
-        delete_config(&self.client, &observed.name).await
+    /// Destroy removes every generation's configuration the stack owns; the endpoint is gone by then.
+    async fn delete(&self, _observed: &Generational) -> Result<(), ResourceError> {
+        let configs =
+            generations::owned(&self.client, &self.lineage, &self.identity.stack, Kind::EndpointConfig).await?;
+        generations::remove(&self.client, &self.lineage, &configs).await
     }
 }
 

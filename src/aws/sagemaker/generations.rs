@@ -4,7 +4,8 @@
 //!
 //! A generation is the stack's only if its name parses exactly as one of this stack's
 //! (`lakesight-<stack>-g<N>-<digest>[-c<config>]`) and it carries the stack's owner tag. Destroy
-//! collects every generation the stack owns.
+//! leaves them to the model and configuration nodes, which remove every generation the stack
+//! owns once the endpoint is gone.
 
 use std::collections::BTreeSet;
 
@@ -58,30 +59,44 @@ impl Generations {
         let keep = stack.manifest.spec.retrain.as_ref().map_or(2, |r| r.keep_generations);
         Generations { identity, client, lineage, keep: usize::try_from(keep).unwrap_or(usize::MAX), serving }
     }
+}
 
-    /// The items of `listed` that parse as this stack's and carry its owner tag.
-    async fn owned(&self, kind: Kind, listed: Vec<(String, String)>) -> Result<Vec<Item>, ResourceError> {
-        let mut owned = Vec::new();
-        for (name, arn) in listed {
-            let Some(generation) = self.lineage.generation_of(&name) else { continue };
-            let tags = read_tags(&self.client, &arn).await?;
-            if tags.get(OWNER_TAG) == Some(&self.identity.stack) {
-                owned.push(Item { generation, kind, name });
+/// Every model or configuration that parses as one of the stack's generations and carries its
+/// owner tag.
+pub async fn owned(client: &Client, lineage: &Lineage, stack: &str, kind: Kind) -> Result<Vec<Item>, ResourceError> {
+    let listed = match kind {
+        Kind::EndpointConfig => EndpointConfig::all(client, lineage).await?,
+        Kind::Model => Model::all(client, lineage).await?,
+    };
+    let mut owned = Vec::new();
+    for (name, arn) in listed {
+        let Some(generation) = lineage.generation_of(&name) else { continue };
+        if read_tags(client, &arn).await?.get(OWNER_TAG).map(String::as_str) == Some(stack) {
+            owned.push(Item { generation, kind, name });
+        }
+    }
+    Ok(owned)
+}
+
+/// Deletes each item. A delete that fails is looked at again: an item no longer listed was
+/// deleted (its answer was lost, or a retry found it gone).
+pub async fn remove(client: &Client, lineage: &Lineage, items: &[Item]) -> Result<(), ResourceError> {
+    for item in items {
+        let deleted = match item.kind {
+            Kind::EndpointConfig => delete_config(client, &item.name).await,
+            Kind::Model => delete_model(client, &item.name).await,
+        };
+        if let Err(error) = deleted {
+            let listed = match item.kind {
+                Kind::EndpointConfig => EndpointConfig::all(client, lineage).await?,
+                Kind::Model => Model::all(client, lineage).await?,
+            };
+            if listed.iter().any(|(name, _)| *name == item.name) {
+                return Err(error);
             }
         }
-        Ok(owned)
     }
-
-    async fn remove(&self, items: &[Item]) -> Result<(), ResourceError> {
-        // Configurations first: they name the models.
-        for item in items {
-            match item.kind {
-                Kind::EndpointConfig => delete_config(&self.client, &item.name).await?,
-                Kind::Model => delete_model(&self.client, &item.name).await?,
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// The items apply collects: all but the newest `keep` generations and the serving one.
@@ -104,9 +119,9 @@ impl Resource for Generations {
     }
 
     async fn read(&self) -> Result<Option<Observed>, ResourceError> {
-        let mut owned =
-            self.owned(Kind::EndpointConfig, EndpointConfig::all(&self.client, &self.lineage).await?).await?;
-        owned.extend(self.owned(Kind::Model, Model::all(&self.client, &self.lineage).await?).await?);
+        let stack = &self.identity.stack;
+        let mut owned = owned(&self.client, &self.lineage, stack, Kind::EndpointConfig).await?;
+        owned.extend(self::owned(&self.client, &self.lineage, stack, Kind::Model).await?);
         owned.sort();
         let serving = self.serving.get().now().and_then(|c| self.lineage.generation_of(&c));
         let old = old(&owned, self.keep, serving);
@@ -129,8 +144,13 @@ impl Resource for Generations {
         format!("{} owned generation item(s)", observed.owned.len())
     }
 
+    /// Destroy removes the generations with the model and configuration, after the endpoint.
     fn kept(&self, observed: &Observed) -> Option<String> {
-        observed.owned.is_empty().then(|| "no generations left to collect".to_owned())
+        Some(if observed.owned.is_empty() {
+            "no generations left".to_owned()
+        } else {
+            format!("{} generation item(s), removed with the model and configuration", observed.owned.len())
+        })
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
@@ -138,16 +158,12 @@ impl Resource for Generations {
     }
 
     async fn update(&self, observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
-        self.remove(&observed.old).await
+        remove(&self.client, &self.lineage, &observed.old).await
     }
 
-    /// Destroy collects every generation the stack owns, serving or not.
+    /// Never planned (see `kept`): the old generations are all that is this node's own.
     async fn delete(&self, observed: &Observed) -> Result<(), ResourceError> {
-        self.remove(&observed.owned).await
-    }
-
-    fn deleted_enough(&self, observed: &Observed) -> bool {
-        observed.owned.is_empty()
+        remove(&self.client, &self.lineage, &observed.old).await
     }
 }
 

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ContainerDefinition, Tag};
 
+use super::generations::{self, Kind};
 use super::{Generational, Lineage};
 use crate::aws::error::service_error;
 use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
@@ -22,6 +23,7 @@ pub const MODEL_NAME: Key<String> = Key::new("modelName");
 pub struct Model {
     identity: Identity,
     client: Client,
+    lineage: Lineage,
     image: String,
     role_arn: String,
     tags: BTreeMap<String, String>,
@@ -44,6 +46,7 @@ impl Model {
                 .unwrap_or_default(),
             role_arn: stack.role_arn(RoleKind::SageMakerExecution),
             tags: stack.tags(),
+            lineage: lineage.clone(),
             job,
             artifact,
         }
@@ -129,9 +132,10 @@ impl Resource for Model {
         Ok(())
     }
 
-    /// This generation's model; older generations are the collector's.
-    async fn delete(&self, observed: &Generational) -> Result<(), ResourceError> {
-        delete_model(&self.client, &observed.name).await
+    /// Destroy removes every generation's model the stack owns; the endpoint is gone by then.
+    async fn delete(&self, _observed: &Generational) -> Result<(), ResourceError> {
+        let models = generations::owned(&self.client, &self.lineage, &self.identity.stack, Kind::Model).await?;
+        generations::remove(&self.client, &self.lineage, &models).await
     }
 }
 

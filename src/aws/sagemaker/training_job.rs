@@ -154,6 +154,11 @@ impl TrainingJob {
             .build()
     }
 
+    fn active(observed: &Observed) -> bool {
+        [TrainingJobStatus::InProgress.as_str(), TrainingJobStatus::Stopping.as_str()]
+            .contains(&observed.status.as_str())
+    }
+
     /// The quality gate: a model below `minAuc`, or without the metric when a minimum is set, is not deployable.
     fn gate(&self, observed: &Observed) -> Result<(), ResourceError> {
         let Some(min) = self.min_auc else { return Ok(()) };
@@ -235,9 +240,14 @@ impl Resource for TrainingJob {
 
     /// Only a running job can be stopped; SageMaker keeps every job on record.
     fn kept(&self, observed: &Observed) -> Option<String> {
-        let active = [TrainingJobStatus::InProgress.as_str(), TrainingJobStatus::Stopping.as_str()];
-        (!active.contains(&observed.status.as_str()))
-            .then(|| format!("SageMaker keeps {} training jobs on record; they cannot be deleted", observed.status))
+        (!Self::active(observed)).then(|| {
+            format!("kept: SageMaker keeps {} training jobs on record; they cannot be deleted", observed.status)
+        })
+    }
+
+    /// A finished job is as deleted as SageMaker allows: a new generation can be trained.
+    fn deleted_enough(&self, observed: &Observed) -> bool {
+        !Self::active(observed)
     }
 
     fn health(&self, observed: &Observed) -> Option<String> {

@@ -41,7 +41,7 @@ pub struct LogSource {
     retain: bool,
 }
 
-/// Registry entry: one node per source the manifest names, when the stack manages the lake.
+/// The nodes of this kind, for `aws::wiring`: one node per source the manifest names, when the stack manages the lake.
 pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
     let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) else {
         return Vec::new();

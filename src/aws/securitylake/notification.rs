@@ -9,7 +9,7 @@ use aws_sdk_securitylake::types::{NotificationConfiguration, SqsNotificationConf
 
 use crate::aws::error::service_error;
 use crate::aws::retry::{create_once, single_attempt};
-use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
+use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership, Readiness};
 use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::Stack;
 
@@ -108,6 +108,14 @@ impl Resource for Notification {
                 .map_err(|e| service_error("CreateSubscriberNotification", e))
         };
         create_once(once, || async { Ok(self.read().await?.is_some()) }).await
+    }
+
+    /// Ready once Security Lake reports the queue, which dependents read.
+    async fn readiness(&self) -> Result<Readiness, ResourceError> {
+        Ok(match self.read().await? {
+            Some(_) => Readiness::Ready,
+            None => self.identity.pending("waiting for the notification queue"),
+        })
     }
 
     async fn update(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {

@@ -3,7 +3,6 @@
 //! change, so changing them replaces the subscriber. The external id never appears in a plan.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_securitylake::Client;
@@ -15,9 +14,9 @@ use aws_sdk_securitylake::types::{
 use super::{find_subscriber, read_tags, tag, tag_list};
 use crate::aws::error::service_error;
 use crate::aws::retry::{create_once, single_attempt};
-use crate::engine::{Change, Key, Node, Outputs, Ownership, Readiness};
+use crate::engine::{Change, Key, Outputs, Ownership, Readiness};
 use crate::manifest::{AccessType as AccessSpec, Subscriber as SubscriberSpec};
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "securitylake.subscriber/scorer";
@@ -49,14 +48,6 @@ pub struct Subscriber {
     sources: BTreeSet<(String, String)>,
     access: BTreeSet<String>,
     tags: BTreeMap<String, String>,
-}
-
-/// Registry entry.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    match &stack.manifest.spec.subscriber {
-        Some(spec) => vec![Arc::new(Managed::new(Subscriber::new(stack, spec, aws.securitylake.clone())))],
-        None => Vec::new(),
-    }
 }
 
 impl From<&SubscriberResource> for Observed {
@@ -278,7 +269,8 @@ mod tests {
     use super::*;
     use crate::aws::mocked_client;
     use crate::aws::securitylake::test_rules::{LAKE, OWNED, tags};
-    use crate::engine::{Action, Intent, Refusal, plan_action};
+    use crate::engine::{Action, Intent, Node, Refusal, plan_action};
+    use crate::resource::Managed;
     use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 

@@ -38,7 +38,7 @@ pub struct Queue {
     tags: BTreeMap<String, String>,
 }
 
-/// Registry entry: the dead-letter queue unless the manifest opts out, and the findings queue
+/// The nodes of this kind, for `aws::wiring`: the dead-letter queue unless the manifest opts out, and the findings queue
 /// when it asks for one.
 pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
     let Some(scorer) = &stack.manifest.spec.scorer else { return Vec::new() };
