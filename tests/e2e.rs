@@ -19,7 +19,7 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
 
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
-    assert!(apply.stdout.contains("20 to create"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("21 to create"), "{}", apply.stdout);
     let owned = owned_by(&emu, QUICKSTART_STACK).await;
     assert_eq!(owned.len(), 10, "bucket, function, trigger, two queues, three roles, data lake, subscriber: {owned:?}");
 
@@ -34,7 +34,7 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
         line.and_then(|l| l.split_whitespace().nth(2)?.parse().ok()).unwrap_or(0)
     };
     assert_eq!((count("ListSubscribers"), count("ListTrainingJobs")), (1, 1), "{}", replan.stderr);
-    assert!(replan.stderr.contains("read-only calls for 21 resources"), "{}", replan.stderr);
+    assert!(replan.stderr.contains("read-only calls for 22 resources"), "{}", replan.stderr);
 
     let reapply = emu.run(&["apply", "--auto-approve", "--stats"], &file);
     reapply.expect_code(0);

@@ -180,3 +180,30 @@ async fn a_failed_lake_reports_the_service_reason_and_skips_what_depends_on_it()
     assert!(apply.stdout.contains("skipped securitylake.subscriber/scorer"), "{}", apply.stdout);
     assert!(sources(&emu).await.is_empty(), "no source is enabled on a failed lake");
 }
+
+#[tokio::test]
+async fn a_source_or_query_access_dropped_from_the_manifest_is_removed() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let with_access = lake("2.0").replace("  subscriber:\n", "    queryAccess: {}\n  subscriber:\n");
+    let file = manifest(dir.path(), "pruned", &with_access);
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    assert_eq!(sources(&emu).await, BTreeSet::from([pair("VPC_FLOW", "2.0"), pair("ROUTE53", "2.0")]));
+    assert!(!grants(&emu).await.is_empty());
+
+    // Neither ROUTE53 nor query access any more.
+    let file = manifest(dir.path(), "pruned", &lake("2.0").replace("      - name: ROUTE53\n", ""));
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    assert!(
+        plan.stdout.contains("- securitylake.log_source/ROUTE53 (ROUTE53 2.0): no longer in the manifest"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("- lakeformation.grant/us-east-1"), "{}", plan.stdout);
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    assert_eq!(sources(&emu).await, BTreeSet::from([pair("VPC_FLOW", "2.0")]), "ROUTE53 is disabled");
+    assert_eq!(grants(&emu).await, BTreeSet::new(), "the grants are revoked");
+    let settled = emu.run(&["plan", "--detailed-exitcode"], &file);
+    settled.expect_code(0);
+}

@@ -168,3 +168,19 @@ async fn a_node_waiting_for_data_stops_its_subtree_without_failing_the_run() {
     assert_eq!(report.outcome("queue"), Some(&Outcome::Applied(Action::Create)));
     assert!(cloud.get("training").is_none());
 }
+
+#[tokio::test]
+async fn what_the_manifest_no_longer_names_is_removed_by_an_apply() {
+    let cloud = Arc::new(Cloud::default());
+    let g = graph(Values::new(), vec![Fake::new(&cloud, "source/a", &[]), Fake::new(&cloud, "source/b", &[])]);
+    assert!(run(&g, Intent::Present).await.1.succeeded());
+    let g =
+        graph(Values::new(), vec![Fake::new(&cloud, "source/a", &[]), Fake::new(&cloud, "source/b", &[]).dropped()]);
+    let (plan, report) = run(&g, Intent::Present).await;
+    let dropped = plan.node("source/b").expect("planned");
+    assert_eq!((dropped.action, dropped.reason.as_str()), (Action::Delete, "no longer in the manifest"));
+    assert_eq!(plan.action_of("source/a"), Some(Action::NoOp));
+    assert!(report.succeeded(), "{report:?}");
+    assert!(cloud.get("source/b").is_none() && cloud.get("source/a").is_some());
+    assert!(!engine::plan(&g, Intent::Present, false, 4).await.expect("plan").has_changes(), "converged");
+}

@@ -8,30 +8,70 @@ use std::sync::Arc;
 use super::Aws;
 use super::athena::feature_run;
 use super::iam::{lake_access, role};
+use super::lakeformation::grant;
 use super::lambda::event_source_mapping;
+use super::s3::record;
 use super::sagemaker::{Lineage, endpoint, endpoint_config, generations, model, training_job};
+use super::securitylake::log_source;
 use super::securitylake::{notification, subscriber};
 use crate::engine::{Graph, GraphError, Input, Node, Values};
 use crate::resource::{Managed, Resource};
 use crate::stack::{RoleKind, Stack};
 
-/// Builds the stack's nodes, wired to one store of values, as a checked graph.
-pub fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, GraphError> {
+/// Why the stack's graph could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("reading what the stack manages without tags: {0}")]
+    Record(#[from] crate::resource::ResourceError),
+}
+
+/// Builds the stack's nodes, wired to one store of values, as a checked graph. It reads one
+/// object first: the record of the untaggable resources the stack made, so that those the
+/// manifest no longer names are planned for removal.
+pub async fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, WiringError> {
     let values = Values::new();
     let mut nodes: Vec<Arc<dyn Node>> = Vec::new();
     // Kinds that take no values from other resources.
     nodes.extend(super::s3::bucket::nodes(stack, aws));
     nodes.extend(super::iam::role::nodes(stack, aws));
     nodes.extend(super::securitylake::data_lake::nodes(stack, aws));
-    nodes.extend(super::securitylake::log_source::nodes(stack, aws));
-    nodes.extend(super::lakeformation::grant::nodes(stack, aws));
+    untaggable(stack, aws, &mut nodes).await?;
     nodes.extend(super::athena::workgroup::nodes(stack, aws));
     nodes.extend(super::athena::feature_run::nodes(stack, aws));
     nodes.extend(super::sqs::queue::nodes(stack, aws));
     nodes.extend(super::lambda::function::nodes(stack, aws));
     scorer_trigger(stack, aws, &values, &mut nodes);
     model_chain(stack, aws, &values, &mut nodes);
-    Graph::new(nodes, values)
+    Ok(Graph::new(nodes, values)?)
+}
+
+/// Log sources and grants: those the manifest names, those the record names that it no longer
+/// does, and the record, written once they have converged.
+async fn untaggable(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) -> Result<(), WiringError> {
+    let declared = record::Untaggable::declared(stack);
+    let recorded = record::read(&aws.s3, &stack.artifact_bucket()).await?.unwrap_or_default();
+    let dropped = declared.dropped(&recorded);
+    let present: Vec<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
+    let mut managed: Vec<Arc<dyn Node>> = Vec::new();
+    managed.extend(super::securitylake::log_source::nodes(stack, aws));
+    managed.extend(super::lakeformation::grant::nodes(stack, aws));
+    for spec in &dropped.log_sources {
+        let source = log_source::LogSource::dropped(stack, spec, aws.securitylake.clone(), &present);
+        managed.push(Arc::new(Managed::new(source)));
+    }
+    for grant in &dropped.grants {
+        let grant = grant::Grant::dropped(stack, &grant.region, &grant.principal, aws.lakeformation.clone());
+        managed.push(Arc::new(Managed::new(grant)));
+    }
+    if declared != record::Untaggable::default() || recorded != record::Untaggable::default() {
+        let mut after: Vec<String> = managed.iter().map(|n| n.address().to_owned()).collect();
+        after.extend(present.iter().filter(|a| a.as_str() == super::s3::bucket::ADDRESS).cloned());
+        nodes.push(Arc::new(Managed::new(record::Record::new(stack, aws.s3.clone(), after))));
+    }
+    nodes.extend(managed);
+    Ok(())
 }
 
 fn add<R: Resource>(nodes: &mut Vec<Arc<dyn Node>>, resource: R) -> String {

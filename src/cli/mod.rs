@@ -119,7 +119,7 @@ pub enum CliError {
     #[error(transparent)]
     Connect(#[from] crate::aws::ConnectError),
     #[error(transparent)]
-    Graph(#[from] crate::engine::GraphError),
+    Graph(#[from] crate::aws::wiring::WiringError),
     #[error(transparent)]
     Plan(#[from] crate::engine::PlanFailure),
     #[error("{0}")]

@@ -42,7 +42,7 @@ pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result
     )
     .await?;
     let stack = Stack { manifest, env: aws.env.clone() };
-    let graph = aws::wiring::graph(&stack, &aws)?;
+    let graph = aws::wiring::graph(&stack, &aws).await?;
     Ok(Session { stack, graph })
 }
 

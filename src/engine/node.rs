@@ -98,6 +98,11 @@ pub trait Node: Send + Sync {
     fn retain_on_destroy(&self) -> bool {
         false
     }
+    /// False for a resource the stack once made that its manifest no longer names: the plan
+    /// removes it, whatever the run's intent.
+    fn declared(&self) -> bool {
+        true
+    }
     /// Reads the resource and compares it with the manifest and its inputs' current values.
     /// Makes no mutating call.
     async fn observe(&self) -> Result<Observation, NodeError>;

@@ -169,13 +169,17 @@ impl Rules {
     pub fn decide(&self, node: &dyn Node, observed: &Observation) -> Result<PlannedNode, PlanError> {
         let retained = self.retained.get(node.address()).map(String::as_str);
         let (address, name) = (node.address().to_owned(), node.name().to_owned());
-        match plan_action(self.intent, observed, self.adopt, retained) {
+        let intent = if node.declared() { self.intent } else { Intent::Absent };
+        match plan_action(intent, observed, self.adopt, retained) {
             Ok((action, reason)) => Ok(PlannedNode {
                 address,
                 name,
                 action,
-                reason,
-                changes: if self.intent == Intent::Present { observed.changes.clone() } else { Vec::new() },
+                reason: match action {
+                    Action::Delete if !node.declared() => "no longer in the manifest".to_owned(),
+                    _ => reason,
+                },
+                changes: if intent == Intent::Present { observed.changes.clone() } else { Vec::new() },
             }),
             Err(Refusal::OwnedBy(owner)) => Err(PlanError::OwnedElsewhere { address, name, owner }),
             Err(Refusal::Untagged) => Err(PlanError::NotOwned { address, name }),

@@ -136,6 +136,10 @@ impl<R: Resource> Node for Managed<R> {
         self.resource.retain_on_destroy()
     }
 
+    fn declared(&self) -> bool {
+        self.resource.declared()
+    }
+
     async fn observe(&self) -> Result<Observation, NodeError> {
         let observed = self.resource.read().await?;
         let observation = match &observed {

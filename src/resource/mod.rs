@@ -126,6 +126,10 @@ pub trait Resource: Send + Sync + 'static {
     fn retain_on_destroy(&self) -> bool {
         false
     }
+    /// False for a resource the stack once made that its manifest no longer names.
+    fn declared(&self) -> bool {
+        true
+    }
 }
 
 /// Reads ownership from a resource's tags.

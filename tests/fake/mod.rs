@@ -56,6 +56,7 @@ pub struct Fake {
     waits: Option<String>,
     delete_lag: usize,
     fails: bool,
+    declared: bool,
 }
 
 impl Fake {
@@ -77,6 +78,7 @@ impl Fake {
             waits: None,
             delete_lag: 0,
             fails: false,
+            declared: true,
         }
     }
     /// Takes `from`'s id as its input, which also makes `from` a dependency.
@@ -101,6 +103,12 @@ impl Fake {
         self.delete_lag = reads;
         self
     }
+    /// The stack made it, but the manifest no longer names it.
+    pub fn dropped(mut self) -> Self {
+        self.declared = false;
+        self
+    }
+
     /// Its creates fail.
     pub fn failing(mut self) -> Self {
         self.fails = true;
@@ -208,6 +216,10 @@ impl Resource for Fake {
 
     fn retain_on_destroy(&self) -> bool {
         self.retained
+    }
+
+    fn declared(&self) -> bool {
+        self.declared
     }
 }
 

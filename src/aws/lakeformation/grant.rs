@@ -32,6 +32,8 @@ pub struct Grant {
     client: Client,
     principal: String,
     database: String,
+    /// The manifest still asks for it.
+    declared: bool,
 }
 
 /// The nodes of this kind, for `aws::wiring`: one node per lake region, when the manifest asks for query access.
@@ -68,7 +70,13 @@ impl Grant {
             client,
             principal: stack.query_principal(),
             database,
+            declared: true,
         }
+    }
+
+    /// A grant the stack made, as its record names it, that the manifest no longer asks for.
+    pub fn dropped(stack: &Stack, region: &str, principal: &str, client: Client) -> Self {
+        Grant { principal: principal.to_owned(), declared: false, ..Grant::new(stack, region, client) }
     }
 
     fn principal(&self) -> DataLakePrincipal {
@@ -139,6 +147,10 @@ fn render(set: &BTreeSet<String>) -> String {
 
 #[async_trait]
 impl Resource for Grant {
+    fn declared(&self) -> bool {
+        self.declared
+    }
+
     type Observed = Observed;
 
     fn identity(&self) -> &Identity {

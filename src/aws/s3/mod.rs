@@ -1,3 +1,4 @@
 //! Amazon S3 resources.
 
 pub mod bucket;
+pub mod record;

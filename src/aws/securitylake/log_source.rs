@@ -39,6 +39,8 @@ pub struct LogSource {
     regions: Vec<String>,
     /// The lake's `deletionPolicy` is Retain.
     retain: bool,
+    /// The manifest still names it.
+    declared: bool,
 }
 
 /// The nodes of this kind, for `aws::wiring`: one node per source the manifest names, when the stack manages the lake.
@@ -73,7 +75,16 @@ impl LogSource {
                 .security_lake
                 .as_ref()
                 .is_some_and(|l| l.deletion_policy == crate::manifest::DeletionPolicy::Retain),
+            declared: true,
         }
+    }
+
+    /// A source the stack enabled, as its record names it, that the manifest no longer names.
+    /// It keeps only the dependencies that are still part of the stack.
+    pub fn dropped(stack: &Stack, spec: &SourceSpec, client: Client, present: &[String]) -> Self {
+        let mut source = LogSource { declared: false, retain: false, ..LogSource::new(stack, spec, client) };
+        source.identity.depends_on.retain(|d| present.contains(d));
+        source
     }
 
     fn wanted(&self) -> Coverage {
@@ -188,6 +199,10 @@ impl Resource for LogSource {
     /// A retained lake keeps collecting: its sources stay with it.
     fn retain_on_destroy(&self) -> bool {
         self.retain
+    }
+
+    fn declared(&self) -> bool {
+        self.declared
     }
 
     type Observed = Observed;
