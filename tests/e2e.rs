@@ -115,7 +115,9 @@ async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() 
     let refused = emu.run(&["apply", "--auto-approve"], &file);
     refused.expect_code(1);
     assert!(
-        refused.stderr.contains("lakesight-adoptme-scorer exists but has no lakesight:stack tag"),
+        refused.stderr.contains("lakesight-adoptme-scorer exists but is not this stack's")
+            && refused.stderr.contains("it carries no lakesight:stack tag")
+            && refused.stderr.contains("pass --adopt"),
         "{}",
         refused.stderr
     );

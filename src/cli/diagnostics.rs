@@ -3,7 +3,9 @@
 use std::fmt::Write as _;
 
 use super::CliError;
+use crate::engine::PlanError;
 use crate::manifest::ManifestError;
+use crate::resource::OWNER_TAG;
 
 pub fn render_error(error: &CliError) -> String {
     match error {
@@ -21,6 +23,23 @@ pub fn render_error(error: &CliError) -> String {
             }
             let _ = write!(out, "{} problem(s) found; nothing was sent to AWS", diagnostics.len());
             out
+        }
+        CliError::Plan(failure) => {
+            let mut lines: Vec<String> = failure
+                .refusals
+                .iter()
+                .map(|refusal| match refusal {
+                    PlanError::NotOwned { .. } => format!(
+                        "error: {refusal}\n  it carries no {OWNER_TAG} tag: rename the stack, remove the resource, \
+                         or pass --adopt to take it over"
+                    ),
+                    PlanError::OwnedElsewhere { .. } => {
+                        format!("error: {refusal}\n  its {OWNER_TAG} tag names another stack, which is never adopted")
+                    }
+                })
+                .collect();
+            lines.extend(failure.errors.iter().map(|e| format!("error: {e}")));
+            lines.join("\n")
         }
         other => format!("error: {other}"),
     }

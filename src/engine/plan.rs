@@ -71,12 +71,9 @@ pub enum Intent {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error(
-        "{address}: {name} exists but has no lakesight:stack tag; lakesight will not modify it. \
-         Rename the stack, remove the resource, or pass --adopt to take it over"
-    )]
+    #[error("{address}: {name} exists but is not this stack's; it will not be modified")]
     NotOwned { address: String, name: String },
-    #[error("{address}: {name} is owned by stack {owner:?}; it cannot be adopted")]
+    #[error("{address}: {name} belongs to stack {owner:?}; it will not be modified")]
     OwnedElsewhere { address: String, name: String, owner: String },
 }
 
