@@ -14,9 +14,9 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
-use aws_sdk_s3::primitives::ByteStream;
 
-use crate::aws::error::{code, service_error};
+use crate::aws::error::service_error;
+use crate::aws::s3::{read_json, write_json};
 use crate::engine::{Change, Key, Node, Outputs, Ownership, Readiness};
 use crate::pipeline::features::{FeatureSql, RunRecord, Split, Table, inputs_hash, prefix, record_key, run_id, tables};
 use crate::resource::{Identity, Managed, Resource, ResourceError};
@@ -188,17 +188,7 @@ impl FeatureRun {
     }
 
     async fn write_record(&self, record: &RunRecord) -> Result<(), ResourceError> {
-        let body = serde_json::to_vec_pretty(record).map_err(|e| ResourceError::Invalid(e.to_string()))?;
-        self.s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(record_key(&self.inputs))
-            .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| service_error("PutObject", e))?;
-        Ok(())
+        write_json(&self.s3, &self.bucket, &record_key(&self.inputs), record).await
     }
 
     fn in_flight(&self) -> Option<InFlight> {
@@ -215,19 +205,7 @@ impl Resource for FeatureRun {
     }
 
     async fn read(&self) -> Result<Option<RunRecord>, ResourceError> {
-        let out = match self.s3.get_object().bucket(&self.bucket).key(record_key(&self.inputs)).send().await {
-            Ok(out) => out,
-            // No record yet, or no bucket yet on a first plan.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || code(&e) == Some("NoSuchBucket") => {
-                return Ok(None);
-            }
-            Err(e) => return Err(service_error("GetObject", e)),
-        };
-        let bytes =
-            out.body.collect().await.map_err(|e| ResourceError::Invalid(format!("reading the run record: {e}")))?;
-        serde_json::from_slice(&bytes.into_bytes()).map(Some).map_err(|e| {
-            ResourceError::Invalid(format!("the run record {} is not valid: {e}", record_key(&self.inputs)))
-        })
+        read_json(&self.s3, &self.bucket, &record_key(&self.inputs)).await
     }
 
     fn owner(&self, _observed: &RunRecord) -> Ownership {

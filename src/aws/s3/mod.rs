@@ -1,4 +1,50 @@
-//! Amazon S3 resources.
+//! Amazon S3 resources, and the JSON documents the stack keeps in its artifact bucket.
 
 pub mod bucket;
 pub mod record;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::aws::error::{code, service_error};
+use crate::resource::ResourceError;
+
+/// The JSON document at `key`; `None` when there is none yet, or no bucket yet on a first plan.
+pub async fn read_json<T: DeserializeOwned>(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<T>, ResourceError> {
+    let out = match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => out,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || code(&e) == Some("NoSuchBucket") => {
+            return Ok(None);
+        }
+        Err(e) => return Err(service_error("GetObject", e)),
+    };
+    let bytes = out.body.collect().await.map_err(|e| ResourceError::Invalid(format!("reading {key}: {e}")))?;
+    serde_json::from_slice(&bytes.into_bytes())
+        .map(Some)
+        .map_err(|e| ResourceError::Invalid(format!("{key} in the artifact bucket is not valid: {e}")))
+}
+
+pub async fn write_json<T: Serialize>(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    value: &T,
+) -> Result<(), ResourceError> {
+    let body = serde_json::to_vec_pretty(value).map_err(|e| ResourceError::Invalid(e.to_string()))?;
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| service_error("PutObject", e))?;
+    Ok(())
+}

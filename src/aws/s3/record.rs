@@ -8,10 +8,10 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::error::{code, service_error};
+use super::{read_json, write_json};
+use crate::aws::error::service_error;
 use crate::engine::{Change, Ownership};
 use crate::manifest::LogSource;
 use crate::resource::{Identity, Resource, ResourceError};
@@ -88,19 +88,9 @@ impl Untaggable {
     }
 }
 
-/// Reads the record; none yet (no bucket, or no record) is an empty one.
+/// Reads the record; `None` before the stack has written one.
 pub async fn read(client: &Client, bucket: &str) -> Result<Option<Untaggable>, ResourceError> {
-    let out = match client.get_object().bucket(bucket).key(KEY).send().await {
-        Ok(out) => out,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) || code(&e) == Some("NoSuchBucket") => {
-            return Ok(None);
-        }
-        Err(e) => return Err(service_error("GetObject", e)),
-    };
-    let bytes = out.body.collect().await.map_err(|e| ResourceError::Invalid(format!("reading {KEY}: {e}")))?;
-    serde_json::from_slice(&bytes.into_bytes())
-        .map(Some)
-        .map_err(|e| ResourceError::Invalid(format!("{KEY} in the artifact bucket is not valid: {e}")))
+    read_json(client, bucket, KEY).await
 }
 
 pub struct Record {
@@ -120,17 +110,7 @@ impl Record {
     }
 
     async fn put(&self) -> Result<(), ResourceError> {
-        let body = serde_json::to_vec_pretty(&self.declared).map_err(|e| ResourceError::Invalid(e.to_string()))?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(KEY)
-            .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| service_error("PutObject", e))?;
-        Ok(())
+        write_json(&self.client, &self.bucket, KEY, &self.declared).await
     }
 }
 
