@@ -51,8 +51,12 @@ pub async fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, WiringError> {
 /// does, and the record, written once they have converged.
 async fn untaggable(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) -> Result<(), WiringError> {
     let declared = record::Untaggable::declared(stack);
-    let recorded = record::read(&aws.s3, &stack.artifact_bucket()).await?.unwrap_or_default();
-    let dropped = declared.dropped(&recorded);
+    let recorded = record::read(&aws.s3, &stack.artifact_bucket(), stack.name()).await?.unwrap_or_default();
+    let mut dropped = declared.dropped(&recorded);
+    if !stack.manifest.spec.security_lake.as_ref().is_some_and(|l| l.manage) {
+        // `manage: false` releases the sources: they leave the record and stay enabled.
+        dropped.log_sources.clear();
+    }
     let present: Vec<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
     let mut managed: Vec<Arc<dyn Node>> = Vec::new();
     managed.extend(super::securitylake::log_source::nodes(stack, aws));

@@ -170,7 +170,7 @@ pub async fn execute(
 
     let mut waiting_for: Vec<usize> = (0..n).map(|i| graph.prerequisites(i, direction).len()).collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; n];
-    // Whether a node changed something in this run, so that what waits on it plans again.
+    // Whether a node changed in this run, so that what waits on it directly plans again.
     let mut changed = vec![false; n];
     let mut replanned = Vec::new();
     let mut tasks = JoinSet::new();
@@ -210,8 +210,10 @@ pub async fn execute(
         let Finished { outcome, replanned: note } = finished;
         replanned.extend(note);
         walk.reporter.finished(graph.node(i).address(), &outcome);
+        // A change carried out, or approved and found done meanwhile: either way its outputs may
+        // differ from what the plan saw.
         changed[i] =
-            matches!(outcome, Outcome::Applied(_)) || graph.prerequisites(i, direction).iter().any(|&p| changed[p]);
+            matches!(outcome, Outcome::Applied(_)) || (approved[i].action.is_change() && outcome == Outcome::Unchanged);
         if outcome.unblocks() {
             for &j in graph.waiting_on(i, direction) {
                 waiting_for[j] -= 1;

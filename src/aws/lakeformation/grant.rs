@@ -74,9 +74,12 @@ impl Grant {
         }
     }
 
-    /// A grant the stack made, as its record names it, that the manifest no longer asks for.
+    /// A grant the stack made, as its record names it, that the manifest no longer asks for. Its
+    /// address names the principal, which may be the one a declared grant of the region replaced.
     pub fn dropped(stack: &Stack, region: &str, principal: &str, client: Client) -> Self {
-        Grant { principal: principal.to_owned(), declared: false, ..Grant::new(stack, region, client) }
+        let mut grant = Grant { principal: principal.to_owned(), declared: false, ..Grant::new(stack, region, client) };
+        grant.identity.address = format!("lakeformation.grant/{region}/{principal}");
+        grant
     }
 
     fn principal(&self) -> DataLakePrincipal {

@@ -1,10 +1,15 @@
 //! The record of what the stack manages that cannot carry an owner tag: the log sources and the
-//! Lake Formation grants its manifest named, kept as `stack/untaggable.json` in the artifact
-//! bucket. A later manifest that drops one of them is planned against this record, so that the
-//! stack removes what it no longer declares, and never what it never made.
+//! Lake Formation grants its manifest named, kept as `stacks/<stack>/untaggable.json` in the
+//! artifact bucket. A later manifest that drops one of them is planned against this record, so
+//! that the stack removes what it no longer declares, and never what it never made.
 //!
-//! The record is written once its sources and grants have converged, and removed first on
-//! destroy, so it names every one of them that the stack may have made.
+//! The record is written once its sources and grants have converged, so that a dropped entry
+//! leaves it only after its removal. An apply interrupted between enabling a new source and
+//! writing the record leaves that source unrecorded until the next apply that declares it; a
+//! manifest that drops it before then leaves it enabled. Destroy removes the record with the
+//! stack: what destroy keeps (a retained lake's sources) is declared by the manifest it uses.
+//! With `manage: false` the stack releases the sources it enabled: they leave the record and
+//! stay enabled.
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -18,10 +23,13 @@ use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "s3.object/untaggable";
-const KEY: &str = "stack/untaggable.json";
+/// The record's key, per stack, in case several stacks share one artifact bucket.
+fn key(stack: &str) -> String {
+    format!("stacks/{stack}/untaggable.json")
+}
 
 /// One Lake Formation grant: the region's database, for a principal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Grant {
     pub region: String,
@@ -45,7 +53,7 @@ impl Untaggable {
         else {
             return Untaggable::default();
         };
-        let log_sources = if lake.manage {
+        let mut log_sources: Vec<LogSource> = if lake.manage {
             lake.sources
                 .iter()
                 .map(|s| LogSource {
@@ -58,7 +66,7 @@ impl Untaggable {
         } else {
             Vec::new()
         };
-        let grants = match &lake.query_access {
+        let mut grants = match &lake.query_access {
             Some(_) => stack
                 .lake_regions()
                 .into_iter()
@@ -66,10 +74,14 @@ impl Untaggable {
                 .collect(),
             None => Vec::new(),
         };
+        // Compared with the record: the manifest's order is not a change.
+        log_sources.sort_by_key(|s| s.name);
+        grants.sort();
         Untaggable { log_sources, grants }
     }
 
-    /// What `recorded` names that this declaration does not.
+    /// What `recorded` names that this declaration does not. A grant is the same grant only for
+    /// the same principal: a grant to a principal no longer named is dropped.
     pub fn dropped(&self, recorded: &Untaggable) -> Untaggable {
         Untaggable {
             log_sources: recorded
@@ -78,39 +90,35 @@ impl Untaggable {
                 .filter(|r| !self.log_sources.iter().any(|d| d.name == r.name))
                 .cloned()
                 .collect(),
-            grants: recorded
-                .grants
-                .iter()
-                .filter(|r| !self.grants.iter().any(|d| d.region == r.region))
-                .cloned()
-                .collect(),
+            grants: recorded.grants.iter().filter(|r| !self.grants.contains(r)).cloned().collect(),
         }
     }
 }
 
 /// Reads the record; `None` before the stack has written one.
-pub async fn read(client: &Client, bucket: &str) -> Result<Option<Untaggable>, ResourceError> {
-    read_json(client, bucket, KEY).await
+pub async fn read(client: &Client, bucket: &str, stack: &str) -> Result<Option<Untaggable>, ResourceError> {
+    read_json(client, bucket, &key(stack)).await
 }
 
 pub struct Record {
     identity: Identity,
     client: Client,
     bucket: String,
+    key: String,
     declared: Untaggable,
 }
 
 impl Record {
     /// `after`: the artifact bucket, and every log source and grant node, declared or dropped.
     pub fn new(stack: &Stack, client: Client, after: Vec<String>) -> Self {
-        let bucket = stack.artifact_bucket();
-        let mut identity = Identity::new(stack, ADDRESS, format!("s3://{bucket}/{KEY}"));
+        let (bucket, key) = (stack.artifact_bucket(), key(stack.name()));
+        let mut identity = Identity::new(stack, ADDRESS, format!("s3://{bucket}/{key}"));
         identity.depends_on = after;
-        Record { identity, client, bucket, declared: Untaggable::declared(stack) }
+        Record { identity, client, bucket, key, declared: Untaggable::declared(stack) }
     }
 
     async fn put(&self) -> Result<(), ResourceError> {
-        write_json(&self.client, &self.bucket, KEY, &self.declared).await
+        write_json(&self.client, &self.bucket, &self.key, &self.declared).await
     }
 }
 
@@ -129,7 +137,7 @@ impl Resource for Record {
     }
 
     async fn read(&self) -> Result<Option<Untaggable>, ResourceError> {
-        read(&self.client, &self.bucket).await
+        read_json(&self.client, &self.bucket, &self.key).await
     }
 
     /// It lives in the stack's own bucket.
@@ -145,7 +153,7 @@ impl Resource for Record {
     }
 
     fn id(&self, _observed: &Untaggable) -> String {
-        format!("s3://{}/{KEY}", self.bucket)
+        format!("s3://{}/{}", self.bucket, self.key)
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
@@ -160,7 +168,7 @@ impl Resource for Record {
         self.client
             .delete_object()
             .bucket(&self.bucket)
-            .key(KEY)
+            .key(&self.key)
             .send()
             .await
             .map_err(|e| service_error("DeleteObject", e))?;
@@ -188,9 +196,11 @@ mod tests {
             regions: vec!["eu-west-1".into()],
         });
         recorded.grants.push(Grant { region: "us-east-1".into(), principal: "arn:aws:iam::1:role/x".into() });
+        recorded.grants.push(Grant { region: "eu-west-1".into(), principal: "arn:aws:iam::1:role/before".into() });
         let dropped = declared.dropped(&recorded);
         assert_eq!(dropped.log_sources.iter().map(|s| s.name).collect::<Vec<_>>(), [SourceName::Route53]);
-        assert_eq!(dropped.grants.iter().map(|g| g.region.as_str()).collect::<Vec<_>>(), ["us-east-1"]);
+        let regions: Vec<&str> = dropped.grants.iter().map(|g| g.region.as_str()).collect();
+        assert_eq!(regions, ["us-east-1", "eu-west-1"], "another region, and another principal in the same region");
         assert_eq!(declared.dropped(&declared), Untaggable::default());
     }
 }
