@@ -487,8 +487,9 @@ class Emulator:
         return self.moto(environ, start_response)
 
     def create_bucket_with_tags(self, environ, start_response, request, tags):
-        """CreateBucket with CreateBucketConfiguration.Tags: S3 tags the bucket in the same call, which
-        moto does not, so the tags are applied once moto has created it."""
+        """CreateBucket with CreateBucketConfiguration.Tags (the S3 service model's CreateBucketConfiguration
+        member Tags; S3 API reference, CreateBucket): S3 tags the bucket in the same call, which moto does
+        not, so the tags are applied once moto has created it."""
         from moto.s3.models import s3_backends
 
         status = {}
