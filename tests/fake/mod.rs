@@ -2,7 +2,7 @@
 //! that publish an id, may read another's id as their input, and can be told to replace, be
 //! retained, wait for data, fail, or take several reads to disappear after a delete.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each engine test binary uses a different part of the fake
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
