@@ -59,7 +59,14 @@ async fn untaggable(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) ->
     }
     let present: Vec<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
     let mut managed: Vec<Arc<dyn Node>> = Vec::new();
-    managed.extend(super::securitylake::log_source::nodes(stack, aws));
+    let lake = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage);
+    for spec in lake.map(|l| l.sources.as_slice()).unwrap_or_default() {
+        let mut source = log_source::LogSource::new(stack, spec, aws.securitylake.clone());
+        if let Some(before) = recorded.log_sources.iter().find(|r| r.name == spec.name) {
+            source = source.releasing(before);
+        }
+        managed.push(Arc::new(Managed::new(source)));
+    }
     managed.extend(super::lakeformation::grant::nodes(stack, aws));
     for spec in &dropped.log_sources {
         let source = log_source::LogSource::dropped(stack, spec, aws.securitylake.clone(), &present);

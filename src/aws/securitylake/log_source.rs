@@ -1,19 +1,19 @@
 //! One AWS log source (VPC_FLOW, ROUTE53, ...) at a pinned version, for the manifest's accounts
 //! and regions. Log sources carry no tags, so the stack manages exactly the ones its manifest
-//! names. There is no update call: a version change is delete then create, and the create rides
+//! names, and, by its record, disables them where it enabled them before and the manifest no
+//! longer names them. There is no update call: a version change is delete then create, and the create rides
 //! out the 409s that follow the asynchronous delete through the shared retry classifier.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_securitylake::Client;
 use aws_sdk_securitylake::types::{AwsLogSourceConfiguration, AwsLogSourceName, LogSourceResource};
 
 use crate::aws::error::service_error;
-use crate::engine::{Change, Node, Ownership};
+use crate::engine::{Change, Ownership};
 use crate::manifest::{LogSource as SourceSpec, SourceName};
-use crate::resource::{Identity, Managed, Resource, ResourceError};
+use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::Stack;
 
 pub fn address(name: SourceName) -> String {
@@ -41,17 +41,9 @@ pub struct LogSource {
     retain: bool,
     /// The manifest still names it.
     declared: bool,
-}
-
-/// The nodes of this kind, for `aws::wiring`: one node per source the manifest names, when the stack manages the lake.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) else {
-        return Vec::new();
-    };
-    lake.sources
-        .iter()
-        .map(|spec| Arc::new(Managed::new(LogSource::new(stack, spec, aws.securitylake.clone()))) as Arc<dyn Node>)
-        .collect()
+    /// (account, region) pairs the stack enabled it for, by its record, that the manifest no
+    /// longer names: disabled there.
+    released: BTreeSet<(String, String)>,
 }
 
 impl LogSource {
@@ -76,7 +68,20 @@ impl LogSource {
                 .as_ref()
                 .is_some_and(|l| l.deletion_policy == crate::manifest::DeletionPolicy::Retain),
             declared: true,
+            released: BTreeSet::new(),
         }
+    }
+
+    /// Where the stack enabled the source, by its record, beyond what the manifest names now.
+    pub fn releasing(mut self, recorded: &SourceSpec) -> Self {
+        let wanted = self.wanted();
+        self.released = recorded
+            .accounts
+            .iter()
+            .flat_map(|a| recorded.regions.iter().map(move |r| (a.clone(), r.clone())))
+            .filter(|key| !wanted.contains_key(key))
+            .collect();
+        self
     }
 
     /// A source the stack enabled, as its record names it, that the manifest no longer names.
@@ -111,11 +116,14 @@ impl LogSource {
 
     async fn coverage(&self) -> Result<Coverage, ResourceError> {
         let mut coverage = Coverage::new();
+        let released = |pick: fn(&(String, String)) -> &String| self.released.iter().map(pick).cloned();
+        let accounts: BTreeSet<String> = self.accounts.iter().cloned().chain(released(|k| &k.0)).collect();
+        let regions: BTreeSet<String> = self.regions.iter().cloned().chain(released(|k| &k.1)).collect();
         let mut pages = self
             .client
             .list_log_sources()
-            .set_accounts(Some(self.accounts.clone()))
-            .set_regions(Some(self.regions.clone()))
+            .set_accounts(Some(accounts.into_iter().collect()))
+            .set_regions(Some(regions.into_iter().collect()))
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -125,8 +133,11 @@ impl LogSource {
                     if let LogSourceResource::AwsLogSource(aws) = resource
                         && aws.source_name().map(AwsLogSourceName::as_str) == Some(self.source.as_str())
                     {
-                        let version = aws.source_version().unwrap_or("unknown").to_owned();
-                        coverage.insert((account.to_owned(), region.to_owned()), version);
+                        let key = (account.to_owned(), region.to_owned());
+                        // Only where the manifest names it, or the stack enabled it before.
+                        if self.wanted().contains_key(&key) || self.released.contains(&key) {
+                            coverage.insert(key, aws.source_version().unwrap_or("unknown").to_owned());
+                        }
                     }
                 }
             }
@@ -237,12 +248,8 @@ impl Resource for LogSource {
             let from: Vec<&str> = from.into_iter().map(String::as_str).collect();
             changes.push(Change::replacing("sourceVersion", from.join(", "), &self.version));
         }
-        let missing: Coverage = wanted
-            .iter()
-            .filter(|(k, _)| !observed.coverage.contains_key(*k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if !missing.is_empty() {
+        let missing = wanted.keys().any(|k| !observed.coverage.contains_key(k));
+        if missing || !self.released_in(&observed.coverage).is_empty() {
             changes.push(Change::in_place("coverage", render(&observed.coverage), render(&wanted)));
         }
         changes
@@ -266,22 +273,33 @@ impl Resource for LogSource {
     }
 
     async fn update(&self, observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
+        self.disable(&self.released_in(&observed.coverage)).await?;
         let missing: Coverage = self.wanted().into_iter().filter(|(k, _)| !observed.coverage.contains_key(k)).collect();
         self.enable(&missing).await
     }
 
     async fn delete(&self, observed: &Observed) -> Result<(), ResourceError> {
-        // One call per version found, each for the accounts and regions where it runs.
-        let mut by_version: BTreeMap<&str, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
-        for ((account, region), version) in &observed.coverage {
-            let entry = by_version.entry(version.as_str()).or_default();
-            entry.0.insert(account.clone());
-            entry.1.insert(region.clone());
+        self.disable(&observed.coverage).await
+    }
+}
+
+impl LogSource {
+    /// Where the source runs that the stack released.
+    fn released_in(&self, coverage: &Coverage) -> Coverage {
+        coverage.iter().filter(|(k, _)| self.released.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Disables the source where `coverage` says it runs: one call per version and account, for
+    /// exactly that account's regions, so that no other (account, region) pair is touched.
+    async fn disable(&self, coverage: &Coverage) -> Result<(), ResourceError> {
+        let mut calls: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+        for ((account, region), version) in coverage {
+            calls.entry((version.as_str(), account.as_str())).or_default().push(region.clone());
         }
-        for (version, (accounts, regions)) in by_version {
+        for ((version, account), regions) in calls {
             self.client
                 .delete_aws_log_source()
-                .sources(self.configuration(version, accounts.into_iter().collect(), regions.into_iter().collect())?)
+                .sources(self.configuration(version, vec![account.to_owned()], regions)?)
                 .send()
                 .await
                 .map_err(|e| service_error("DeleteAwsLogSource", e))?;
@@ -315,7 +333,8 @@ mod tests_mocked {
     use super::*;
     use crate::aws::mocked_client;
     use crate::aws::securitylake::test_rules::{LAKE, conflict, throttled};
-    use crate::engine::{Action, Intent, plan_action};
+    use crate::engine::{Action, Intent, Node, plan_action};
+    use crate::resource::Managed;
     use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 
@@ -412,5 +431,44 @@ mod tests_mocked {
             .build();
         let observed = node(&[&list]).observe().await.expect("retried");
         assert_eq!((list.num_calls(), observed.ownership), (2, None));
+    }
+
+    #[tokio::test]
+    async fn a_region_the_manifest_no_longer_names_is_disabled_there_only() {
+        // Recorded for eu-west-1 and us-east-1; the manifest names eu-west-1 only.
+        let list = mock!(Client::list_log_sources)
+            .match_requests(|r| r.regions().contains(&"us-east-1".to_owned()))
+            .then_output(|| {
+                let entry = |region: &str| {
+                    let resource = LogSourceResource::AwsLogSource(
+                        AwsLogSourceResource::builder()
+                            .source_name(AwsLogSourceName::VpcFlow)
+                            .source_version("2.0")
+                            .build(),
+                    );
+                    Entry::builder().account("111122223333").region(region).sources(resource).build()
+                };
+                ListLogSourcesOutput::builder().sources(entry("eu-west-1")).sources(entry("us-east-1")).build()
+            });
+        let health = collecting();
+        let disable = mock!(Client::delete_aws_log_source)
+            .match_requests(|r| {
+                r.sources().len() == 1
+                    && r.sources()[0].regions() == ["us-east-1"]
+                    && r.sources()[0].accounts() == ["111122223333"]
+            })
+            .then_output(|| DeleteAwsLogSourceOutput::builder().build());
+        let s = stack(LAKE);
+        let spec = s.manifest.spec.security_lake.as_ref().expect("lake").sources[0].clone();
+        let recorded = SourceSpec { regions: vec!["eu-west-1".into(), "us-east-1".into()], ..spec.clone() };
+        let client = mocked_client!(aws_sdk_securitylake, &[&list, &health, &disable]);
+        let n = Managed::new(
+            LogSource::new(&s, &spec, client)
+                .releasing(&SourceSpec { accounts: vec!["111122223333".into()], ..recorded }),
+        );
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Update));
+        n.apply(Action::Update).await.expect("update");
+        assert_eq!(disable.num_calls(), 1, "us-east-1 only");
     }
 }
