@@ -34,7 +34,7 @@ pub const DISTINCT_ENTITIES: Key<u64> = Key::new("distinctEntities");
 /// Queries started by `create` and not yet finished.
 #[derive(Debug, Clone)]
 enum InFlight {
-    Counting { record: RunRecord, count: String },
+    Counting { record: RunRecord, count: String, sql: FeatureSql },
     Unloading { record: RunRecord, unloads: [String; 2] },
 }
 
@@ -49,8 +49,6 @@ pub struct FeatureRun {
     tables: Vec<Table>,
     features: crate::manifest::Features,
     in_flight: Mutex<Option<InFlight>>,
-    /// The SQL of the run in flight, with its reference time.
-    sql: Mutex<Option<FeatureSql>>,
 }
 
 /// The nodes of this kind, for `aws::wiring`: stacks with `features` run them.
@@ -97,7 +95,6 @@ impl FeatureRun {
             tables,
             features: features.clone(),
             in_flight: Mutex::new(None),
-            sql: Mutex::new(None),
         }
     }
 
@@ -258,10 +255,7 @@ impl Resource for FeatureRun {
             rows: 0,
             waiting: false,
         };
-        if let Ok(mut slot) = self.sql.lock() {
-            *slot = Some(sql);
-        }
-        self.set_in_flight(Some(InFlight::Counting { record, count }));
+        self.set_in_flight(Some(InFlight::Counting { record, count, sql }));
         Ok(())
     }
 
@@ -284,7 +278,7 @@ impl Resource for FeatureRun {
     async fn readiness(&self) -> Result<Readiness, ResourceError> {
         match self.in_flight() {
             None => Ok(Readiness::Ready),
-            Some(InFlight::Counting { record, count }) => {
+            Some(InFlight::Counting { record, count, sql }) => {
                 if !self.succeeded(&[&count]).await? {
                     return Ok(self.identity.pending("counting the window's pairs"));
                 }
@@ -295,9 +289,6 @@ impl Resource for FeatureRun {
                     self.set_in_flight(None);
                     return Ok(Readiness::Waiting { reason: self.waiting_reason(rows, entities) });
                 }
-                let sql = self.sql.lock().ok().and_then(|s| s.clone()).ok_or_else(|| {
-                    ResourceError::Invalid("the feature run lost its queries; run apply again".into())
-                })?;
                 let unloads = [
                     self.start(sql.unload(Split::Train, &record.train_prefix)).await?,
                     self.start(sql.unload(Split::Validation, &record.validation_prefix)).await?,

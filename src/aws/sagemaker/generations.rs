@@ -64,18 +64,22 @@ impl Generations {
 /// Every model or configuration that parses as one of the stack's generations and carries its
 /// owner tag.
 pub async fn owned(client: &Client, lineage: &Lineage, stack: &str, kind: Kind) -> Result<Vec<Item>, ResourceError> {
-    let listed = match kind {
-        Kind::EndpointConfig => EndpointConfig::all(client, lineage).await?,
-        Kind::Model => Model::all(client, lineage).await?,
-    };
     let mut owned = Vec::new();
-    for (name, arn) in listed {
+    for (name, arn) in listed(client, lineage, kind).await? {
         let Some(generation) = lineage.generation_of(&name) else { continue };
         if read_tags(client, &arn).await?.get(OWNER_TAG).map(String::as_str) == Some(stack) {
             owned.push(Item { generation, kind, name });
         }
     }
     Ok(owned)
+}
+
+/// Every (name, ARN) of `kind` that parses as one of the lineage's generations.
+async fn listed(client: &Client, lineage: &Lineage, kind: Kind) -> Result<Vec<(String, String)>, ResourceError> {
+    match kind {
+        Kind::EndpointConfig => EndpointConfig::all(client, lineage).await,
+        Kind::Model => Model::all(client, lineage).await,
+    }
 }
 
 /// Deletes each item. A delete that fails is looked at again: an item no longer listed was
@@ -86,14 +90,10 @@ pub async fn remove(client: &Client, lineage: &Lineage, items: &[Item]) -> Resul
             Kind::EndpointConfig => delete_config(client, &item.name).await,
             Kind::Model => delete_model(client, &item.name).await,
         };
-        if let Err(error) = deleted {
-            let listed = match item.kind {
-                Kind::EndpointConfig => EndpointConfig::all(client, lineage).await?,
-                Kind::Model => Model::all(client, lineage).await?,
-            };
-            if listed.iter().any(|(name, _)| *name == item.name) {
-                return Err(error);
-            }
+        if let Err(error) = deleted
+            && listed(client, lineage, item.kind).await?.iter().any(|(name, _)| *name == item.name)
+        {
+            return Err(error);
         }
     }
     Ok(())

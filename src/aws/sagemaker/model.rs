@@ -54,12 +54,20 @@ impl Model {
 
     /// Every model of the stack's lineage, by name, with its ARN.
     pub async fn all(client: &Client, lineage: &Lineage) -> Result<Vec<(String, String)>, ResourceError> {
+        Self::listed(client, &lineage.prefix, |name| lineage.generation_of(name).is_some()).await
+    }
+
+    async fn listed(
+        client: &Client,
+        contains: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<(String, String)>, ResourceError> {
         let mut models = Vec::new();
-        let mut pages = client.list_models().name_contains(&lineage.prefix).into_paginator().send();
+        let mut pages = client.list_models().name_contains(contains).into_paginator().send();
         while let Some(page) = pages.next().await {
             for m in page.map_err(|e| service_error("ListModels", e))?.models() {
                 if let (Some(name), Some(arn)) = (m.model_name(), m.model_arn())
-                    && lineage.generation_of(name).is_some()
+                    && keep(name)
                 {
                     models.push((name.to_owned(), arn.to_owned()));
                 }
@@ -79,15 +87,7 @@ impl Resource for Model {
 
     async fn read(&self) -> Result<Option<Generational>, ResourceError> {
         let Known::Now(job) = self.job.get() else { return Ok(None) };
-        let mut pages = self.client.list_models().name_contains(&job).into_paginator().send();
-        let mut listed = Vec::new();
-        while let Some(page) = pages.next().await {
-            for m in page.map_err(|e| service_error("ListModels", e))?.models() {
-                if let (Some(name), Some(arn)) = (m.model_name(), m.model_arn()) {
-                    listed.push((name.to_owned(), arn.to_owned()));
-                }
-            }
-        }
+        let listed = Self::listed(&self.client, &job, |name| name == job).await?;
         Generational::find(&self.client, listed, &job).await
     }
 
