@@ -334,7 +334,9 @@ class Athena:
             csv = "".join(f"{entity},{ip}\n" for entity, ip in rows).encode()
             s3_backends[DEFAULT_ACCOUNT]["aws"].put_object(bucket, f"{prefix}{exec_id}_part-00000", csv)
         elif "COUNT(DISTINCT" in query.upper():
-            # The count of the same rows UNLOAD writes: pairs, then distinct entities.
+            # The count of the same rows UNLOAD writes: pairs, then distinct entities, shaped as Athena's
+            # GetQueryResults answers a SELECT (Athena API reference, GetQueryResults: ResultSet.Rows with the
+            # column names as the first row, ResultSetMetadata.ColumnInfo per column). Still seeded rows.
             counts = [str(len(rows)), str(len({entity for entity, _ in rows}))]
             backend.query_results[exec_id] = QueryResults(
                 rows=[
