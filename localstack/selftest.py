@@ -1,6 +1,7 @@
 """Checks the emulator's additions to moto through boto3: python selftest.py ENDPOINT"""
 
 import json
+import os
 import sys
 import time
 import unittest
@@ -150,4 +151,11 @@ class EmulatorTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    # The checks by area (checks/test_*.py) run in the same suite against the same emulator.
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.environ["LAKESIGHT_SELFTEST_ENDPOINT"] = ENDPOINT
+    loader = unittest.defaultTestLoader
+    suite = loader.loadTestsFromModule(sys.modules[__name__])
+    suite.addTests(loader.discover(os.path.join(here, "checks"), top_level_dir=here))
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    sys.exit(0 if result.wasSuccessful() else 1)
