@@ -84,6 +84,64 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
 }
 
 #[tokio::test]
+async fn a_section_dropped_from_the_manifest_takes_its_resources_with_it() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = std::fs::read_to_string(repo().join("manifests/quickstart.yaml")).expect("quickstart");
+    let text = text.replace("../target/lambda/ipcheck-x86_64.zip", "ipcheck.zip");
+    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
+    let file = dir.path().join("quickstart.yaml");
+    std::fs::write(&file, &text).expect("manifest");
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+
+    // No scorer any more: its function, trigger, queues and role go with the next apply.
+    let without_scorer = &text[..text.find("  scorer:\n").expect("a scorer section")];
+    std::fs::write(&file, without_scorer).expect("manifest");
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    for address in [
+        "lambda.function/ipcheck",
+        "lambda.event-source-mapping/ipcheck",
+        "sqs.queue/dead-letter",
+        "sqs.queue/findings",
+        "iam.role/scorer",
+    ] {
+        let line = plan.stdout.lines().find(|l| l.contains(&format!("- {address} (")));
+        assert!(line.is_some_and(|l| l.ends_with("no longer in the manifest")), "{address}: {}", plan.stdout);
+    }
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let owned = owned_by(&emu, QUICKSTART_STACK).await;
+    assert!(
+        !owned.iter().any(|o| o.starts_with("function")
+            || o.starts_with("event source mapping")
+            || o.starts_with("queue")
+            || o.ends_with("-scorer")),
+        "{owned:?}"
+    );
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+
+    // Nor an endpoint: the endpoint and every generation's configuration and model go too.
+    std::fs::write(&file, without_scorer.replace("  endpoint:\n    instanceType: ml.m5.large\n", ""))
+        .expect("manifest");
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(0);
+    assert!(apply.stdout.contains("sagemaker.endpoint/scorer"), "{}", apply.stdout);
+    let sagemaker = emu.sagemaker().await;
+    let endpoints = sagemaker.list_endpoints().send().await.expect("ListEndpoints");
+    let configs = sagemaker.list_endpoint_configs().send().await.expect("ListEndpointConfigs");
+    let models = sagemaker.list_models().send().await.expect("ListModels");
+    assert_eq!(
+        (endpoints.endpoints().len(), configs.endpoint_configs().len(), models.models().len()),
+        (0, 0, 0),
+        "{}",
+        apply.stdout
+    );
+    let settled = emu.run(&["plan", "--detailed-exitcode"], &file);
+    settled.expect_code(0);
+    assert!(settled.stdout.contains("No changes"), "{}", settled.stdout);
+}
+
+#[tokio::test]
 async fn plan_json_lists_every_action_with_its_reason() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -184,3 +184,52 @@ async fn what_the_manifest_no_longer_names_is_removed_by_an_apply() {
     assert!(cloud.get("source/b").is_none() && cloud.get("source/a").is_some());
     assert!(!engine::plan(&g, Intent::Present, false, 4).await.expect("plan").has_changes(), "converged");
 }
+
+#[tokio::test]
+async fn a_dropped_chain_is_removed_dependents_first_and_what_is_gone_leaves_the_plan() {
+    let cloud = Arc::new(Cloud::default());
+    let values = Values::new();
+    let chain = |values: &Arc<Values>, dropped: bool| {
+        let mark = |f: Fake| if dropped { f.dropped() } else { f };
+        vec![
+            Fake::new(&cloud, "bucket", &[]),
+            mark(Fake::new(&cloud, "role", &["bucket"])),
+            mark(Fake::new(&cloud, "function", &[]).reading(values, "role")),
+            mark(Fake::new(&cloud, "trigger", &[]).reading(values, "function")),
+        ]
+    };
+    assert!(run(&graph(Arc::clone(&values), chain(&values, false)), Intent::Present).await.1.succeeded());
+    let values = Values::new();
+    let g = graph(Arc::clone(&values), chain(&values, true));
+    let (plan, report) = run(&g, Intent::Present).await;
+    assert!(report.succeeded(), "{report:?}");
+    for address in ["role", "function", "trigger"] {
+        assert_eq!(plan.action_of(address), Some(Action::Delete), "{address}");
+    }
+    let log = cloud.log.lock().unwrap().clone();
+    let at = |entry: &str| log.iter().position(|e| e == entry).unwrap_or_else(|| panic!("{entry} in {log:?}"));
+    assert!(at("delete trigger") < at("delete function") && at("delete function") < at("delete role"), "{log:?}");
+    assert!(cloud.get("bucket").is_some());
+    let again = engine::plan(&g, Intent::Present, false, 4).await.expect("plan");
+    let listed: Vec<&str> = again.nodes.iter().map(|n| n.address.as_str()).collect();
+    assert_eq!(listed, ["bucket"], "what is gone and no longer declared is not planned");
+    let values = Values::new();
+    let (_, report) = run(&graph(Arc::clone(&values), chain(&values, true)), Intent::Present).await;
+    assert!(report.succeeded(), "nothing waits for what is gone: {report:?}");
+}
+
+#[tokio::test]
+async fn a_declared_node_that_waits_on_a_dropped_one_acts_after_its_removal() {
+    let cloud = Arc::new(Cloud::default());
+    let nodes = |dropped: bool| {
+        let source = Fake::new(&cloud, "source", &[]);
+        let record = Fake::new(&cloud, "record", &["source"]).spec(if dropped { "v2" } else { "v1" });
+        graph(Values::new(), vec![if dropped { source.dropped() } else { source }, record])
+    };
+    assert!(run(&nodes(false), Intent::Present).await.1.succeeded());
+    let (_, report) = run(&nodes(true), Intent::Present).await;
+    assert!(report.succeeded(), "{report:?}");
+    let log = cloud.log.lock().unwrap().clone();
+    let at = |entry: &str| log.iter().position(|e| e == entry).unwrap_or_else(|| panic!("{entry} in {log:?}"));
+    assert!(at("delete source") < at("delete record"), "{log:?}");
+}

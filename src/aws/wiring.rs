@@ -3,6 +3,7 @@
 //! its outputs as typed keys and takes its inputs as [`Input`]s, and the engine carries the
 //! values. Adding a kind is one file plus a few lines here.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::Aws;
@@ -14,7 +15,7 @@ use super::s3::record;
 use super::sagemaker::{Lineage, endpoint, endpoint_config, generations, model, training_job};
 use super::securitylake::log_source;
 use super::securitylake::{notification, subscriber};
-use crate::engine::{Graph, GraphError, Input, Node, Values};
+use crate::engine::{Graph, GraphError, Input, Node, Undeclared, Values};
 use crate::resource::{Managed, Resource};
 use crate::stack::{RoleKind, Stack};
 
@@ -30,21 +31,70 @@ pub enum WiringError {
 /// Builds the stack's nodes, wired to one store of values, as a checked graph. It reads one
 /// object first: the record of the untaggable resources the stack made, so that those the
 /// manifest no longer names are planned for removal.
+///
+/// Taggable resources the manifest no longer names are found by their deterministic names and
+/// the owner tag: the stack is wired a second time as if every optional section were declared,
+/// and each resource of that wiring that the manifest does not declare joins the graph as
+/// [`Undeclared`], which the plan removes when it exists and is ours.
 pub async fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, WiringError> {
     let values = Values::new();
+    let mut nodes = taggable(stack, aws, &values);
+    untaggable(stack, aws, &mut nodes).await?;
+    let declared: HashSet<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
+    for node in taggable(&every_section(stack), aws, &values) {
+        if !declared.contains(node.address()) && prunable(node.address()) {
+            nodes.push(Arc::new(Undeclared(node)));
+        }
+    }
+    Ok(Graph::new(nodes, values)?)
+}
+
+/// Every taggable resource the stack declares, wired to `values`.
+fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>) -> Vec<Arc<dyn Node>> {
     let mut nodes: Vec<Arc<dyn Node>> = Vec::new();
     // Kinds that take no values from other resources.
     nodes.extend(super::s3::bucket::nodes(stack, aws));
     nodes.extend(super::iam::role::nodes(stack, aws));
     nodes.extend(super::securitylake::data_lake::nodes(stack, aws));
-    untaggable(stack, aws, &mut nodes).await?;
     nodes.extend(super::athena::workgroup::nodes(stack, aws));
     nodes.extend(super::athena::feature_run::nodes(stack, aws));
     nodes.extend(super::sqs::queue::nodes(stack, aws));
     nodes.extend(super::lambda::function::nodes(stack, aws));
-    scorer_trigger(stack, aws, &values, &mut nodes);
-    model_chain(stack, aws, &values, &mut nodes);
-    Ok(Graph::new(nodes, values)?)
+    scorer_trigger(stack, aws, values, &mut nodes);
+    model_chain(stack, aws, values, &mut nodes);
+    nodes
+}
+
+/// The stack as if it declared every optional section that makes taggable resources, with
+/// every option that adds one turned on and no role given, so that its wiring names every
+/// resource the stack can have made. The Security Lake section is left as it is: a data lake
+/// and its metastore role leave only with destroy, under their deletion policy.
+fn every_section(stack: &Stack) -> Stack {
+    let mut every = stack.clone();
+    let spec = &mut every.manifest.spec;
+    spec.iam.sagemaker_execution_role_arn = None;
+    spec.iam.scorer_role_arn = None;
+    let defaults = |section: &str| format!("{section}: defaults only");
+    spec.features.get_or_insert_with(|| from_defaults("{}").expect(&defaults("features")));
+    spec.training.get_or_insert_with(|| from_defaults("{}").expect(&defaults("training")));
+    spec.endpoint.get_or_insert_with(|| from_defaults("{}").expect(&defaults("endpoint")));
+    let subscriber = format!("{{principal: \"{}\", externalId: undeclared}}", stack.env.account);
+    spec.subscriber.get_or_insert_with(|| from_defaults(&subscriber).expect(&defaults("subscriber")));
+    let scorer = spec.scorer.get_or_insert_with(|| from_defaults("{}").expect(&defaults("scorer")));
+    scorer.dead_letter_queue = true;
+    scorer.findings.queue = true;
+    every
+}
+
+/// A manifest section with every field at its default, for sections whose fields all have one.
+fn from_defaults<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<T, yaml_serde::Error> {
+    yaml_serde::from_str(yaml)
+}
+
+/// Whether a resource the manifest no longer declares leaves with the next apply. Data lakes
+/// leave only with destroy; a feature run's output is data, which the bucket keeps.
+fn prunable(address: &str) -> bool {
+    !address.starts_with(super::securitylake::data_lake::KIND) && address != feature_run::ADDRESS
 }
 
 /// Log sources and grants: those the manifest names, those the record names that it no longer
@@ -145,4 +195,30 @@ fn model_chain(stack: &Stack, aws: &Aws, values: &Arc<Values>, nodes: &mut Vec<A
     let serving = add(nodes, endpoint::Endpoint::new(stack, endpoint_spec.clone(), aws.sagemaker.clone(), config_name));
     let serving = Input::new(values, &serving, endpoint::SERVING_CONFIG);
     add(nodes, generations::Generations::new(stack, lineage, aws.sagemaker.clone(), serving));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::tests::stack;
+
+    #[test]
+    fn every_section_declares_each_optional_resource_and_leaves_the_lake_alone() {
+        let given = "  iam:\n    scorerRoleArn: arn:aws:iam::111122223333:role/given\n  features: {}\n";
+        let every = every_section(&stack(given));
+        let spec = &every.manifest.spec;
+        assert!(spec.features.is_some() && spec.training.is_some() && spec.endpoint.is_some());
+        assert_eq!(spec.subscriber.as_ref().map(|s| s.principal.as_str()), Some("111122223333"));
+        let scorer = spec.scorer.as_ref().expect("scorer");
+        assert!(scorer.dead_letter_queue && scorer.findings.queue);
+        assert_eq!(every.given_role_arn(RoleKind::Scorer), None);
+        assert!(spec.security_lake.is_none(), "a lake the manifest does not declare is not invented");
+    }
+
+    #[test]
+    fn data_lakes_and_feature_runs_never_leave_with_an_apply() {
+        assert!(!prunable(&super::super::securitylake::data_lake::address("eu-west-1")));
+        assert!(!prunable(feature_run::ADDRESS));
+        assert!(prunable(super::super::lambda::function::ADDRESS));
+    }
 }

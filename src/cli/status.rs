@@ -33,6 +33,8 @@ pub async fn run(global: &Global, args: &StatusArgs, stats: Arc<CallStats>) -> R
     let rows: Vec<Row> = observations
         .into_iter()
         .enumerate()
+        // What the manifest no longer declares is shown only while it still exists.
+        .filter(|(i, observed)| s.graph.node(*i).declared() || observed.as_ref().is_ok_and(|o| o.ownership.is_some()))
         .map(|(i, observed)| {
             let node = s.graph.node(i);
             let (state, id, health) = match observed {
@@ -40,6 +42,7 @@ pub async fn run(global: &Global, args: &StatusArgs, stats: Arc<CallStats>) -> R
                 Ok(o) => {
                     let state = match (&o.ownership, o.changes.is_empty()) {
                         (None, _) => "absent".to_owned(),
+                        (Some(_), _) if !node.declared() => "no longer in the manifest".to_owned(),
                         (Some(Ownership::Foreign(Some(owner))), _) => format!("owned by stack {owner}"),
                         (Some(Ownership::Foreign(None)), _) => "exists, not owned".to_owned(),
                         (Some(_), true) => "in sync".to_owned(),

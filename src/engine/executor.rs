@@ -336,7 +336,8 @@ async fn act(node: &dyn Node, action: Action, walk: &Walk) -> Outcome {
         }
     }
     // After a change, or on the way up (a resumed apply may find a resource still settling).
-    if (action.is_change() || walk.direction == Direction::Forward)
+    // What the manifest no longer declares has nothing to settle unless it was just removed.
+    if (action.is_change() || (walk.direction == Direction::Forward && node.declared()))
         && let Err(outcome) = await_ready(node, walk).await
     {
         return outcome;

@@ -1,4 +1,10 @@
 //! The dependency graph: nodes by address, edges from `depends_on`, checked for cycles.
+//!
+//! Values always flow along `depends_on`, so observation follows it. The order of acting does
+//! too, with one exception: a node the manifest no longer declares is removed before the
+//! undeclared nodes it depends on, as destroy would remove them (the trigger before its
+//! function, the function before its role). A declared node that depends on an undeclared one
+//! acts once that one is removed (the record of what the stack manages, say).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -29,8 +35,15 @@ pub struct Graph {
     dependencies: Vec<Vec<usize>>,
     /// `dependents[i]`: the nodes that depend on `i`.
     dependents: Vec<Vec<usize>>,
+    /// `walk_after[i]`: the nodes a forward walk finishes before `i` acts; `dependencies`, with
+    /// the edges between two undeclared nodes turned around.
+    walk_after: Vec<Vec<usize>>,
+    /// `walk_before[i]`: the nodes a forward walk holds until `i` has acted.
+    walk_before: Vec<Vec<usize>>,
     /// A topological order, dependencies first.
     order: Vec<usize>,
+    /// A topological order of the forward walk.
+    walk_order: Vec<usize>,
     /// The outputs the nodes publish, which their dependents' inputs read.
     values: Arc<Values>,
 }
@@ -44,8 +57,9 @@ impl Graph {
                 return Err(GraphError::Duplicate(node.address().to_owned()));
             }
         }
-        let mut dependencies = vec![Vec::new(); nodes.len()];
-        let mut dependents = vec![Vec::new(); nodes.len()];
+        let n = nodes.len();
+        let (mut dependencies, mut dependents) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+        let (mut walk_after, mut walk_before) = (vec![Vec::new(); n], vec![Vec::new(); n]);
         for (i, node) in nodes.iter().enumerate() {
             for dep in node.depends_on() {
                 let j = *index.get(dep).ok_or_else(|| GraphError::UnknownDependency {
@@ -54,16 +68,19 @@ impl Graph {
                 })?;
                 dependencies[i].push(j);
                 dependents[j].push(i);
+                let (first, then) = if node.declared() || nodes[j].declared() { (j, i) } else { (i, j) };
+                walk_after[then].push(first);
+                walk_before[first].push(then);
             }
         }
-        let order = topological_order(&dependencies, &dependents).ok_or_else(|| {
-            let acyclic: std::collections::HashSet<usize> =
-                partial_order(&dependencies, &dependents).into_iter().collect();
-            GraphError::Cycle(
-                (0..nodes.len()).filter(|i| !acyclic.contains(i)).map(|i| nodes[i].address().to_owned()).collect(),
-            )
-        })?;
-        Ok(Graph { nodes, dependencies, dependents, order, values })
+        let cycle = |after: &[Vec<usize>], before: &[Vec<usize>]| {
+            let acyclic: std::collections::HashSet<usize> = partial_order(after, before).into_iter().collect();
+            GraphError::Cycle((0..n).filter(|i| !acyclic.contains(i)).map(|i| nodes[i].address().to_owned()).collect())
+        };
+        let order = topological_order(&dependencies, &dependents).ok_or_else(|| cycle(&dependencies, &dependents))?;
+        let walk_order =
+            topological_order(&walk_after, &walk_before).ok_or_else(|| cycle(&walk_after, &walk_before))?;
+        Ok(Graph { nodes, dependencies, dependents, walk_after, walk_before, order, walk_order, values })
     }
 
     pub fn len(&self) -> usize {
@@ -85,25 +102,35 @@ impl Graph {
     /// Node indices in the order a sequential walk in `direction` would visit them.
     pub fn order(&self, direction: Direction) -> Vec<usize> {
         match direction {
-            Direction::Forward => self.order.clone(),
+            Direction::Forward => self.walk_order.clone(),
             Direction::Reverse => self.order.iter().rev().copied().collect(),
         }
     }
 
-    /// The nodes that must finish before `i` starts, in `direction`.
+    /// The nodes that must finish before `i` acts, in `direction`.
     pub fn prerequisites(&self, i: usize, direction: Direction) -> &[usize] {
         match direction {
-            Direction::Forward => &self.dependencies[i],
+            Direction::Forward => &self.walk_after[i],
             Direction::Reverse => &self.dependents[i],
         }
     }
 
-    /// The nodes waiting for `i`, in `direction`.
+    /// The nodes waiting for `i` to act, in `direction`.
     pub fn waiting_on(&self, i: usize, direction: Direction) -> &[usize] {
         match direction {
-            Direction::Forward => &self.dependents[i],
+            Direction::Forward => &self.walk_before[i],
             Direction::Reverse => &self.dependencies[i],
         }
+    }
+
+    /// The nodes whose values `i` reads: observing `i` waits for them.
+    pub fn dependencies(&self, i: usize) -> &[usize] {
+        &self.dependencies[i]
+    }
+
+    /// The nodes that read `i`'s values.
+    pub fn dependents(&self, i: usize) -> &[usize] {
+        &self.dependents[i]
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the engine needs from a resource, with no knowledge of any cloud.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -115,5 +116,46 @@ pub trait Node: Send + Sync {
     /// without anyone waiting for it (a running query, say).
     async fn abandon(&self) -> Result<(), NodeError> {
         Ok(())
+    }
+}
+
+/// A node the stack once made that the manifest no longer declares: the same resource, read the
+/// same way, which the plan removes (or keeps, for what the service keeps anyway).
+pub struct Undeclared(pub Arc<dyn Node>);
+
+#[async_trait]
+impl Node for Undeclared {
+    fn address(&self) -> &str {
+        self.0.address()
+    }
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn depends_on(&self) -> &[String] {
+        self.0.depends_on()
+    }
+    fn serial_key(&self) -> Option<&str> {
+        self.0.serial_key()
+    }
+    fn wait_timeout(&self) -> Duration {
+        self.0.wait_timeout()
+    }
+    fn retain_on_destroy(&self) -> bool {
+        self.0.retain_on_destroy()
+    }
+    fn declared(&self) -> bool {
+        false
+    }
+    async fn observe(&self) -> Result<Observation, NodeError> {
+        self.0.observe().await
+    }
+    async fn apply(&self, action: Action) -> Result<(), NodeError> {
+        self.0.apply(action).await
+    }
+    async fn readiness(&self) -> Result<Readiness, NodeError> {
+        self.0.readiness().await
+    }
+    async fn abandon(&self) -> Result<(), NodeError> {
+        self.0.abandon().await
     }
 }

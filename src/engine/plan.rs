@@ -240,6 +240,8 @@ pub async fn plan(graph: &Graph, intent: Intent, adopt: bool, parallelism: usize
     for i in graph.order(direction) {
         let node = graph.node(i);
         match &observations[i] {
+            // Nothing to remove, and nothing the manifest asks for: not part of the plan.
+            Ok(observed) if !node.declared() && observed.ownership.is_none() => {}
             Ok(observed) => match rules.decide(node.as_ref(), observed) {
                 Ok(planned) => nodes.push(planned),
                 Err(refusal) => refusals.push(refusal),
@@ -265,12 +267,12 @@ fn retention(graph: &Graph, intent: Intent, observations: &[Result<Observation, 
     for root in (0..graph.len()).filter(|&i| graph.node(i).retain_on_destroy() && managed(i)) {
         let root_address = graph.node(root).address();
         retained.insert(root_address.to_owned(), "kept by its deletionPolicy (Retain)".to_owned());
-        let mut stack = graph.prerequisites(root, Direction::Forward).to_vec();
+        let mut stack = graph.dependencies(root).to_vec();
         while let Some(j) = stack.pop() {
             let address = graph.node(j).address();
             if !retained.contains_key(address) {
                 retained.insert(address.to_owned(), format!("kept: the retained {root_address} needs it"));
-                stack.extend_from_slice(graph.prerequisites(j, Direction::Forward));
+                stack.extend_from_slice(graph.dependencies(j));
             }
         }
     }
@@ -308,7 +310,7 @@ pub(super) async fn observe_and_publish(node: &dyn Node, values: &Values) -> Res
 pub async fn observe_all(graph: &Graph, parallelism: usize) -> Vec<Result<Observation, String>> {
     let n = graph.len();
     let limit = Arc::new(Semaphore::new(parallelism.max(1)));
-    let mut waiting: Vec<usize> = (0..n).map(|i| graph.prerequisites(i, Direction::Forward).len()).collect();
+    let mut waiting: Vec<usize> = (0..n).map(|i| graph.dependencies(i).len()).collect();
     let mut results: Vec<Result<Observation, String>> = (0..n).map(|_| Err("not observed".to_owned())).collect();
     let mut tasks = JoinSet::new();
     let spawn = |tasks: &mut JoinSet<(usize, Result<Observation, String>)>, i: usize| {
@@ -331,7 +333,7 @@ pub async fn observe_all(graph: &Graph, parallelism: usize) -> Vec<Result<Observ
             }
         };
         results[i] = result;
-        for &j in graph.waiting_on(i, Direction::Forward) {
+        for &j in graph.dependents(i) {
             waiting[j] -= 1;
             if waiting[j] == 0 {
                 spawn(&mut tasks, j);

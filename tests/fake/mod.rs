@@ -207,7 +207,11 @@ impl Resource for Fake {
         Ok(())
     }
 
+    /// Like most kinds, not ready while it does not exist.
     async fn readiness(&self) -> Result<Readiness, ResourceError> {
+        if self.cloud.get(&self.identity.address).is_none() {
+            return Ok(self.identity.pending("not there yet"));
+        }
         Ok(match &self.waits {
             Some(reason) => Readiness::Waiting { reason: reason.clone() },
             None => Readiness::Ready,

@@ -51,7 +51,8 @@ pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
 fn needed(stack: &Stack, kind: RoleKind) -> bool {
     match kind {
         RoleKind::MetaStoreManager => stack.manifest.spec.security_lake.as_ref().is_some_and(|l| l.manage),
-        RoleKind::SageMakerExecution | RoleKind::Scorer => true,
+        RoleKind::SageMakerExecution => stack.manifest.spec.training.is_some(),
+        RoleKind::Scorer => stack.manifest.spec.scorer.is_some(),
     }
 }
 
