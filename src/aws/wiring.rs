@@ -26,6 +26,8 @@ pub enum WiringError {
     Graph(#[from] GraphError),
     #[error("reading what the stack manages without tags: {0}")]
     Record(#[from] crate::resource::ResourceError),
+    #[error("a manifest section with its defaults only: {0}")]
+    Defaults(String),
 }
 
 /// Builds the stack's nodes, wired to one store of values, as a checked graph. It reads one
@@ -41,7 +43,7 @@ pub async fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, WiringError> {
     let mut nodes = taggable(stack, aws, &values);
     untaggable(stack, aws, &mut nodes).await?;
     let declared: HashSet<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
-    for node in taggable(&every_section(stack), aws, &values) {
+    for node in taggable(&every_section(stack)?, aws, &values) {
         if !declared.contains(node.address()) && prunable(node.address()) {
             nodes.push(Arc::new(Undeclared(node)));
         }
@@ -69,26 +71,27 @@ fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>) -> Vec<Arc<dyn Node>
 /// every option that adds one turned on and no role given, so that its wiring names every
 /// resource the stack can have made. The Security Lake section is left as it is: a data lake
 /// and its metastore role leave only with destroy, under their deletion policy.
-fn every_section(stack: &Stack) -> Stack {
+fn every_section(stack: &Stack) -> Result<Stack, WiringError> {
     let mut every = stack.clone();
     let spec = &mut every.manifest.spec;
     spec.iam.sagemaker_execution_role_arn = None;
     spec.iam.scorer_role_arn = None;
-    let defaults = |section: &str| format!("{section}: defaults only");
-    spec.features.get_or_insert_with(|| from_defaults("{}").expect(&defaults("features")));
-    spec.training.get_or_insert_with(|| from_defaults("{}").expect(&defaults("training")));
-    spec.endpoint.get_or_insert_with(|| from_defaults("{}").expect(&defaults("endpoint")));
-    let subscriber = format!("{{principal: \"{}\", externalId: undeclared}}", stack.env.account);
-    spec.subscriber.get_or_insert_with(|| from_defaults(&subscriber).expect(&defaults("subscriber")));
-    let scorer = spec.scorer.get_or_insert_with(|| from_defaults("{}").expect(&defaults("scorer")));
+    fill(&mut spec.features, "{}")?;
+    fill(&mut spec.training, "{}")?;
+    fill(&mut spec.endpoint, "{}")?;
+    fill(&mut spec.subscriber, &format!("{{principal: \"{}\", externalId: undeclared}}", stack.env.account))?;
+    let scorer = fill(&mut spec.scorer, "{}")?;
     scorer.dead_letter_queue = true;
     scorer.findings.queue = true;
-    every
+    Ok(every)
 }
 
-/// A manifest section with every field at its default, for sections whose fields all have one.
-fn from_defaults<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<T, yaml_serde::Error> {
-    yaml_serde::from_str(yaml)
+/// The section as declared, or else as `yaml` with every other field at its default.
+fn fill<'a, T: serde::de::DeserializeOwned>(section: &'a mut Option<T>, yaml: &str) -> Result<&'a mut T, WiringError> {
+    if section.is_none() {
+        *section = Some(yaml_serde::from_str(yaml).map_err(|e| WiringError::Defaults(e.to_string()))?);
+    }
+    section.as_mut().ok_or_else(|| WiringError::Defaults(yaml.to_owned()))
 }
 
 /// Whether a resource the manifest no longer declares leaves with the next apply. Data lakes
@@ -205,7 +208,7 @@ mod tests {
     #[test]
     fn every_section_declares_each_optional_resource_and_leaves_the_lake_alone() {
         let given = "  iam:\n    scorerRoleArn: arn:aws:iam::111122223333:role/given\n  features: {}\n";
-        let every = every_section(&stack(given));
+        let every = every_section(&stack(given)).expect("every section");
         let spec = &every.manifest.spec;
         assert!(spec.features.is_some() && spec.training.is_some() && spec.endpoint.is_some());
         assert_eq!(spec.subscriber.as_ref().map(|s| s.principal.as_str()), Some("111122223333"));
