@@ -43,7 +43,9 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
+from deletes import SlowDeletes  # noqa: E402
 from securitylake import SecurityLake  # noqa: E402
+from strict import Strict  # noqa: E402
 
 
 
@@ -126,7 +128,7 @@ class Behaviour:
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
             for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows",
                         "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate", "endpointScores",
-                        "loseResponse", "holdAtCall"):
+                        "loseResponse", "holdAtCall", "queueDeletedRecentlySeconds"):
                 if key in body:
                     self.settings[key] = body[key]
 
@@ -428,6 +430,8 @@ class Emulator:
         self.athena = Athena(self.behaviour)
         self.runtime = Runtime(self.behaviour)
         self.faults = Faults(self.behaviour)
+        self.strict = Strict()
+        self.deletes = SlowDeletes(self.behaviour, DEFAULT_ACCOUNT)
 
     def __call__(self, environ, start_response):
         """Counts each AWS call and applies the fault settings around it."""
@@ -465,6 +469,10 @@ class Emulator:
         target = request.headers.get("X-Amz-Target", "")
         operation = target.rsplit(".", 1)[-1] if target else request.values.get("Action", "")
         self.behaviour.delay(operation)
+        for check in (self.strict.check, self.deletes.check):
+            refusal = check(request, service, operation, region)
+            if refusal is not None:
+                return refusal(environ, start_response)
         invocation = INVOCATIONS.match(request.path)
         if service == "sagemaker" and invocation and request.method == "POST":
             return self.runtime.invoke(invocation.group(1), request, region)(environ, start_response)
@@ -523,6 +531,7 @@ class Emulator:
 
             _internal.moto_api_backend.reset()
             self.security_lake.reset()
+            self.deletes.reset()
             self.sagemaker.stopped.clear()
             self.sagemaker.failed_updates.clear()
             self.athena.failed.clear()
