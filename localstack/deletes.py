@@ -3,7 +3,7 @@
   * SQS: after DeleteQueue, CreateQueue with the same name (same account and region) fails with
     `AWS.SimpleQueueService.QueueDeletedRecently` for "queueDeletedRecentlySeconds" seconds. AWS holds the
     name for 60 seconds ("You must wait 60 seconds after deleting a queue before you can create another
-    queue with the same name", SQS API Reference, CreateQueue); the emulator's default is 1 second, so tests
+    queue with the same name", SQS API Reference, CreateQueue); the emulator's default is 5 seconds, so tests
     meet the error without waiting a minute. In the JSON protocol the answer is 400 with `x-amzn-query-error:
     AWS.SimpleQueueService.QueueDeletedRecently;Sender` and `__type: com.amazonaws.sqs#QueueDeletedRecently`
     (SQS Developer Guide, "Interpreting Amazon SQS JSON API responses"); in the query protocol, an
@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 
 from werkzeug.wrappers import Response
 
-DEFAULT_QUEUE_DELETED_RECENTLY_SECONDS = 1.0
+DEFAULT_QUEUE_DELETED_RECENTLY_SECONDS = 5.0
 
 
 class SlowDeletes:
@@ -87,9 +87,9 @@ class SlowDeletes:
             return sagemaker_error(f'Cannot update in-progress endpoint "{arn}".')
         if operation == "DescribeEndpoint":
             with self.lock:
-                left = self.deleting_endpoints[(region, name)] - 1
+                left = self.deleting_endpoints[(region, name)]
                 if left > 0:
-                    self.deleting_endpoints[(region, name)] = left
+                    self.deleting_endpoints[(region, name)] = left - 1
                     return None
                 del self.deleting_endpoints[(region, name)]
             # The delete is done: moto's own answer is now "Could not find endpoint".

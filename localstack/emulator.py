@@ -532,6 +532,7 @@ class Emulator:
             _internal.moto_api_backend.reset()
             self.security_lake.reset()
             self.deletes.reset()
+            self.strict.reset()
             self.sagemaker.stopped.clear()
             self.sagemaker.failed_updates.clear()
             self.athena.failed.clear()
@@ -543,6 +544,8 @@ class Emulator:
         if request.path == "/lakesight-emulator/invocations":
             with self.runtime.lock:
                 return json_response(200, {"invocations": list(self.runtime.calls)})
+        if request.path == "/lakesight-emulator/strict":
+            return json_response(200, {"refused": self.strict.refused()})
         if request.path == "/lakesight-emulator/health":
             return json_response(200, {"ok": True})
         return error(404, "NotFound", request.path)

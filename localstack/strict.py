@@ -272,6 +272,11 @@ def s3_refusal(op, params, violations, type_errors):
         if payload and v.kind == "required" and v.path == lower_camel(payload):
             return s3_error("MissingRequestBodyError", "Request Body is empty")
     body_paths = {lower_camel(payload)} if payload else set()
+    for v in violations:
+        if v.path == "storageClass":
+            return s3_error("InvalidStorageClass", "The storage class you specified is not valid", {"StorageClassRequested": v.value})
+        if v.path == "createBucketConfiguration.locationConstraint":
+            return s3_error("InvalidLocationConstraint", "The specified location-constraint is not valid", {"LocationConstraint": v.value})
     for v in violations + [wire_violation(t) for t in type_errors]:
         if v.path.split(".")[0] in body_paths:
             return s3_error("MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
@@ -296,6 +301,16 @@ class Strict:
         self.lock = threading.Lock()
         self.models = {}
         self.patterns = Patterns()
+        self.refusals = []
+
+    def refused(self):
+        """The refusals since the last reset, newest last (at most 100), for tests to look at."""
+        with self.lock:
+            return list(self.refusals)
+
+    def reset(self):
+        with self.lock:
+            self.refusals.clear()
 
     def models_for(self, signing_name):
         names = MODELS_BY_SIGNING_NAME.get(signing_name, [signing_name])
@@ -340,17 +355,36 @@ class Strict:
         if found is None:
             return None
         model, op, params = found
-        if model.service_name == "s3" and op.name == "CreateBucket" and not bucket_name_ok(params.get("Bucket", "")):
-            return s3_error("InvalidBucketName", "The specified bucket is not valid.", {"BucketName": params.get("Bucket", "")})
-        if model.service_name == "s3" and len(str(params.get("Key", "")).encode()) > 1024:
-            return s3_error("KeyTooLongError", "Your key is too long", {"Size": len(params["Key"].encode()), "MaxSizeAllowed": 1024})
+        answer = self.s3_rules(model, op, params)
+        if answer is not None:
+            self.note(model.service_name, op.name, answer)
+            return answer
         if op.input_shape is None:
             return None
         validator = Validator(self.patterns)
         validator.check(op.input_shape, params, "")
         if not validator.violations and not validator.type_errors:
             return None
-        return self.refusal(model, op, params, validator)
+        answer = self.refusal(model, op, params, validator)
+        self.note(model.service_name, op.name, answer)
+        return answer
+
+    def note(self, service, operation, answer):
+        with self.lock:
+            self.refusals.append({"service": service, "operation": operation, "status": answer.status_code,
+                                  "body": answer.get_data(as_text=True)})
+            del self.refusals[:-100]
+
+    @staticmethod
+    def s3_rules(model, op, params):
+        """S3's own rules, which its model does not carry: bucket names (on create) and key length."""
+        if model.service_name != "s3":
+            return None
+        if op.name == "CreateBucket" and not bucket_name_ok(params.get("Bucket", "")):
+            return s3_error("InvalidBucketName", "The specified bucket is not valid.", {"BucketName": params.get("Bucket", "")})
+        if len(str(params.get("Key", "")).encode()) > 1024:
+            return s3_error("KeyTooLongError", "Your key is too long", {"Size": len(params["Key"].encode()), "MaxSizeAllowed": 1024})
+        return None
 
     def refusal(self, model, op, params, validator):
         violations, type_errors = validator.violations, validator.type_errors
