@@ -2,12 +2,18 @@
 
 moto serves S3, IAM, STS, SQS, Athena, Glue, Lake Formation, SageMaker and Lambda. This launcher wraps moto's
 domain dispatcher to add:
+  * strict requests (strict.py): every AWS request is validated against its service's botocore model before
+    any backend sees it, and a violation is answered as that service answers it (ValidationException,
+    ValidationError, SQS's and S3's own codes); GET /lakesight-emulator/strict lists the refusals;
+  * deletes that take time (deletes.py): SQS's QueueDeletedRecently for "queueDeletedRecentlySeconds", and
+    SageMaker endpoints that report Deleting for "pendingPolls": {"endpointDelete": N} polls;
   * a Security Lake backend (securitylake.py);
   * SageMaker StopTrainingJob and UpdateEndpoint, and Athena UpdateWorkGroup;
   * SageMaker runtime InvokeEndpoint on the stack's endpoint: IP Insights' text/csv in, its JSON out, with
     dot products seeded through "endpointScores", and a record of every call at GET /lakesight-emulator/invocations;
   * test behaviour set through POST /lakesight-emulator/config:
-      {"pendingPolls": {"endpoint": N, "trainingJob": N, "dataLake": N, "subscriber": N},
+      {"pendingPolls": {"endpoint": N, "endpointDelete": N, "trainingJob": N, "dataLake": N, "subscriber": N},
+       "queueDeletedRecentlySeconds": s,         # how long SQS holds a deleted queue's name (default 5)
        "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
        "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
        "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...},

@@ -26,8 +26,12 @@ How a violation is answered:
     the same Coral message. (A value of the wrong type is answered the same way; AWS's exact wording for it
     was not confirmed.)
   * S3: `InvalidBucketName` for a bucket name S3 does not allow, `KeyTooLongError` for a key over 1024
-    bytes, `MissingRequestBodyError` for a missing XML body, `MalformedXML` for a body that breaks the
-    model, `InvalidArgument` for a header or query value that does.
+    bytes, `InvalidStorageClass` and `InvalidLocationConstraint` for those enums, `MissingRequestBodyError`
+    for a missing XML body, `MalformedXML` for a body that breaks the model, `InvalidArgument` for another
+    header or query value that does.
+
+Every refusal is also kept (the last 100) for GET /lakesight-emulator/strict, so that a test that fails on
+one can show it.
 """
 
 import json
