@@ -2,12 +2,18 @@
 
 moto serves S3, IAM, STS, SQS, Athena, Glue, Lake Formation, SageMaker and Lambda. This launcher wraps moto's
 domain dispatcher to add:
+  * strict requests (strict.py): every AWS request is validated against its service's botocore model before
+    any backend sees it, and a violation is answered as that service answers it (ValidationException,
+    ValidationError, SQS's and S3's own codes); GET /lakesight-emulator/strict lists the refusals;
+  * deletes that take time (deletes.py): SQS's QueueDeletedRecently for "queueDeletedRecentlySeconds", and
+    SageMaker endpoints that report Deleting for "pendingPolls": {"endpointDelete": N} polls;
   * a Security Lake backend (securitylake.py);
   * SageMaker StopTrainingJob and UpdateEndpoint, and Athena UpdateWorkGroup;
   * SageMaker runtime InvokeEndpoint on the stack's endpoint: IP Insights' text/csv in, its JSON out, with
     dot products seeded through "endpointScores", and a record of every call at GET /lakesight-emulator/invocations;
   * test behaviour set through POST /lakesight-emulator/config:
-      {"pendingPolls": {"endpoint": N, "trainingJob": N, "dataLake": N, "subscriber": N},
+      {"pendingPolls": {"endpoint": N, "endpointDelete": N, "trainingJob": N, "dataLake": N, "subscriber": N},
+       "queueDeletedRecentlySeconds": s,         # how long SQS holds a deleted queue's name (default 5)
        "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
        "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
        "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...},
@@ -43,7 +49,9 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
+from deletes import SlowDeletes  # noqa: E402
 from securitylake import SecurityLake  # noqa: E402
+from strict import Strict  # noqa: E402
 
 
 
@@ -126,7 +134,7 @@ class Behaviour:
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
             for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows",
                         "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate", "endpointScores",
-                        "loseResponse", "holdAtCall"):
+                        "loseResponse", "holdAtCall", "queueDeletedRecentlySeconds"):
                 if key in body:
                     self.settings[key] = body[key]
 
@@ -428,6 +436,8 @@ class Emulator:
         self.athena = Athena(self.behaviour)
         self.runtime = Runtime(self.behaviour)
         self.faults = Faults(self.behaviour)
+        self.strict = Strict()
+        self.deletes = SlowDeletes(self.behaviour, DEFAULT_ACCOUNT)
 
     def __call__(self, environ, start_response):
         """Counts each AWS call and applies the fault settings around it."""
@@ -465,6 +475,10 @@ class Emulator:
         target = request.headers.get("X-Amz-Target", "")
         operation = target.rsplit(".", 1)[-1] if target else request.values.get("Action", "")
         self.behaviour.delay(operation)
+        for check in (self.strict.check, self.deletes.check):
+            refusal = check(request, service, operation, region)
+            if refusal is not None:
+                return refusal(environ, start_response)
         invocation = INVOCATIONS.match(request.path)
         if service == "sagemaker" and invocation and request.method == "POST":
             return self.runtime.invoke(invocation.group(1), request, region)(environ, start_response)
@@ -523,6 +537,8 @@ class Emulator:
 
             _internal.moto_api_backend.reset()
             self.security_lake.reset()
+            self.deletes.reset()
+            self.strict.reset()
             self.sagemaker.stopped.clear()
             self.sagemaker.failed_updates.clear()
             self.athena.failed.clear()
@@ -534,6 +550,8 @@ class Emulator:
         if request.path == "/lakesight-emulator/invocations":
             with self.runtime.lock:
                 return json_response(200, {"invocations": list(self.runtime.calls)})
+        if request.path == "/lakesight-emulator/strict":
+            return json_response(200, {"refused": self.strict.refused()})
         if request.path == "/lakesight-emulator/health":
             return json_response(200, {"ok": True})
         return error(404, "NotFound", request.path)

@@ -10,6 +10,8 @@ import gzip
 import json
 import os
 import re
+import secrets
+import string
 import threading
 import uuid
 from urllib.parse import unquote
@@ -19,6 +21,14 @@ from werkzeug.wrappers import Response
 
 ACCOUNT = "123456789012"
 MODEL_PATH = os.path.join(os.path.dirname(botocore.__file__), "data", "securitylake", "2018-05-10", "service-2.json.gz")
+
+
+def lake_bucket_name(region):
+    """The lake's bucket: `aws-security-data-lake-<region>-` and lowercase letters and digits up to S3's 63
+    characters, as the service names it (30 random characters after a 9-character region such as
+    us-east-1, 25 after ap-northeast-1), so the name fits in every region."""
+    prefix = f"aws-security-data-lake-{region}-"
+    return prefix + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(63 - len(prefix)))
 
 
 def response(status, body, error_type=None):
@@ -196,7 +206,7 @@ class SecurityLake:
 
     def configure(self, config, role):
         failure = self.behaviour.setting("failDataLake")
-        bucket = f"aws-security-data-lake-{config['region']}-{uuid.uuid4().hex[:30]}"
+        bucket = lake_bucket_name(config["region"])
         # Security Lake creates the lake's bucket; objects the scorer reads land there.
         from moto.s3.models import s3_backends
 

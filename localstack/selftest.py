@@ -100,7 +100,7 @@ class EmulatorTest(unittest.TestCase):
             self.assertEqual(caught.exception.response["Error"]["Code"], "ValidationException")
         with self.assertRaises(botocore.exceptions.ClientError) as caught:
             sl.create_aws_log_source(sources=[{"sourceName": "VPC_FLOWS", "regions": ["us-east-1"]}])
-        self.assertIn("must be one of", caught.exception.response["Error"]["Message"])
+        self.assertIn("Member must satisfy enum value set", caught.exception.response["Error"]["Message"])
 
     def test_conflicts_are_injected_on_every_nth_mutation(self):
         control("config", {"conflictEvery": 2})
