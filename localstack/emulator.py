@@ -29,6 +29,7 @@ import io
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -43,6 +44,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
+import notifications  # noqa: E402
+from lambda_runner import LambdaRunner  # noqa: E402
 from securitylake import SecurityLake  # noqa: E402
 
 
@@ -428,6 +431,8 @@ class Emulator:
         self.athena = Athena(self.behaviour)
         self.runtime = Runtime(self.behaviour)
         self.faults = Faults(self.behaviour)
+        self.lambdas = LambdaRunner()
+        notifications.install(self.security_lake)
 
     def __call__(self, environ, start_response):
         """Counts each AWS call and applies the fault settings around it."""
@@ -522,6 +527,7 @@ class Emulator:
             from moto.moto_api import _internal
 
             _internal.moto_api_backend.reset()
+            self.lambdas.reset()
             self.security_lake.reset()
             self.sagemaker.stopped.clear()
             self.sagemaker.failed_updates.clear()
@@ -534,6 +540,8 @@ class Emulator:
         if request.path == "/lakesight-emulator/invocations":
             with self.runtime.lock:
                 return json_response(200, {"invocations": list(self.runtime.calls)})
+        if request.path == "/lakesight-emulator/lambda/logs":
+            return json_response(200, self.lambdas.logs.read(request.args.get("function")))
         if request.path == "/lakesight-emulator/health":
             return json_response(200, {"ok": True})
         return error(404, "NotFound", request.path)
@@ -545,12 +553,20 @@ def main():
     parser.add_argument("--exit-with-stdin", action="store_true", help="exit when standard input closes")
     args = parser.parse_args()
 
-    server = make_server("127.0.0.1", args.port, Emulator(), threaded=True)
+    emulator = Emulator()
+    server = make_server("127.0.0.1", args.port, emulator, threaded=True)
+    emulator.lambdas.start(f"http://127.0.0.1:{server.server_port}")
+
+    def leave(*_):
+        emulator.lambdas.shutdown()  # no function's bootstrap outlives the emulator
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, leave)
     if args.exit_with_stdin:
 
         def watch():
             sys.stdin.read()
-            os._exit(0)
+            leave()
 
         threading.Thread(target=watch, daemon=True).start()
     print(f"READY http://127.0.0.1:{server.server_port}", flush=True)
