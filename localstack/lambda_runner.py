@@ -266,11 +266,9 @@ class LambdaRunner:
             self.pollers.clear()
         for poller in pollers:
             poller.stopping.set()
+            poller.retire()  # kills the bootstrap, which also ends an invocation in progress
         for poller in pollers:
-            poller.join(timeout=2)
-            if poller.is_alive():
-                poller.retire()  # still inside an invocation: killing the bootstrap ends it
-                poller.join(timeout=10)
+            poller.join(timeout=5)
 
     def reset(self):
         """Stops every poller and environment (before moto forgets the mappings) and clears the logs."""

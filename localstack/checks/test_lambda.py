@@ -198,6 +198,22 @@ class MappingTest(LambdaCase):
         time.sleep(1.5)
         self.assertEqual(self.records("fn", "third"), [])
 
+    def test_a_new_lake_object_reaches_the_function_through_the_subscriber_queue(self):
+        sl = client("securitylake")
+        lake = sl.create_data_lake(configurations=[{"region": "us-east-1"}], metaStoreManagerRoleArn=self.role)
+        bucket = lake["dataLakes"][0]["s3BucketArn"].split(":::")[1]
+        sub = sl.create_subscriber(subscriberName="scorer", subscriberIdentity={"principal": ACCOUNT, "externalId": "ext-scorer"},
+                                   sources=[{"awsLogSource": {"sourceName": "VPC_FLOW", "sourceVersion": "2.0"}}])["subscriber"]
+        queue_arn = sl.create_subscriber_notification(subscriberId=sub["subscriberId"],
+                                                      configuration={"sqsNotificationConfiguration": {}})["subscriberEndpoint"]
+        self.function("fn")
+        self.mapping("fn", queue_arn, BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"])
+        key = f"aws/VPC_FLOW/2.0/region=us-east-1/accountId={ACCOUNT}/eventDay=20260101/part-0.gz.parquet"
+        client("s3").put_object(Bucket=bucket, Key=key, Body=b"PAR1")
+        line = wait_for(lambda: next((line for line in log("fn") if line.startswith("record ") and key in line), None))
+        body = json.loads(line.split(" ", 2)[2].rsplit(" count ", 1)[0])
+        self.assertEqual((body["detail-type"], body["detail"]["bucket"]["name"]), ("Object Created", bucket))
+
     def test_reset_stops_every_bootstrap(self):
         url, arn = self.queue("work")
         self.function("fn")
