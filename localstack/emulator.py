@@ -2,7 +2,13 @@
 
 moto serves S3, IAM, STS, SQS, Athena, Glue, Lake Formation, SageMaker and Lambda. This launcher wraps moto's
 domain dispatcher to add:
-  * a Security Lake backend (securitylake.py);
+  * a Security Lake backend (securitylake.py), whose subscribers' queues receive Security Lake's notification
+    (S3's EventBridge event as Security Lake trims it) for each new object under one of their sources'
+    prefixes in the lake's bucket (notifications.py, hooked where moto announces a stored object);
+  * Lambda that runs code: each enabled SQS event source mapping polls its queue and runs the function's
+    deployed `bootstrap` under a local Lambda Runtime API, with batch item failures, timeouts and redrive
+    (lambda_runner.py, lambda_runtime.py; elfcheck.py refuses a bootstrap needing a newer glibc than the
+    runtime's or this host's). GET /lakesight-emulator/lambda/logs?function=NAME returns a function's log;
   * SageMaker StopTrainingJob and UpdateEndpoint, and Athena UpdateWorkGroup;
   * SageMaker runtime InvokeEndpoint on the stack's endpoint: IP Insights' text/csv in, its JSON out, with
     dot products seeded through "endpointScores", and a record of every call at GET /lakesight-emulator/invocations;
@@ -18,10 +24,11 @@ domain dispatcher to add:
     (localstack/README.md describes each setting)
   * GET /lakesight-emulator/faults: the AWS calls counted since the last configuration, and whether an
     answer is being held; any configuration releases a held answer.
-  * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config.
+  * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config, and stop every
+    function's poller and bootstrap.
 
 It binds 127.0.0.1 only. With --exit-with-stdin it exits when its standard input closes, so a
-test process that dies can never leave it behind.
+test process that dies can never leave it behind; the functions' bootstraps end with it.
 """
 
 import argparse

@@ -2,12 +2,21 @@
 subscriber of that source that has an SQS notification a message on its queue.
 
 Security Lake writes a source's objects under aws/<sourceName>/<sourceVersion>/region=<region>/accountId=
-<account>/eventDay=<YYYYMMDD>/ (custom sources under ext/<sourceName>/) and delivers its notifications through
-EventBridge, so the subscriber's queue receives S3's EventBridge "Object Created" event (source "aws.s3") as
-the message body, not S3's own {"Records": [...]} notification. The shape is S3's (Amazon S3 user guide,
-"EventBridge event message structure"); consumers of Security Lake read detail.bucket.name and
-detail.object.key from it (for example Wazuh's Security Lake subscriber, and OpenSearch Data Prepper, whose
-issue #2788 notes Security Lake's events come through EventBridge).
+<account>/eventDay=<YYYYMMDD>/ (custom sources under ext/<sourceName>/) and notifies subscribers through
+EventBridge (its subscriber prerequisites are EventBridge rules and targets). The message it puts on the
+subscriber's queue is its documented sample notification (Security Lake user guide, "Managing data access
+for Security Lake subscribers", sample notification, as reproduced by OpenSearch Data Prepper's
+SECURITY_LAKE_MESSAGE test fixture and Graylog's AWS input): S3's EventBridge event trimmed to
+
+  {"source": "aws.s3", "time", "account", "region", "resources": [bucket ARN],
+   "detail": {"bucket": {"name"}, "object": {"key", "size", "etag"}, "request-id",
+              "requester": "securitylake.amazonaws.com"}}
+
+It has no "detail-type", "id", "version", "sequencer" or "reason", unlike the Object Created event S3 itself
+sends to EventBridge (Amazon S3 user guide, "EventBridge event message structure"). The key is URL-encoded
+as in S3's event notifications ('=' becomes %3D); whether S3's EventBridge events encode it is not
+documented, and AWS's own consumers (Powertools' S3EventBridgeNotificationObject, Data Prepper) decode it,
+which works either way for Security Lake's keys.
 
 The hook is moto's own S3 notification point, which it calls once the object is stored, for PutObject,
 CopyObject and CompleteMultipartUpload alike; moto's answer to the request is not touched.
@@ -15,55 +24,31 @@ CopyObject and CompleteMultipartUpload alike; moto's answer to the request is no
 
 import json
 import sys
-import threading
 import time
 import uuid
+from urllib.parse import quote_plus
 
 from moto.s3 import notifications as s3_notifications
 
 ACCOUNT = "123456789012"
 
-# moto's event name -> the "reason" of S3's EventBridge event.
-REASONS = {
-    "s3:ObjectCreated:Put": "PutObject",
-    "s3:ObjectCreated:Post": "PostObject",
-    "s3:ObjectCreated:Copy": "CopyObject",
-    "s3:ObjectCreated:CompleteMultipartUpload": "CompleteMultipartUpload",
-}
-
-_sequence = [0]
-_sequence_lock = threading.Lock()
+CREATED = {"s3:ObjectCreated:Put", "s3:ObjectCreated:Post", "s3:ObjectCreated:Copy",
+           "s3:ObjectCreated:CompleteMultipartUpload"}
 
 
-def sequencer():
-    """S3's sequencer: a hex string that grows with each event for a key."""
-    with _sequence_lock:
-        _sequence[0] += 1
-        return f"{int(time.time() * 1000):012X}{_sequence[0]:06X}"
-
-
-def object_created(region, bucket, key, reason):
-    """S3's EventBridge "Object Created" event for `key` (a moto FakeKey) in `bucket` (a moto FakeBucket)."""
-    obj = {"key": key.name, "size": key.size, "etag": key.etag.strip('"'), "sequencer": sequencer()}
-    if bucket.is_versioned:
-        obj["version-id"] = key.version_id
+def notification(region, bucket, key):
+    """Security Lake's notification of `key` (a moto FakeKey) in `bucket` (a moto FakeBucket)."""
     return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Object Created",
         "source": "aws.s3",
-        "account": ACCOUNT,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "account": ACCOUNT,
         "region": region,
         "resources": [f"arn:aws:s3:::{bucket.name}"],
         "detail": {
-            "version": "0",
             "bucket": {"name": bucket.name},
-            "object": obj,
+            "object": {"key": quote_plus(key.name, safe="/"), "size": key.size, "etag": key.etag.strip('"')},
             "request-id": uuid.uuid4().hex[:16].upper(),
-            "requester": ACCOUNT,
-            "source-ip-address": "127.0.0.1",
-            "reason": reason,
+            "requester": "securitylake.amazonaws.com",
         },
     }
 
@@ -102,10 +87,10 @@ def install(security_lake):
 
 
 def notify(security_lake, event_name, bucket, key):
-    reason = REASONS.get(getattr(event_name, "value", event_name))
-    if reason is None or key is None:
+    name = getattr(event_name, "value", event_name)
+    if name not in CREATED or key is None:
         return
-    if reason == "PutObject" and key.multipart is not None:
+    if name == "s3:ObjectCreated:Put" and key.multipart is not None:
         return  # moto stores a completed multipart upload with put_object, then announces it once more
     from moto.sqs.models import sqs_backends
 
@@ -113,5 +98,5 @@ def notify(security_lake, event_name, bucket, key):
         targets = [(s["region"], s["subscriberEndpoint"]) for s in security_lake.subscribers.values()
                    if subscribed(s, bucket.name, key.name)]
     for region, queue_arn in targets:
-        body = json.dumps(object_created(region, bucket, key, reason))
+        body = json.dumps(notification(region, bucket, key))
         sqs_backends[ACCOUNT][region].send_message(queue_arn.rsplit(":", 1)[-1], body)

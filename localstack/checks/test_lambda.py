@@ -210,9 +210,23 @@ class MappingTest(LambdaCase):
         self.mapping("fn", queue_arn, BatchSize=10, FunctionResponseTypes=["ReportBatchItemFailures"])
         key = f"aws/VPC_FLOW/2.0/region=us-east-1/accountId={ACCOUNT}/eventDay=20260101/part-0.gz.parquet"
         client("s3").put_object(Bucket=bucket, Key=key, Body=b"PAR1")
-        line = wait_for(lambda: next((line for line in log("fn") if line.startswith("record ") and key in line), None))
+        encoded = key.replace("=", "%3D")
+        line = wait_for(lambda: next((line for line in log("fn") if line.startswith("record ") and encoded in line), None))
         body = json.loads(line.split(" ", 2)[2].rsplit(" count ", 1)[0])
-        self.assertEqual((body["detail-type"], body["detail"]["bucket"]["name"]), ("Object Created", bucket))
+        self.assertEqual((body["source"], body["detail"]["bucket"]["name"]), ("aws.s3", bucket))
+
+    def test_new_code_runs_in_a_new_environment(self):
+        url, arn = self.queue("work")
+        self.function("fn")
+        self.mapping("fn", arn, BatchSize=1)
+        self.sqs.send_message(QueueUrl=url, MessageBody="before")
+        wait_for(lambda: self.records("fn", "before"))
+        self.aws_lambda.update_function_code(FunctionName="fn", ZipFile=package(BOOTSTRAP.replace('"init pid"', '"v2 init pid"').encode()))
+        self.sqs.send_message(QueueUrl=url, MessageBody="after")
+        wait_for(lambda: self.records("fn", "after"))
+        lines = log("fn")
+        self.assertLess(lines.index(next(line for line in lines if line.startswith("v2 init pid"))),
+                        lines.index(self.records("fn", "after")[0]))
 
     def test_reset_stops_every_bootstrap(self):
         url, arn = self.queue("work")
