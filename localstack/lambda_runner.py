@@ -28,7 +28,7 @@ import threading
 import time
 
 from lambda_logs import Logs
-from lambda_runtime import Environment, signature
+from lambda_runtime import Environment, remove_orphaned_task_roots, signature
 
 MAX_PAYLOAD = 6 * 1024 * 1024  # Lambda's synchronous invocation payload limit caps a batch
 
@@ -227,6 +227,7 @@ class LambdaRunner:
 
     def __init__(self):
         _forget_mappings()
+        remove_orphaned_task_roots()
         self.logs = Logs()
         self.lock = threading.Lock()
         self.pollers = {}  # mapping uuid -> Poller

@@ -31,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import elfcheck
 
 INIT_TIMEOUT = 10.0  # Lambda's limit on the init phase of on-demand functions
+TASK_ROOT_PREFIX = "lakesight-lambda-"  # + the emulator's pid: the code unpacked for one environment
 PR_SET_PDEATHSIG = 1
 try:
     _prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -44,6 +45,32 @@ def _die_with_parent(parent):
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(1)
+
+
+def remove_orphaned_task_roots():
+    """Removes the unpacked code left by emulators that were killed (a clean exit removes its own)."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        if not name.startswith(TASK_ROOT_PREFIX):
+            continue
+        pid = name[len(TASK_ROOT_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+
+
+def _running(pid):
+    """Whether a process runs; a zombie (killed, not yet reaped) does not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc here: alive as far as we can tell
 
 
 def signature(function):
@@ -88,7 +115,7 @@ class Environment:
 
     def start(self):
         """Unpacks the code, checks the bootstrap can run, and starts it under a fresh Runtime API."""
-        self.task_root = tempfile.mkdtemp(prefix="lakesight-lambda-")
+        self.task_root = tempfile.mkdtemp(prefix=f"{TASK_ROOT_PREFIX}{os.getpid()}-")
         bootstrap = os.path.join(self.task_root, "bootstrap")
         code = self.function.code_bytes
         try:
