@@ -167,6 +167,7 @@ class Poller(threading.Thread):
         sqs = sqs_backends[self.account][self.region]
         function = self.function(esm)
         if function is None or queue_name not in sqs.queues:
+            self.retire()  # the function (or its queue) was deleted: nothing may keep running its code
             return False
         batch = self.receive(esm, sqs, queue_name)
         if not batch:
