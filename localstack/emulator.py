@@ -8,6 +8,13 @@ domain dispatcher to add:
   * deletes that take time (deletes.py): SQS's QueueDeletedRecently for "queueDeletedRecentlySeconds", and
     SageMaker endpoints that report Deleting for "pendingPolls": {"endpointDelete": N} polls;
   * a Security Lake backend (securitylake.py);
+  * a Security Lake backend (securitylake.py), whose subscribers' queues receive Security Lake's notification
+    (S3's EventBridge event as Security Lake trims it) for each new object under one of their sources'
+    prefixes in the lake's bucket (notifications.py, hooked where moto announces a stored object);
+  * Lambda that runs code: each enabled SQS event source mapping polls its queue and runs the function's
+    deployed `bootstrap` under a local Lambda Runtime API, with batch item failures, timeouts and redrive
+    (lambda_runner.py, lambda_runtime.py; elfcheck.py refuses a bootstrap needing a newer glibc than the
+    runtime's or this host's). GET /lakesight-emulator/lambda/logs?function=NAME returns a function's log;
   * SageMaker StopTrainingJob and UpdateEndpoint, and Athena UpdateWorkGroup;
   * SageMaker runtime InvokeEndpoint on the stack's endpoint: IP Insights' text/csv in, its JSON out, with
     dot products seeded through "endpointScores", and a record of every call at GET /lakesight-emulator/invocations;
@@ -24,10 +31,11 @@ domain dispatcher to add:
     (localstack/README.md describes each setting)
   * GET /lakesight-emulator/faults: the AWS calls counted since the last configuration, and whether an
     answer is being held; any configuration releases a held answer.
-  * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config.
+  * POST /lakesight-emulator/reset: forget all state (moto's and ours) and the behaviour config, and stop every
+    function's poller and bootstrap.
 
 It binds 127.0.0.1 only. With --exit-with-stdin it exits when its standard input closes, so a
-test process that dies can never leave it behind.
+test process that dies can never leave it behind; the functions' bootstraps end with it.
 """
 
 import argparse
@@ -35,6 +43,7 @@ import io
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -50,6 +59,8 @@ from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
 from deletes import SlowDeletes  # noqa: E402
+import notifications  # noqa: E402
+from lambda_runner import LambdaRunner  # noqa: E402
 from securitylake import SecurityLake  # noqa: E402
 from strict import Strict  # noqa: E402
 
@@ -438,6 +449,8 @@ class Emulator:
         self.faults = Faults(self.behaviour)
         self.strict = Strict()
         self.deletes = SlowDeletes(self.behaviour, DEFAULT_ACCOUNT)
+        self.lambdas = LambdaRunner()
+        notifications.install(self.security_lake)
 
     def __call__(self, environ, start_response):
         """Counts each AWS call and applies the fault settings around it."""
@@ -536,6 +549,7 @@ class Emulator:
             from moto.moto_api import _internal
 
             _internal.moto_api_backend.reset()
+            self.lambdas.reset()
             self.security_lake.reset()
             self.deletes.reset()
             self.strict.reset()
@@ -552,6 +566,8 @@ class Emulator:
                 return json_response(200, {"invocations": list(self.runtime.calls)})
         if request.path == "/lakesight-emulator/strict":
             return json_response(200, {"refused": self.strict.refused()})
+        if request.path == "/lakesight-emulator/lambda/logs":
+            return json_response(200, self.lambdas.logs.read(request.args.get("function")))
         if request.path == "/lakesight-emulator/health":
             return json_response(200, {"ok": True})
         return error(404, "NotFound", request.path)
@@ -563,12 +579,20 @@ def main():
     parser.add_argument("--exit-with-stdin", action="store_true", help="exit when standard input closes")
     args = parser.parse_args()
 
-    server = make_server("127.0.0.1", args.port, Emulator(), threaded=True)
+    emulator = Emulator()
+    server = make_server("127.0.0.1", args.port, emulator, threaded=True)
+    emulator.lambdas.start(f"http://127.0.0.1:{server.server_port}")
+
+    def leave(*_):
+        emulator.lambdas.shutdown()  # no function's bootstrap outlives the emulator
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, leave)
     if args.exit_with_stdin:
 
         def watch():
             sys.stdin.read()
-            os._exit(0)
+            leave()
 
         threading.Thread(target=watch, daemon=True).start()
     print(f"READY http://127.0.0.1:{server.server_port}", flush=True)
