@@ -16,7 +16,7 @@ use lakesight::scorer::config::DEFAULT_MAX_PAYLOAD_BYTES;
 use lakesight::scorer::extract::{self, ObjectContext};
 use lakesight::scorer::pairs::PairTable;
 use lakesight::scorer::payload;
-use lakesight::scorer::synthetic::{OcsfVersion, write_flows};
+use lakesight::synthetic::{OcsfVersion, write_flows};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
