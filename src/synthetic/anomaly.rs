@@ -54,7 +54,8 @@ pub fn plan(world: &World, seed: u64, last_day: Day, count: usize) -> Vec<Anomal
     let mut planned = Vec::new();
     for k in 0..count {
         let net = &world.networks[k % world.networks.len()];
-        let Some(x) = (0..32).map(|_| &net.instances[rng.usize(..net.instances.len())]).find(|x| victims.insert(&x.uid))
+        let Some(x) =
+            (0..32).map(|_| &net.instances[rng.usize(..net.instances.len())]).find(|x| victims.insert(&x.uid))
         else {
             continue;
         };

@@ -66,7 +66,11 @@ impl LakeSpec {
 /// `count` account ids: the emulator's own account first, then made-up member accounts.
 pub fn account_ids(count: usize) -> Vec<String> {
     (0..count.max(1))
-        .map(|i| if i == 0 { "123456789012".to_owned() } else { format!("{}", 210_000_000_000 + 111_111_111 * i as u64) })
+        .map(
+            |i| {
+                if i == 0 { "123456789012".to_owned() } else { format!("{}", 210_000_000_000 + 111_111_111 * i as u64) }
+            },
+        )
         .collect()
 }
 
@@ -210,7 +214,12 @@ impl Lake {
                 .collect();
             let mut ids = rng(self.spec.seed, &["object", &p.prefix(), &objects.len().to_string()]);
             let id = u128::from(ids.u64(..)) << 64 | u128::from(ids.u64(..));
-            objects.push(Object { key: format!("{}{}", p.prefix(), object_name(id)), bytes, records: held.len(), anomalies });
+            objects.push(Object {
+                key: format!("{}{}", p.prefix(), object_name(id)),
+                bytes,
+                records: held.len(),
+                anomalies,
+            });
             start = end;
         }
         Ok(objects)

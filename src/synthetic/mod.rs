@@ -68,7 +68,12 @@ pub mod traffic;
 pub mod world;
 
 pub use calendar::Day;
-pub use fixture::{ACCOUNT, PRODUCT, REGION, Row, eventbridge_notification, s3_notification, sqs_event, write_flows, write_parquet};
+pub use fixture::{
+    ACCOUNT, PRODUCT, REGION, Row, eventbridge_notification, s3_notification, sqs_event, write_flows, write_parquet,
+};
 pub use lake::{Lake, LakeSpec, Part};
 pub use pairs::{Filter, Selection, Window, pairs};
 pub use record::{Direction, OcsfVersion, Record, Source};
+
+#[cfg(test)]
+mod tests;

@@ -158,7 +158,8 @@ fn dns_columns(version: OcsfVersion, records: &[Record]) -> Result<Columns, Arro
     let answers_type = DataType::Struct(
         ["type", "rdata", "class"].into_iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Fields>(),
     );
-    let flat: Vec<&(&str, String)> = queries.iter().flat_map(|q| q.map(|q| q.answers.iter()).into_iter().flatten()).collect();
+    let flat: Vec<&(&str, String)> =
+        queries.iter().flat_map(|q| q.map(|q| q.answers.iter()).into_iter().flatten()).collect();
     let answer_values = object(vec![
         ("type", strs(flat.iter().map(|a| Some(a.0)))),
         ("rdata", strs(flat.iter().map(|a| Some(a.1.as_str())))),

@@ -179,11 +179,7 @@ impl Record {
 /// Where Security Lake keeps one source's objects for an account, region and day:
 /// `aws/<SOURCE>/<version>/region=<r>/accountId=<a>/eventDay=<YYYYMMDD>/`.
 pub fn partition_prefix(source: Source, version: OcsfVersion, region: &str, account: &str, day: Day) -> String {
-    format!(
-        "aws/{}/{}/region={region}/accountId={account}/eventDay={day}/",
-        source.as_str(),
-        version.source_version()
-    )
+    format!("aws/{}/{}/region={region}/accountId={account}/eventDay={day}/", source.as_str(), version.source_version())
 }
 
 /// The name Security Lake gives its objects: 32 hex digits and `.gz.parquet`.

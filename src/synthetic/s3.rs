@@ -61,11 +61,14 @@ pub async fn write(
                 .body(ByteStream::from(object.bytes.clone()))
                 .send()
                 .await
-                .map_err(|e| S3Error::Call(format!("PutObject {}: {}", object.key, aws_sdk_s3::error::DisplayErrorContext(e))))?;
+                .map_err(|e| {
+                S3Error::Call(format!("PutObject {}: {}", object.key, aws_sdk_s3::error::DisplayErrorContext(e)))
+            })?;
             written.add(&object);
         }
     }
-    let body = serde_json::to_vec_pretty(&lake.ground_truth(&written.anomaly_keys)).map_err(|e| S3Error::Call(format!("ground truth: {e}")))?;
+    let body = serde_json::to_vec_pretty(&lake.ground_truth(&written.anomaly_keys))
+        .map_err(|e| S3Error::Call(format!("ground truth: {e}")))?;
     s3.put_object()
         .bucket(truth.0)
         .key(truth.1)

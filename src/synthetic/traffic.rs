@@ -28,7 +28,7 @@ fn time_in(rng: &mut fastrand::Rng, day: Day) -> i64 {
             false
         }
     });
-    day.start_ms() + hour.unwrap_or(12) as i64 * 3_600_000 + rng.i64(..3_600_000)
+    day.start_ms() + hour.unwrap_or(12) as i64 * 3_600_000 + rng.i64(0..3_600_000)
 }
 
 /// Picks an index with probability proportional to its weight.
@@ -148,7 +148,8 @@ impl Conn<'_> {
         let packets = rng.i64(1..40);
         let request_bytes = packets * rng.i64(60..900);
         let response_bytes = packets * rng.i64(200..1_500);
-        let (out_bytes, in_bytes) = if outbound { (request_bytes, response_bytes) } else { (response_bytes, request_bytes) };
+        let (out_bytes, in_bytes) =
+            if outbound { (request_bytes, response_bytes) } else { (response_bytes, request_bytes) };
         let duration = rng.i64(1_000..60_000);
         let flow = |direction, bytes: i64| Flow {
             direction,
