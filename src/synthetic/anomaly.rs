@@ -63,8 +63,8 @@ pub fn plan(world: &World, seed: u64, last_day: Day, count: usize) -> Vec<Anomal
         let (kind, remote_ip, remote_account) = if k % 2 == 0 {
             (Kind::UnseenAddress, public_ip(&mut rng, &mut taken), None)
         } else if let Some(other) = rng.choice(&others) {
-            let victim = &other.instances[rng.usize(..other.instances.len())];
-            (Kind::OtherTenantSubnet, victim.ip.clone(), Some(other.account.clone()))
+            let neighbour = &other.instances[rng.usize(..other.instances.len())];
+            (Kind::OtherTenantSubnet, neighbour.ip.clone(), Some(other.account.clone()))
         } else {
             let ip = format!("172.{}.{}.{}", 20 + rng.u8(..8), 16 * rng.u8(..4) + 1, rng.u8(10..250));
             (Kind::OtherTenantSubnet, ip, Some("neighbour".to_owned()))
