@@ -48,9 +48,11 @@
 //!   `direction_id` 2), `dst_endpoint` for ingress (`Inbound`, 1). The generator does the same,
 //!   so `src_endpoint.instance_uid` is null on inbound records.
 //! - Raw fields behind them: VPC Flow Logs records
-//!   (<https://docs.aws.amazon.com/vpc/latest/userguide/flow-log-records.html>; `-` for missing
-//!   values, `NODATA`; no records for traffic to the Amazon DNS server) and Route 53 Resolver
-//!   query logs (<https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/resolver-query-logs-format.html>).
+//!   (<https://docs.aws.amazon.com/vpc/latest/userguide/flow-log-records.html>: `-` for missing
+//!   values, `NODATA`, `flow-direction`), which leave out traffic to the Amazon DNS server
+//!   (<https://docs.aws.amazon.com/vpc/latest/userguide/flow-logs-limitations.html>), and Route 53
+//!   Resolver query logs
+//!   (<https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/resolver-query-logs-format.html>).
 //!
 //! Not taken from a published Glue definition: the order of the columns and the width of
 //! `type_uid` in version 2 tables (OCSF's `long`), and `unmapped`, written as an empty

@@ -54,17 +54,17 @@ pub async fn write(
 ) -> Result<Written, S3Error> {
     let mut written = Written::default();
     for p in lake.partitions(part) {
-        for object in lake.objects(&p)? {
+        for mut object in lake.objects(&p)? {
+            written.add(&object);
             s3.put_object()
                 .bucket(bucket)
                 .key(&object.key)
-                .body(ByteStream::from(object.bytes.clone()))
+                .body(ByteStream::from(std::mem::take(&mut object.bytes)))
                 .send()
                 .await
                 .map_err(|e| {
-                S3Error::Call(format!("PutObject {}: {}", object.key, aws_sdk_s3::error::DisplayErrorContext(e)))
-            })?;
-            written.add(&object);
+                    S3Error::Call(format!("PutObject {}: {}", object.key, aws_sdk_s3::error::DisplayErrorContext(e)))
+                })?;
         }
     }
     let body = serde_json::to_vec_pretty(&lake.ground_truth(&written.anomaly_keys))
