@@ -2,6 +2,7 @@
 //! client built from one `SdkConfig` the way the rest of lakesight builds its clients.
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::lake::{Lake, Part, Written};
@@ -31,10 +32,7 @@ pub enum S3Error {
 
 /// The bucket Security Lake created for `region`: `aws-security-data-lake-<region>-<id>`.
 pub async fn lake_bucket(s3: &aws_sdk_s3::Client, region: &str) -> Result<String, S3Error> {
-    let out = s3.list_buckets().send().await.map_err(|e| {
-        let e = aws_sdk_s3::error::DisplayErrorContext(e);
-        S3Error::Call(format!("ListBuckets: {e}"))
-    })?;
+    let out = s3.list_buckets().send().await.map_err(|e| S3Error::Call(format!("ListBuckets: {}", explain(e))))?;
     let prefix = format!("aws-security-data-lake-{region}-");
     let names: Vec<&str> = out.buckets().iter().filter_map(|b| b.name()).filter(|n| n.starts_with(&prefix)).collect();
     match names.as_slice() {
@@ -62,9 +60,7 @@ pub async fn write(
                 .body(ByteStream::from(std::mem::take(&mut object.bytes)))
                 .send()
                 .await
-                .map_err(|e| {
-                    S3Error::Call(format!("PutObject {}: {}", object.key, aws_sdk_s3::error::DisplayErrorContext(e)))
-                })?;
+                .map_err(|e| S3Error::Call(format!("PutObject {}: {}", object.key, explain(e))))?;
         }
     }
     let body = serde_json::to_vec_pretty(&lake.ground_truth(&written.anomaly_keys))
@@ -76,6 +72,20 @@ pub async fn write(
         .body(ByteStream::from(body))
         .send()
         .await
-        .map_err(|e| S3Error::Call(format!("PutObject {}: {}", truth.1, aws_sdk_s3::error::DisplayErrorContext(e))))?;
+        .map_err(|e| S3Error::Call(format!("PutObject {}: {}", truth.1, explain(e))))?;
     Ok(written)
+}
+
+/// The service's own message and code, or the whole chain for errors that never reached it.
+fn explain<E, R>(e: SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.as_service_error() {
+        Some(service) => {
+            format!("{} ({})", service.message().unwrap_or("no message"), service.code().unwrap_or("no code"))
+        }
+        None => DisplayErrorContext(&e).to_string(),
+    }
 }
