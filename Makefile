@@ -22,4 +22,4 @@ test:
 # The scorer's figures: records and MB per second, peak memory and requests per million records,
 # projected read against a full-column read of the same generated files.
 bench:
-	cargo bench --no-default-features --features scorer --bench scorer
+	cargo bench --no-default-features --features scorer,synthetic --bench scorer

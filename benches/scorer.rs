@@ -3,7 +3,7 @@
 //!
 //! Each measurement runs in a child process of its own so that its peak memory is its own, and
 //! the projected read and a plain full-column read of the same file alternate, so that both
-//! see the same machine. `cargo bench --no-default-features --features scorer --bench scorer`
+//! see the same machine. `cargo bench --no-default-features --features scorer,synthetic --bench scorer`
 //! prints the table; under `cargo test` the benchmark only checks, on a small file, that both
 //! reads find the same pairs.
 
@@ -16,7 +16,7 @@ use lakesight::scorer::config::DEFAULT_MAX_PAYLOAD_BYTES;
 use lakesight::scorer::extract::{self, ObjectContext};
 use lakesight::scorer::pairs::PairTable;
 use lakesight::scorer::payload;
-use lakesight::scorer::synthetic::{OcsfVersion, write_flows};
+use lakesight::synthetic::{OcsfVersion, write_flows};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 

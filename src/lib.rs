@@ -8,6 +8,7 @@
 //!   wiring that turns a stack into a graph.
 //! - [`cli`]: one module per subcommand.
 //! - [`scorer`]: the `ipcheck` Lambda's logic, built alone with `--no-default-features --features scorer`.
+//! - [`synthetic`]: a generated Security Lake for the emulator and the tests (feature `synthetic`).
 
 #[cfg(feature = "control-plane")]
 pub mod aws;
@@ -25,3 +26,5 @@ pub mod resource;
 pub mod scorer;
 #[cfg(feature = "control-plane")]
 pub mod stack;
+#[cfg(any(feature = "synthetic", all(test, feature = "scorer")))]
+pub mod synthetic;

@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lakesight::scorer::synthetic::{self, OcsfVersion, Row};
+use lakesight::synthetic::{self, OcsfVersion, Row};
 use support::{EMPTY_ZIP, Emulator, manifest};
 
 fn stack(package: &str) -> String {

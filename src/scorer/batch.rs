@@ -94,7 +94,7 @@ impl<'a> Batch<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scorer::synthetic::{s3_notification, sqs_event};
+    use crate::synthetic::{s3_notification, sqs_event};
 
     #[test]
     fn an_object_named_twice_is_listed_once_and_a_permanent_failure_wins() {

@@ -159,7 +159,7 @@ mod tests {
     use arrow_array::Int64Array;
 
     use super::*;
-    use crate::scorer::synthetic::{OcsfVersion, Row, write_parquet};
+    use crate::synthetic::{OcsfVersion, Row, write_parquet};
 
     fn rows() -> Vec<Row> {
         vec![

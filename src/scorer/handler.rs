@@ -290,7 +290,7 @@ mod tests {
     use aws_smithy_types::retry::RetryConfig;
 
     use super::*;
-    use crate::scorer::synthetic::{
+    use crate::synthetic::{
         OcsfVersion, Row, eventbridge_notification, s3_notification, sqs_event, write_flows, write_parquet,
     };
 

@@ -13,7 +13,6 @@ pub mod handler;
 pub mod invoke;
 pub mod pairs;
 pub mod payload;
-pub mod synthetic;
 
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
