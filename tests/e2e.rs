@@ -161,10 +161,10 @@ async fn plan_json_lists_every_action_with_its_reason() {
 async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "adoptme", "");
+    let file = manifest(dir.path(), "adoptme", "  securityLake: {}\n");
     let iam = emu.iam().await;
     iam.create_role()
-        .role_name("lakesight-adoptme-scorer")
+        .role_name("lakesight-adoptme-metastore")
         .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
         .send()
         .await
@@ -173,7 +173,7 @@ async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() 
     let refused = emu.run(&["apply", "--auto-approve"], &file);
     refused.expect_code(1);
     assert!(
-        refused.stderr.contains("lakesight-adoptme-scorer exists but is not this stack's")
+        refused.stderr.contains("lakesight-adoptme-metastore exists but is not this stack's")
             && refused.stderr.contains("it carries no lakesight:stack tag")
             && refused.stderr.contains("pass --adopt"),
         "{}",
@@ -184,7 +184,7 @@ async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() 
     let adopted = emu.run(&["apply", "--auto-approve", "--adopt"], &file);
     adopted.expect_code(0);
     assert!(adopted.stdout.contains("adopted"), "{}", adopted.stdout);
-    let role = iam.get_role().role_name("lakesight-adoptme-scorer").send().await.expect("role");
+    let role = iam.get_role().role_name("lakesight-adoptme-metastore").send().await.expect("role");
     let role = role.role().expect("role body");
     assert!(
         role.assume_role_policy_document().unwrap_or_default().contains("lambda.amazonaws.com"),
@@ -197,12 +197,12 @@ async fn unowned_resource_is_refused_before_any_change_and_adopted_on_request() 
 async fn drift_is_planned_with_its_field_and_repaired() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "drifty", "");
+    let file = manifest(dir.path(), "drifty", "  securityLake: {}\n");
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
 
     let iam = emu.iam().await;
     iam.put_role_policy()
-        .role_name("lakesight-drifty-sagemaker")
+        .role_name("lakesight-drifty-metastore")
         .policy_name("lakesight")
         .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#)
         .send()
@@ -218,7 +218,7 @@ async fn drift_is_planned_with_its_field_and_repaired() {
 
     let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
     plan.expect_code(2);
-    assert!(plan.stdout.contains("~ iam.role/sagemaker") && plan.stdout.contains("inlinePolicy"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("~ iam.role/metastore") && plan.stdout.contains("inlinePolicy"), "{}", plan.stdout);
     assert!(
         plan.stdout.contains("~ s3.bucket/artifacts") && plan.stdout.contains("publicAccessBlock"),
         "{}",
@@ -255,7 +255,7 @@ async fn the_manifest_region_overrides_the_environment_default() {
 async fn retained_bucket_survives_destroy() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "keeper", "  artifactBucket:\n    deletionPolicy: Retain\n");
+    let file = manifest(dir.path(), "keeper", "  artifactBucket:\n    deletionPolicy: Retain\n  features: {}\n");
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     let destroy = emu.run(&["destroy", "--auto-approve"], &file);
     destroy.expect_code(0);
@@ -272,10 +272,10 @@ async fn injected_latency_is_ridden_out_and_calls_still_counted() {
     }
     emu.configure(r#"{"latencyMs": {"CreateRole": 300, "GetRole": 50}}"#);
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "slow", "");
+    let file = manifest(dir.path(), "slow", "  securityLake: {}\n");
     let run = emu.run(&["apply", "--auto-approve", "--stats"], &file);
     run.expect_code(0);
     let create_roles =
         run.stderr.lines().find(|l| l.contains("CreateRole")).unwrap_or_else(|| panic!("{}", run.stderr));
-    assert!(create_roles.split_whitespace().any(|w| w == "2"), "{create_roles}");
+    assert!(create_roles.split_whitespace().any(|w| w == "1"), "the metastore manager role: {create_roles}");
 }

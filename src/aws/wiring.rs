@@ -94,10 +94,10 @@ fn fill<'a, T: serde::de::DeserializeOwned>(section: &'a mut Option<T>, yaml: &s
     section.as_mut().ok_or_else(|| WiringError::Defaults(yaml.to_owned()))
 }
 
-/// Whether a resource the manifest no longer declares leaves with the next apply. Data lakes
-/// leave only with destroy; a feature run's output is data, which the bucket keeps.
+/// Whether a resource the manifest no longer declares leaves with the next apply: all but data
+/// lakes, which leave only with destroy.
 fn prunable(address: &str) -> bool {
-    !address.starts_with(super::securitylake::data_lake::KIND) && address != feature_run::ADDRESS
+    !address.starts_with(super::securitylake::data_lake::KIND)
 }
 
 /// Log sources and grants: those the manifest names, those the record names that it no longer
@@ -219,9 +219,8 @@ mod tests {
     }
 
     #[test]
-    fn data_lakes_and_feature_runs_never_leave_with_an_apply() {
+    fn data_lakes_never_leave_with_an_apply() {
         assert!(!prunable(&super::super::securitylake::data_lake::address("eu-west-1")));
-        assert!(!prunable(feature_run::ADDRESS));
         assert!(prunable(super::super::lambda::function::ADDRESS));
     }
 }

@@ -33,8 +33,13 @@ pub async fn run(global: &Global, args: &StatusArgs, stats: Arc<CallStats>) -> R
     let rows: Vec<Row> = observations
         .into_iter()
         .enumerate()
-        // What the manifest no longer declares is shown only while it still exists.
-        .filter(|(i, observed)| s.graph.node(*i).declared() || observed.as_ref().is_ok_and(|o| o.ownership.is_some()))
+        // What the manifest no longer declares is shown only while it is there for apply to remove.
+        .filter(|(i, observed)| {
+            s.graph.node(*i).declared()
+                || observed.as_ref().is_ok_and(|o| {
+                    matches!(o.ownership, Some(Ownership::Owned | Ownership::Untaggable)) && o.kept.is_none()
+                })
+        })
         .map(|(i, observed)| {
             let node = s.graph.node(i);
             let (state, id, health) = match observed {

@@ -240,9 +240,9 @@ pub async fn plan(graph: &Graph, intent: Intent, adopt: bool, parallelism: usize
     for i in graph.order(direction) {
         let node = graph.node(i);
         match &observations[i] {
-            // Nothing to remove, and nothing the manifest asks for: not part of the plan.
-            Ok(observed) if !node.declared() && observed.ownership.is_none() => {}
             Ok(observed) => match rules.decide(node.as_ref(), observed) {
+                // What the manifest no longer declares is part of the plan only when it is removed.
+                Ok(planned) if !node.declared() && !planned.action.is_change() => {}
                 Ok(planned) => nodes.push(planned),
                 Err(refusal) => refusals.push(refusal),
             },
