@@ -43,6 +43,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
+from athena import Athena  # noqa: E402
 from securitylake import SecurityLake  # noqa: E402
 
 
@@ -124,7 +125,7 @@ class Behaviour:
             self.pending_polls.update(body.get("pendingPolls", {}))
             self.latency_ms.update(body.get("latencyMs", {}))
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
-            for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows",
+            for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake",
                         "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate", "endpointScores",
                         "loseResponse", "holdAtCall"):
                 if key in body:
@@ -288,80 +289,6 @@ class SageMakerExtensions:
         ]
 
 
-# Pairs UNLOAD writes unless "unloadRows" says otherwise: five entities, each seen from a few addresses.
-DEFAULT_ROWS = [[f"i-{e:017x}", f"10.0.{e}.{a}"] for e in range(5) for a in range(1, 5)]
-
-
-class Athena:
-    """What moto's Athena lacks for feature runs: UNLOAD writes its rows as CSV under the TO prefix,
-    the count of pairs and distinct entities returns a result, queries can stay RUNNING for N polls, and
-    "failQueries" makes new queries fail with that reason."""
-
-    UNLOAD = re.compile(r"^\s*UNLOAD\s*\(.*\)\s*TO\s*'s3://([^/']+)/([^']*)'", re.S | re.I)
-
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
-        self.failed = {}
-
-    @staticmethod
-    def backend(region):
-        from moto.athena.models import athena_backends
-
-        return athena_backends[DEFAULT_ACCOUNT][region]
-
-    def start(self, request, region):
-        from moto.athena.models import QueryResults
-        from moto.s3.models import s3_backends
-
-        body = body_of(request)
-        query = body.get("QueryString", "")
-        backend = self.backend(region)
-        exec_id = backend.start_query_execution(
-            query=query,
-            context=body.get("QueryExecutionContext", {}),
-            config=body.get("ResultConfiguration", {}),
-            workgroup=body.get("WorkGroup"),
-            execution_parameters=body.get("ExecutionParameters"),
-        )
-        reason = self.behaviour.setting("failQueries")
-        if reason:
-            self.failed[exec_id] = reason
-            return json_response(200, {"QueryExecutionId": exec_id})
-        rows = self.behaviour.setting("unloadRows", DEFAULT_ROWS)
-        unload = self.UNLOAD.match(query)
-        if unload:
-            bucket, prefix = unload.groups()
-            csv = "".join(f"{entity},{ip}\n" for entity, ip in rows).encode()
-            s3_backends[DEFAULT_ACCOUNT]["aws"].put_object(bucket, f"{prefix}{exec_id}_part-00000", csv)
-        elif "COUNT(DISTINCT" in query.upper():
-            # The count of the same rows UNLOAD writes: pairs, then distinct entities, shaped as Athena's
-            # GetQueryResults answers a SELECT (Athena API reference, GetQueryResults: ResultSet.Rows with the
-            # column names as the first row, ResultSetMetadata.ColumnInfo per column). Still seeded rows.
-            counts = [str(len(rows)), str(len({entity for entity, _ in rows}))]
-            backend.query_results[exec_id] = QueryResults(
-                rows=[
-                    {"Data": [{"VarCharValue": "pairs"}, {"VarCharValue": "entities"}]},
-                    {"Data": [{"VarCharValue": v} for v in counts]},
-                ],
-                column_info=[{"Name": "pairs", "Type": "bigint"}, {"Name": "entities", "Type": "bigint"}],
-            )
-        return json_response(200, {"QueryExecutionId": exec_id})
-
-    def describe(self, request, region):
-        """A failed or still-running query; None lets moto answer."""
-        exec_id = body_of(request).get("QueryExecutionId")
-        if exec_id in self.failed:
-            state, reason = "FAILED", self.failed[exec_id]
-        elif self.behaviour.still_pending("query", exec_id):
-            state, reason = "RUNNING", None
-        else:
-            return None
-        status = {"State": state}
-        if reason:
-            status["StateChangeReason"] = reason
-        return json_response(200, {"QueryExecution": {"QueryExecutionId": exec_id, "Status": status}})
-
-
 def update_work_group(request, region):
     """Athena UpdateWorkGroup, which moto lacks: applies the configuration updates in place."""
     from moto.athena.models import athena_backends
@@ -425,7 +352,7 @@ class Emulator:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.security_lake = SecurityLake(self.behaviour)
         self.sagemaker = SageMakerExtensions(self.behaviour)
-        self.athena = Athena(self.behaviour)
+        self.athena = Athena(self.behaviour, json_response)
         self.runtime = Runtime(self.behaviour)
         self.faults = Faults(self.behaviour)
 
@@ -472,10 +399,8 @@ class Emulator:
             return self.security_lake.handle(request, region)(environ, start_response)
         if target == "AmazonAthena.UpdateWorkGroup":
             return update_work_group(request, region)(environ, start_response)
-        if target == "AmazonAthena.StartQueryExecution":
-            return self.athena.start(request, region)(environ, start_response)
-        if target == "AmazonAthena.GetQueryExecution":
-            response = self.athena.describe(request, region)
+        if target.startswith("AmazonAthena."):
+            response = self.athena.handle(operation, body_of(request), region)
             if response is not None:
                 return response(environ, start_response)
         if target.startswith("SageMaker."):
@@ -525,7 +450,7 @@ class Emulator:
             self.security_lake.reset()
             self.sagemaker.stopped.clear()
             self.sagemaker.failed_updates.clear()
-            self.athena.failed.clear()
+            self.athena.reset()
             with self.runtime.lock:
                 self.runtime.calls.clear()
             self.behaviour.reset()
