@@ -2,7 +2,10 @@
 
 moto serves S3, IAM, STS, SQS, Athena, Glue, Lake Formation, SageMaker and Lambda. This launcher wraps moto's
 domain dispatcher to add:
-  * a Security Lake backend (securitylake.py);
+  * a Security Lake backend (securitylake.py) that registers each enabled source's Glue table (ocsf_tables.py);
+  * Athena queries that run their SQL (athena.py, athena_sql.py): sqlglot reads the Trino dialect, the tables
+    resolve through the emulator's Glue to Parquet objects in its S3, DuckDB computes; SELECT results, UNLOAD
+    output, Trino's failure reasons, data scanned and the workgroup's bytes-scanned cutoff;
   * SageMaker StopTrainingJob and UpdateEndpoint, and Athena UpdateWorkGroup;
   * SageMaker runtime InvokeEndpoint on the stack's endpoint: IP Insights' text/csv in, its JSON out, with
     dot products seeded through "endpointScores", and a record of every call at GET /lakesight-emulator/invocations;
@@ -11,7 +14,7 @@ domain dispatcher to add:
        "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
        "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
        "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...},
-       "unloadRows": [...], "failQueries": str, "trainingMetrics": {...}, "failTraining": str, "failEndpointUpdate": str,
+       "failQueries": str, "trainingMetrics": {...}, "failTraining": str, "failEndpointUpdate": str,
        "endpointScores": {"<entity>,<ip>" | "*,<ip>" | "*": dot_product},
        "loseResponse": [{"method": "POST", "path": "<regex>", "target": "<X-Amz-Target>", "times": N}],
        "holdAtCall": N}                          # the Nth AWS call is carried out, its answer held
