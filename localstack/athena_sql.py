@@ -341,6 +341,10 @@ def partition_values(relative_key, partitions):
 
 # -- loading, pruning and measuring --------------------------------------------------------------------------
 
+def quote(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
 def conjuncts(where):
     if where is None:
         return []
@@ -402,7 +406,7 @@ def load(conn, workdir, view, table, table_node, tree, account):
         select = [
             f'CAST("{present[n]}" AS {duck_type(t)}) AS "{n}"' if n in present else f'CAST(NULL AS {duck_type(t)}) AS "{n}"'
             for n, t in table.columns
-        ] + [f"CAST('{v}' AS {duck_type(t)}) AS \"{n}\"" for (n, t), v in zip(table.partitions, values)]
+        ] + [f"CAST({quote(v)} AS {duck_type(t)}) AS \"{n}\"" for (n, t), v in zip(table.partitions, values)]
         parts.append(f"SELECT {', '.join(select)} FROM read_parquet('{path}')")
     if not parts:
         empty = [f'CAST(NULL AS {duck_type(t)}) AS "{n}"' for n, t in table.columns + table.partitions]
@@ -415,7 +419,7 @@ def prune(conn, candidates, table, alias, predicates):
     """Keeps the objects whose partition values satisfy the predicates, evaluated by DuckDB on the values alone."""
     names = [p for p, _ in table.partitions]
     rows = ", ".join(
-        "(" + ", ".join([str(i)] + [f"CAST('{v}' AS {duck_type(t)})" for v, (_, t) in zip(values, table.partitions)]) + ")"
+        "(" + ", ".join([str(i)] + [f"CAST({quote(v)} AS {duck_type(t)})" for v, (_, t) in zip(values, table.partitions)]) + ")"
         for i, (_, _, values) in enumerate(candidates)
     )
     where = " AND ".join(p.sql("duckdb") for p in predicates)

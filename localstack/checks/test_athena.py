@@ -5,13 +5,12 @@ with DuckDB, gzip pages, `.gz.parquet` names) under the tables' locations in rea
 what Athena answers with what the check computes from the same rows in Python."""
 
 import gzip
-import io
 import os
 import re
 import tempfile
 import time
 import unittest
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import botocore.exceptions
 import duckdb
