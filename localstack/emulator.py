@@ -7,14 +7,17 @@ domain dispatcher to add:
     ValidationError, SQS's and S3's own codes); GET /lakesight-emulator/strict lists the refusals;
   * deletes that take time (deletes.py): SQS's QueueDeletedRecently for "queueDeletedRecentlySeconds", and
     SageMaker endpoints that report Deleting for "pendingPolls": {"endpointDelete": N} polls;
-  * a Security Lake backend (securitylake.py);
-  * a Security Lake backend (securitylake.py), whose subscribers' queues receive Security Lake's notification
+  * a Security Lake backend (securitylake.py) that registers each enabled source's Glue table (ocsf_tables.py),
+    and whose subscribers' queues receive Security Lake's notification
     (S3's EventBridge event as Security Lake trims it) for each new object under one of their sources'
     prefixes in the lake's bucket (notifications.py, hooked where moto announces a stored object);
   * Lambda that runs code: each enabled SQS event source mapping polls its queue and runs the function's
     deployed `bootstrap` under a local Lambda Runtime API, with batch item failures, timeouts and redrive
     (lambda_runner.py, lambda_runtime.py; elfcheck.py refuses a bootstrap needing a newer glibc than the
     runtime's or this host's). GET /lakesight-emulator/lambda/logs?function=NAME returns a function's log;
+  * Athena queries that run their SQL (athena.py, athena_sql.py): sqlglot reads the Trino dialect, the tables
+    resolve through the emulator's Glue to Parquet objects in its S3, DuckDB computes; SELECT results, UNLOAD
+    output, Trino's failure reasons, data scanned and the workgroup's bytes-scanned cutoff;
   * SageMaker StopTrainingJob and UpdateEndpoint, and Athena UpdateWorkGroup;
   * SageMaker runtime InvokeEndpoint on the stack's endpoint: IP Insights' text/csv in, its JSON out, with
     dot products seeded through "endpointScores", and a record of every call at GET /lakesight-emulator/invocations;
@@ -24,7 +27,7 @@ domain dispatcher to add:
        "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
        "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
        "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...},
-       "unloadRows": [...], "failQueries": str, "trainingMetrics": {...}, "failTraining": str, "failEndpointUpdate": str,
+       "failQueries": str, "trainingMetrics": {...}, "failTraining": str, "failEndpointUpdate": str,
        "endpointScores": {"<entity>,<ip>" | "*,<ip>" | "*": dot_product},
        "loseResponse": [{"method": "POST", "path": "<regex>", "target": "<X-Amz-Target>", "times": N}],
        "holdAtCall": N}                          # the Nth AWS call is carried out, its answer held
@@ -61,6 +64,7 @@ from werkzeug.wrappers import Request, Response  # noqa: E402
 from deletes import SlowDeletes  # noqa: E402
 import notifications  # noqa: E402
 from lambda_runner import LambdaRunner  # noqa: E402
+from athena import Athena  # noqa: E402
 from securitylake import SecurityLake  # noqa: E402
 from strict import Strict  # noqa: E402
 
@@ -143,7 +147,7 @@ class Behaviour:
             self.pending_polls.update(body.get("pendingPolls", {}))
             self.latency_ms.update(body.get("latencyMs", {}))
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
-            for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake", "unloadRows",
+            for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake",
                         "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate", "endpointScores",
                         "loseResponse", "holdAtCall", "queueDeletedRecentlySeconds"):
                 if key in body:
@@ -307,80 +311,6 @@ class SageMakerExtensions:
         ]
 
 
-# Pairs UNLOAD writes unless "unloadRows" says otherwise: five entities, each seen from a few addresses.
-DEFAULT_ROWS = [[f"i-{e:017x}", f"10.0.{e}.{a}"] for e in range(5) for a in range(1, 5)]
-
-
-class Athena:
-    """What moto's Athena lacks for feature runs: UNLOAD writes its rows as CSV under the TO prefix,
-    the count of pairs and distinct entities returns a result, queries can stay RUNNING for N polls, and
-    "failQueries" makes new queries fail with that reason."""
-
-    UNLOAD = re.compile(r"^\s*UNLOAD\s*\(.*\)\s*TO\s*'s3://([^/']+)/([^']*)'", re.S | re.I)
-
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
-        self.failed = {}
-
-    @staticmethod
-    def backend(region):
-        from moto.athena.models import athena_backends
-
-        return athena_backends[DEFAULT_ACCOUNT][region]
-
-    def start(self, request, region):
-        from moto.athena.models import QueryResults
-        from moto.s3.models import s3_backends
-
-        body = body_of(request)
-        query = body.get("QueryString", "")
-        backend = self.backend(region)
-        exec_id = backend.start_query_execution(
-            query=query,
-            context=body.get("QueryExecutionContext", {}),
-            config=body.get("ResultConfiguration", {}),
-            workgroup=body.get("WorkGroup"),
-            execution_parameters=body.get("ExecutionParameters"),
-        )
-        reason = self.behaviour.setting("failQueries")
-        if reason:
-            self.failed[exec_id] = reason
-            return json_response(200, {"QueryExecutionId": exec_id})
-        rows = self.behaviour.setting("unloadRows", DEFAULT_ROWS)
-        unload = self.UNLOAD.match(query)
-        if unload:
-            bucket, prefix = unload.groups()
-            csv = "".join(f"{entity},{ip}\n" for entity, ip in rows).encode()
-            s3_backends[DEFAULT_ACCOUNT]["aws"].put_object(bucket, f"{prefix}{exec_id}_part-00000", csv)
-        elif "COUNT(DISTINCT" in query.upper():
-            # The count of the same rows UNLOAD writes: pairs, then distinct entities, shaped as Athena's
-            # GetQueryResults answers a SELECT (Athena API reference, GetQueryResults: ResultSet.Rows with the
-            # column names as the first row, ResultSetMetadata.ColumnInfo per column). Still seeded rows.
-            counts = [str(len(rows)), str(len({entity for entity, _ in rows}))]
-            backend.query_results[exec_id] = QueryResults(
-                rows=[
-                    {"Data": [{"VarCharValue": "pairs"}, {"VarCharValue": "entities"}]},
-                    {"Data": [{"VarCharValue": v} for v in counts]},
-                ],
-                column_info=[{"Name": "pairs", "Type": "bigint"}, {"Name": "entities", "Type": "bigint"}],
-            )
-        return json_response(200, {"QueryExecutionId": exec_id})
-
-    def describe(self, request, region):
-        """A failed or still-running query; None lets moto answer."""
-        exec_id = body_of(request).get("QueryExecutionId")
-        if exec_id in self.failed:
-            state, reason = "FAILED", self.failed[exec_id]
-        elif self.behaviour.still_pending("query", exec_id):
-            state, reason = "RUNNING", None
-        else:
-            return None
-        status = {"State": state}
-        if reason:
-            status["StateChangeReason"] = reason
-        return json_response(200, {"QueryExecution": {"QueryExecutionId": exec_id, "Status": status}})
-
-
 def update_work_group(request, region):
     """Athena UpdateWorkGroup, which moto lacks: applies the configuration updates in place."""
     from moto.athena.models import athena_backends
@@ -444,7 +374,7 @@ class Emulator:
         self.moto = DomainDispatcherApplication(create_backend_app)
         self.security_lake = SecurityLake(self.behaviour)
         self.sagemaker = SageMakerExtensions(self.behaviour)
-        self.athena = Athena(self.behaviour)
+        self.athena = Athena(self.behaviour, json_response)
         self.runtime = Runtime(self.behaviour)
         self.faults = Faults(self.behaviour)
         self.strict = Strict()
@@ -499,10 +429,8 @@ class Emulator:
             return self.security_lake.handle(request, region)(environ, start_response)
         if target == "AmazonAthena.UpdateWorkGroup":
             return update_work_group(request, region)(environ, start_response)
-        if target == "AmazonAthena.StartQueryExecution":
-            return self.athena.start(request, region)(environ, start_response)
-        if target == "AmazonAthena.GetQueryExecution":
-            response = self.athena.describe(request, region)
+        if target.startswith("AmazonAthena."):
+            response = self.athena.handle(operation, body_of(request), region)
             if response is not None:
                 return response(environ, start_response)
         if target.startswith("SageMaker."):
@@ -555,7 +483,7 @@ class Emulator:
             self.strict.reset()
             self.sagemaker.stopped.clear()
             self.sagemaker.failed_updates.clear()
-            self.athena.failed.clear()
+            self.athena.reset()
             with self.runtime.lock:
                 self.runtime.calls.clear()
             self.behaviour.reset()

@@ -3,7 +3,8 @@
 Requests are checked against the service model that botocore ships (required members, lengths,
 patterns, enums), as the real service does. Statuses move asynchronously: a new or updated data
 lake reports INITIALIZED/PENDING and a new subscriber PENDING for a configurable number of polls.
-Subscriber notifications are backed by a real queue in the emulator's SQS.
+Subscriber notifications are backed by a real queue in the emulator's SQS. Enabling a log source registers its
+Glue table (ocsf_tables.py), which stays when the source is removed, as Security Lake's does.
 """
 
 import gzip
@@ -18,6 +19,8 @@ from urllib.parse import unquote
 
 import botocore
 from werkzeug.wrappers import Response
+
+import ocsf_tables
 
 ACCOUNT = "123456789012"
 MODEL_PATH = os.path.join(os.path.dirname(botocore.__file__), "data", "securitylake", "2018-05-10", "service-2.json.gz")
@@ -300,6 +303,10 @@ class SecurityLake:
                     raise conflict(f"{key[2]} in {key[0]}/{key[1]} is still being deleted")
             for key in self.source_keys(source):
                 self.sources[key] = version
+            # Security Lake registers the source's Glue table in each region, over the lake's bucket.
+            for r in source["regions"]:
+                bucket = self.lakes[r]["s3BucketArn"].rsplit(":", 1)[-1]
+                ocsf_tables.register(ACCOUNT, r, source["sourceName"], version, bucket)
         return {"failed": failed}
 
     def op_delete_aws_log_source(self, body, region):
