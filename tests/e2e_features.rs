@@ -1,10 +1,12 @@
-//! End-to-end: the feature side of a stack (Athena workgroup, feature SQL) against the emulator.
+//! End-to-end: the feature side of a stack (Athena workgroup, feature SQL) against the emulator,
+//! whose Athena runs the SQL over the Parquet objects of a synthetic lake.
 
 mod support;
 
+use lakesight::synthetic::{Day, Filter, Lake, OcsfVersion, Part, Selection, Source, Window, pairs};
 use support::{Emulator, manifest};
 
-const FEATURES: &str = "  features:\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n    bytesScannedCutoff: CUTOFF\n";
+const FEATURES: &str = "  securityLake: {}\n  features:\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n    bytesScannedCutoff: CUTOFF\n";
 
 async fn workgroup(emu: &Emulator, name: &str) -> Option<(String, Option<i64>)> {
     let athena = emu.athena().await;
@@ -18,6 +20,17 @@ async fn workgroup(emu: &Emulator, name: &str) -> Option<(String, Option<i64>)> 
     Some((output, config.bytes_scanned_cutoff_per_query()))
 }
 
+/// The lake is empty, so the feature run waits and plans to count again; the workgroup is settled.
+fn workgroup_up_to_date(emu: &Emulator, file: &std::path::Path) {
+    let plan = emu.run(&["plan"], file);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout.contains("    athena.workgroup/features (lakesight-feats-features): up to date"),
+        "{}",
+        plan.stdout
+    );
+}
+
 #[tokio::test]
 async fn the_workgroup_is_created_updated_in_place_and_destroyed() {
     let emu = Emulator::start();
@@ -29,7 +42,7 @@ async fn the_workgroup_is_created_updated_in_place_and_destroyed() {
         workgroup(&emu, "lakesight-feats-features").await,
         Some((expected_output.clone(), Some(10_000_000_000)))
     );
-    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+    workgroup_up_to_date(&emu, &file);
 
     let file = manifest(dir.path(), "feats", &FEATURES.replace("CUTOFF", "20000000000"));
     let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
@@ -37,7 +50,7 @@ async fn the_workgroup_is_created_updated_in_place_and_destroyed() {
     assert!(plan.stdout.contains("bytesScannedCutoff: 10000000000 -> 20000000000"), "{}", plan.stdout);
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     assert_eq!(workgroup(&emu, "lakesight-feats-features").await, Some((expected_output, Some(20_000_000_000))));
-    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+    workgroup_up_to_date(&emu, &file);
 
     emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
     assert_eq!(workgroup(&emu, "lakesight-feats-features").await, None);
@@ -81,33 +94,140 @@ async fn feature_run(emu: &Emulator, bucket: &str) -> (serde_json::Value, Vec<St
     (serde_json::from_slice(&body.into_bytes()).expect("record JSON"), keys)
 }
 
-#[tokio::test]
-async fn a_feature_run_unloads_both_splits_once_per_inputs() {
+const DAY_MS: i64 = 86_400_000;
+
+/// Every `entity,ip` line of the objects under `prefix`, sorted.
+async fn unloaded(emu: &Emulator, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    let s3 = emu.s3().await;
+    let listed = s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.expect("list");
+    let mut lines = Vec::new();
+    for key in listed.contents().iter().filter_map(|o| o.key()) {
+        let body = s3.get_object().bucket(bucket).key(key).send().await.expect("get").body.collect().await;
+        let text = String::from_utf8(body.expect("body").into_bytes().to_vec()).expect("text");
+        for line in text.lines() {
+            let (entity, ip) = line.split_once(',').unwrap_or_else(|| panic!("two columns: {line:?}"));
+            lines.push((entity.to_owned(), ip.to_owned()));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+/// Fails with the counts and a few of the pairs only one side has.
+fn same_pairs(actual: &[(String, String)], expected: &[(String, String)], what: &str) {
+    if actual == expected {
+        return;
+    }
+    let count = |list: &[(String, String)]| {
+        let mut counts = std::collections::BTreeMap::new();
+        for pair in list {
+            *counts.entry(pair.clone()).or_insert(0i64) += 1;
+        }
+        counts
+    };
+    let (have, want) = (count(actual), count(expected));
+    let differing: Vec<String> = have
+        .keys()
+        .chain(want.keys())
+        .filter(|k| have.get(*k) != want.get(*k))
+        .take(5)
+        .map(|k| format!("{k:?}: {} unloaded, {} expected", have.get(k).unwrap_or(&0), want.get(k).unwrap_or(&0)))
+        .collect();
+    panic!("{what}: {} pairs unloaded, {} expected; {differing:?}", actual.len(), expected.len());
+}
+
+/// The run's reference time, from its id (`20261202T043000Z`), in epoch milliseconds.
+fn reference_ms(run_id: &str) -> i64 {
+    let t = run_id.as_bytes();
+    let iso = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &run_id[0..4],
+        &run_id[4..6],
+        &run_id[6..8],
+        &run_id[9..11],
+        &run_id[11..13],
+        &run_id[13..15]
+    );
+    assert_eq!((t.len(), t[8], t[15]), (16, b'T', b'Z'), "run id {run_id}");
+    let at = humantime::parse_rfc3339(&iso).expect("run time");
+    i64::try_from(at.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis()).expect("ms")
+}
+
+/// The training and validation pairs the feature SQL should select from the generator's
+/// records of every day but today (what the lake was seeded with), computed without SQL: the
+/// window ends at the run's reference time, 14 days long with the last 2 for validation, bounded
+/// by `eventDay` (source version 1.0) or `time_dt` (2.0).
+fn expected(lake: &Lake, version: OcsfVersion, now_ms: i64) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let (start, cut) = (now_ms - 14 * DAY_MS, now_ms - 2 * DAY_MS);
+    let records: Vec<_> =
+        Source::ALL.iter().flat_map(|s| lake.records_between(*s, Day::of_ms(start), Day::today())).collect();
+    let split = |from: i64, to: i64| {
+        let window = match version {
+            OcsfVersion::V1 => Window::Days { from: Day::of_ms(from), to: Day::of_ms(to) },
+            OcsfVersion::V2 => Window::Millis { from, to },
+        };
+        let mut selected = pairs(&records, &Filter { window: Some(window), ..Filter::new(Selection::SourceEndpoint) });
+        selected.sort();
+        selected
+    };
+    (split(start, cut), split(cut, now_ms))
+}
+
+fn lake_of(version: &str) -> String {
+    LAKE_AND_FEATURES.replace("WINDOW", "14").replace(
+        "  securityLake: {}\n",
+        &format!(
+            "  securityLake:\n    sources:\n      - name: VPC_FLOW\n        version: \"{version}\"\n      - name: ROUTE53\n        version: \"{version}\"\n"
+        ),
+    )
+}
+
+/// Seeds a lake of `version`, applies, and checks that the UNLOAD wrote exactly the pairs the
+/// generator's records hold in each split, and that the entity count is the real one.
+async fn unloads_what_the_lake_holds(version: OcsfVersion, label: &str) {
     let emu = Emulator::start();
-    if emu.is_bundled() {
-        emu.configure(r#"{"pendingPolls": {"query": 2}}"#);
+    if !emu.is_bundled() {
+        eprintln!("skipped: the synthetic lake is written into the bundled emulator's lake bucket");
+        return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "runs", &LAKE_AND_FEATURES.replace("WINDOW", "14"));
+    let stack = format!("runs{}", label.replace('.', ""));
+    let file = manifest(dir.path(), &stack, &lake_of(label));
+    let first = emu.run(&["apply", "--auto-approve"], &file);
+    first.expect_code(0);
+    assert!(first.stdout.contains("waiting for data: 0 rows, 0 entities"), "a new lake is empty: {}", first.stdout);
+    let lake = emu.seed_lake(Part::History, &[version]).await;
+
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
-    let bucket = "lakesight-runs-123456789012-us-east-1";
-    let (record, keys) = feature_run(&emu, bucket).await;
+    assert!(apply.stderr.contains("counting the window's pairs"), "progress is shown: {}", apply.stderr);
+    let bucket = format!("lakesight-{stack}-123456789012-us-east-1");
+    let (record, _) = feature_run(&emu, &bucket).await;
     let run = record["runId"].as_str().expect("run id");
-    assert_eq!(record["trainPrefix"], format!("s3://{bucket}/features/{run}/train/"));
-    assert!(keys.iter().any(|k| k.starts_with(&format!("features/{run}/train/"))), "{keys:?}");
-    assert!(keys.iter().any(|k| k.starts_with(&format!("features/{run}/validation/"))), "{keys:?}");
-    if emu.is_bundled() {
-        assert_eq!(record["distinctEntities"], 5, "the emulator's seeded rows hold five entities");
-        assert!(apply.stderr.contains("counting the window's pairs"), "progress is shown: {}", apply.stderr);
-    }
+    let (train, validation) = expected(&lake, version, reference_ms(run));
+    assert!(!train.is_empty() && !validation.is_empty(), "the generator fills both splits");
+    same_pairs(&unloaded(&emu, &bucket, &format!("features/{run}/train/")).await, &train, "the training split");
+    same_pairs(&unloaded(&emu, &bucket, &format!("features/{run}/validation/")).await, &validation, "validation");
+    let entities: std::collections::BTreeSet<&str> = train.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(record["rows"], train.len(), "{record}");
+    assert_eq!(record["distinctEntities"], entities.len(), "the real entity count: {record}");
     emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
 
-    let file = manifest(dir.path(), "runs", &LAKE_AND_FEATURES.replace("WINDOW", "21"));
+    let file = manifest(dir.path(), &stack, &lake_of(label).replace("windowDays: 14", "windowDays: 21"));
     let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
     plan.expect_code(2);
     assert!(plan.stdout.contains("+ features.run/current"), "new inputs, new run: {}", plan.stdout);
     emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
+}
+
+#[tokio::test]
+async fn a_feature_run_unloads_the_pairs_of_a_version_2_lake() {
+    unloads_what_the_lake_holds(OcsfVersion::V2, "2.0").await;
+}
+
+#[tokio::test]
+async fn a_feature_run_unloads_the_pairs_of_a_version_1_lake() {
+    unloads_what_the_lake_holds(OcsfVersion::V1, "1.0").await;
 }
 
 #[tokio::test]
@@ -132,35 +252,34 @@ const WAITING: &str = "  timeouts:\n    pollInterval: 100ms\n  securityLake: {}\
 async fn a_young_lake_waits_for_data_without_failing_and_a_later_apply_goes_on() {
     let emu = Emulator::start();
     if !emu.is_bundled() {
-        eprintln!("skipped: the lake's contents are set through the bundled emulator's settings");
+        eprintln!("skipped: the synthetic lake is written into the bundled emulator's lake bucket");
         return;
     }
-    // 20 pairs of 5 entities: below both minimums.
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "young", WAITING);
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
     assert!(
-        apply.stdout.contains("features.run/current: waiting for data: 20 rows, 5 entities in the training window"),
+        apply.stdout.contains("features.run/current: waiting for data: 0 rows, 0 entities in the training window"),
         "{}",
         apply.stdout
     );
     assert!(apply.stdout.contains("downstream wait for it"), "{}", apply.stdout);
     let status = emu.run(&["status"], &file);
-    assert!(status.stdout.contains("waiting for data: 20 rows, 5 entities"), "{}", status.stdout);
-    let (record, keys) = feature_run(&emu, "lakesight-young-123456789012-us-east-1").await;
+    assert!(status.stdout.contains("waiting for data: 0 rows, 0 entities"), "{}", status.stdout);
+    let bucket = "lakesight-young-123456789012-us-east-1";
+    let (record, keys) = feature_run(&emu, bucket).await;
     assert_eq!(record["waiting"], true);
     assert!(!keys.iter().any(|k| k.contains("/train/")), "nothing unloaded: {keys:?}");
 
-    // The lake fills up: the next apply counts again and trains.
-    let rows: Vec<[String; 2]> =
-        (0..8).flat_map(|e| (1..6).map(move |a| [format!("i-{e:017x}"), format!("10.0.{e}.{a}")])).collect();
-    emu.configure(&serde_json::json!({ "unloadRows": rows }).to_string());
+    // The lake fills up: the next apply counts again and goes on.
+    let lake = emu.seed_lake(Part::History, &[OcsfVersion::V2]).await;
     let again = emu.run(&["apply", "--auto-approve"], &file);
     again.expect_code(0);
     assert!(!again.stdout.contains("waiting for data"), "{}", again.stdout);
-    let (record, keys) = feature_run(&emu, "lakesight-young-123456789012-us-east-1").await;
-    assert_eq!((record["waiting"].clone(), record["rows"].clone()), (serde_json::json!(false), serde_json::json!(40)));
+    let (record, keys) = feature_run(&emu, bucket).await;
+    let (train, _) = expected(&lake, OcsfVersion::V2, reference_ms(record["runId"].as_str().expect("run id")));
+    assert_eq!((record["waiting"].clone(), record["rows"].clone()), (serde_json::json!(false), train.len().into()));
     assert!(keys.iter().any(|k| k.contains("/train/")), "{keys:?}");
     emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::Once;
 
+use lakesight::synthetic::{self, Day, Lake, LakeSpec, OcsfVersion, Part};
+
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -128,6 +130,33 @@ impl Emulator {
         aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&self.sdk().await).force_path_style(true).build(),
         )
+    }
+
+    /// Writes a small synthetic Security Lake (source version 2.0 unless `versions` says
+    /// otherwise), ending today, into the lake bucket the emulator's Security Lake made in
+    /// us-east-1, with its ground truth at `synthetic/ground-truth.json` beside it.
+    pub async fn seed_lake(&self, part: Part, versions: &[OcsfVersion]) -> Lake {
+        let spec = LakeSpec {
+            instances: 6,
+            flows_per_day: 2_000,
+            versions: versions.to_vec(),
+            ..LakeSpec::new(7, Day::today())
+        };
+        let lake = Lake::new(spec);
+        let client = self.s3().await;
+        let bucket = synthetic::s3::lake_bucket(&client, "us-east-1").await.expect("the lake's bucket");
+        let truth = (bucket.as_str(), "synthetic/ground-truth.json");
+        synthetic::s3::write(&client, &lake, part, &bucket, truth).await.expect("seed the lake");
+        lake
+    }
+
+    /// Applies `file` once, which makes the data lake and its sources and then waits for data,
+    /// and fills the lake with every day but the last: a stack's first apply on a new account.
+    pub async fn apply_and_seed(&self, file: &Path) -> Lake {
+        let first = self.run(&["apply", "--auto-approve"], file);
+        first.expect_code(0);
+        assert!(first.stdout.contains("waiting for data: 0 rows, 0 entities"), "an empty lake: {}", first.stdout);
+        self.seed_lake(Part::History, &[OcsfVersion::V2]).await
     }
 
     pub async fn iam(&self) -> aws_sdk_iam::Client {
