@@ -28,16 +28,27 @@ async fn jobs(emu: &Emulator, stack: &str) -> Vec<String> {
     names
 }
 
+/// The feature run's record of `stack`.
+async fn run_record(emu: &Emulator, stack: &str) -> serde_json::Value {
+    let s3 = emu.s3().await;
+    let bucket = format!("lakesight-{stack}-123456789012-us-east-1");
+    let listed = s3.list_objects_v2().bucket(&bucket).prefix("features/runs/").send().await.expect("list");
+    let key = listed.contents().iter().find_map(|o| o.key()).expect("a run record").to_owned();
+    let body = s3.get_object().bucket(&bucket).key(&key).send().await.expect("get").body.collect().await;
+    serde_json::from_slice(&body.expect("body").into_bytes()).expect("record JSON")
+}
+
 #[tokio::test]
 async fn training_uses_both_channels_and_derived_hyperparameters_and_retrains_only_on_change() {
     let emu = Emulator::start();
     if !emu.is_bundled() {
-        eprintln!("skipped: needs the emulator's seeded UNLOAD rows and training metrics");
+        eprintln!("skipped: needs the bundled emulator's synthetic lake and training metrics");
         return;
     }
     emu.configure(r#"{"pendingPolls": {"trainingJob": 3}}"#);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "trainer", &stack(5));
+    emu.apply_and_seed(&file).await;
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
     assert!(apply.stderr.contains("sagemaker.training_job/current: InProgress / Starting"), "{}", apply.stderr);
@@ -55,7 +66,9 @@ async fn training_uses_both_channels_and_derived_hyperparameters_and_retrains_on
     assert!(channels["train"].contains("/features/") && channels["train"].ends_with("/train/"), "{channels:?}");
     assert!(channels["validation"].ends_with("/validation/"), "{channels:?}");
     let hp = job.hyper_parameters().expect("hyperparameters");
-    assert_eq!(hp.get("num_entity_vectors").map(String::as_str), Some("10"), "twice the five seeded entities");
+    let entities = run_record(&emu, "trainer").await["distinctEntities"].as_u64().expect("entities");
+    let twice = (2 * entities).to_string();
+    assert_eq!(hp.get("num_entity_vectors"), Some(&twice), "twice the {entities} entities of the training split");
     assert_eq!(hp.get("epochs").map(String::as_str), Some("5"));
     assert_eq!(hp.get("vector_dim").map(String::as_str), Some("128"));
     assert!(
@@ -91,6 +104,7 @@ async fn a_model_below_the_gate_and_a_failed_job_stop_the_apply_with_the_reason(
     emu.configure(r#"{"trainingMetrics": {"validation:discriminator_auc": 0.55}}"#);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "gated", &(stack(5) + "  endpoint: {}\n"));
+    emu.apply_and_seed(&file).await;
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(1);
     assert!(apply.stderr.contains("validation:discriminator_auc 0.5500, below the minimum 0.8"), "{}", apply.stderr);
@@ -140,12 +154,13 @@ async fn models(emu: &Emulator, stack: &str) -> Vec<String> {
 async fn the_endpoint_serves_each_new_generation_and_old_ones_are_collected() {
     let emu = Emulator::start();
     if !emu.is_bundled() {
-        eprintln!("skipped: needs the emulator's seeded UNLOAD rows and training metrics");
+        eprintln!("skipped: needs the bundled emulator's synthetic lake and training metrics");
         return;
     }
     emu.configure(r#"{"pendingPolls": {"endpoint": 2}}"#);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "served", &(stack(5) + SERVED));
+    emu.apply_and_seed(&file).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     let first = jobs(&emu, "served").await;
     let config = serving(&emu, "served").await.expect("an endpoint");
@@ -181,6 +196,7 @@ async fn a_failing_update_keeps_the_old_generation_serving_and_is_not_retried() 
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "sticky", &(stack(5) + SERVED));
+    emu.apply_and_seed(&file).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     let before = serving(&emu, "sticky").await.expect("endpoint");
 
@@ -202,13 +218,14 @@ async fn a_failing_update_keeps_the_old_generation_serving_and_is_not_retried() 
 async fn collecting_old_generations_never_touches_another_stack_that_shares_the_prefix() {
     let emu = Emulator::start();
     if !emu.is_bundled() {
-        eprintln!("skipped: needs the emulator's seeded UNLOAD rows and training metrics");
+        eprintln!("skipped: needs the bundled emulator's synthetic lake and training metrics");
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let keep_one = "  endpoint:\n    instanceType: ml.m5.large\n  retrain:\n    keepGenerations: 1\n";
     // Stack `demo-g7`'s models are named `lakesight-demo-g7-g<N>-...`, which starts like stack `demo`'s.
     let neighbour = manifest(dir.path(), "demo-g7", &(stack(5) + keep_one));
+    emu.apply_and_seed(&neighbour).await;
     emu.run(&["apply", "--auto-approve"], &neighbour).expect_code(0);
     let theirs = models(&emu, "demo-g7").await;
     assert_eq!(theirs.len(), 1);
