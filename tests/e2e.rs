@@ -2,6 +2,7 @@
 
 mod support;
 
+use lakesight::synthetic::{OcsfVersion, Part};
 use support::{EMPTY_ZIP, Emulator, manifest, owned_by, repo};
 
 const QUICKSTART_STACK: &str = "quickstart";
@@ -20,6 +21,11 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
     assert!(apply.stdout.contains("21 to create"), "{}", apply.stdout);
+    assert!(apply.stdout.contains("waiting for data: 0 rows, 0 entities"), "a new lake is empty: {}", apply.stdout);
+    emu.seed_lake(Part::History, &[OcsfVersion::V2]).await;
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(0);
+    assert!(apply.stdout.contains("+ sagemaker.endpoint/scorer"), "trains once the lake has data: {}", apply.stdout);
     let owned = owned_by(&emu, QUICKSTART_STACK).await;
     assert_eq!(owned.len(), 10, "bucket, function, trigger, two queues, three roles, data lake, subscriber: {owned:?}");
 
@@ -92,6 +98,7 @@ async fn a_section_dropped_from_the_manifest_takes_its_resources_with_it() {
     std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
     let file = dir.path().join("quickstart.yaml");
     std::fs::write(&file, &text).expect("manifest");
+    emu.apply_and_seed(&file).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
 
     // No scorer any more: its function, trigger, queues and role go with the next apply.
@@ -255,7 +262,7 @@ async fn the_manifest_region_overrides_the_environment_default() {
 async fn retained_bucket_survives_destroy() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "keeper", "  artifactBucket:\n    deletionPolicy: Retain\n  features: {}\n");
+    let file = manifest(dir.path(), "keeper", "  artifactBucket:\n    deletionPolicy: Retain\n  securityLake:\n    deletionPolicy: Delete\n");
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     let destroy = emu.run(&["destroy", "--auto-approve"], &file);
     destroy.expect_code(0);
