@@ -255,7 +255,7 @@ async fn the_manifest_region_overrides_the_environment_default() {
 async fn retained_bucket_survives_destroy() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "keeper", "  artifactBucket:\n    deletionPolicy: Retain\n  features: {}\n");
+    let file = manifest(dir.path(), "keeper", "  artifactBucket:\n    deletionPolicy: Retain\n  securityLake:\n    deletionPolicy: Delete\n");
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     let destroy = emu.run(&["destroy", "--auto-approve"], &file);
     destroy.expect_code(0);
