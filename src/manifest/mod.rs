@@ -1,5 +1,7 @@
 //! The stack manifest: strict parsing, semantic validation, and diagnostics that point into the file.
 
+#[cfg(test)]
+mod aws_rules_tests;
 mod bucket_name;
 mod instance_types;
 mod kms;
