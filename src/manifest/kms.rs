@@ -4,8 +4,9 @@
 //! one region, and the S3 user guide's SSE-KMS pages require the key to be in the bucket's
 //! region. The artifact bucket lives in the stack's region, and Security Lake keeps each lake
 //! region's data in a bucket of that region, so a key ARN must name the stack's region for
-//! `artifactBucket.kmsKeyArn` and every lake region for `securityLake.kmsKeyId`. A key id or an
-//! alias is resolved by KMS in each region, so only ARNs can be checked without AWS.
+//! `artifactBucket.kmsKeyArn` and every lake region for `securityLake.kmsKeyId`. An alias is
+//! resolved by KMS in each region it is used in, which is how one manifest names a key per lake
+//! region; only ARNs can be checked without AWS.
 
 use std::sync::LazyLock;
 
@@ -33,7 +34,7 @@ pub fn region_problem(key: &str, regions: &[&str], what: &str) -> Option<String>
         "the key is in {key_region} but {what} in {}; KMS keys work only in their own region: use a key in {}",
         elsewhere.join(", "),
         if regions.len() > 1 {
-            "each region, named by an alias or key id that resolves in every one of them".to_owned()
+            "each region, named by an alias that exists in every one of them".to_owned()
         } else {
             regions.join(", ")
         }
