@@ -25,10 +25,8 @@ pub mod var {
     /// Queue names, which earlier environments carried, and the variable that replaces each. A
     /// new package runs briefly with its old environment while an update is applied; refusing
     /// these makes that invocation fail and its messages come back, rather than drop findings.
-    pub const REPLACED: [(&str, &str); 2] = [
-        ("LAKESIGHT_FINDINGS_QUEUE", FINDINGS_QUEUE_URL),
-        ("LAKESIGHT_DEAD_LETTER_QUEUE", DEAD_LETTER_QUEUE_URL),
-    ];
+    pub const REPLACED: [(&str, &str); 2] =
+        [("LAKESIGHT_FINDINGS_QUEUE", FINDINGS_QUEUE_URL), ("LAKESIGHT_DEAD_LETTER_QUEUE", DEAD_LETTER_QUEUE_URL)];
 }
 
 /// The real-time InvokeEndpoint limit is 6 MB; the default leaves room for headers.
@@ -129,7 +127,11 @@ impl Config {
         ] {
             if let Some(value) = get(name) {
                 if !is_url(&value) {
-                    return Err(invalid(name, &value, "a queue URL, such as https://sqs.<region>.amazonaws.com/<account>/<name>"));
+                    return Err(invalid(
+                        name,
+                        &value,
+                        "a queue URL, such as https://sqs.<region>.amazonaws.com/<account>/<name>",
+                    ));
                 }
                 *slot = Some(value);
             }

@@ -157,10 +157,7 @@ pub fn parse(body: &str) -> Result<Notice, EventError> {
 /// The object of an EventBridge detail that announces a new object, or why it is skipped. A full
 /// event says what it is by `detail-type`; Security Lake's trimmed one has none and announces new
 /// objects only, but a `reason` other than a creation or a `deletion-type` is still refused.
-fn created_detail(
-    detail_type: Option<&str>,
-    detail: serde_json::Value,
-) -> Result<Result<Located, Notice>, EventError> {
+fn created_detail(detail_type: Option<&str>, detail: serde_json::Value) -> Result<Result<Located, Notice>, EventError> {
     match detail_type {
         Some(OBJECT_CREATED) => {}
         Some(other) => return Ok(Err(Notice::Skip(format!("EventBridge event {other:?}")))),

@@ -270,15 +270,15 @@ mod tests {
     use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
     use aws_smithy_runtime_api::client::orchestrator::Metadata;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-    use aws_smithy_types::config_bag::ConfigBag;
     use aws_smithy_runtime_api::http::{Response, StatusCode};
     use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::config_bag::ConfigBag;
     use aws_smithy_types::retry::RetryConfig;
 
     use super::*;
     use crate::synthetic::{
-        OcsfVersion, Row, eventbridge_notification, s3_notification, security_lake_notification, sqs_event, write_flows,
-        write_parquet,
+        OcsfVersion, Row, eventbridge_notification, s3_notification, security_lake_notification, sqs_event,
+        write_flows, write_parquet,
     };
 
     const LAKE: &str = "aws-security-data-lake-us-east-1-abc";
@@ -459,8 +459,7 @@ mod tests {
         let s3 = objects(vec![(V2_KEY, v2_object())]);
         let runtime = runtime_scores();
         let scorer = scorer(config(1.0), &[&s3], &[&runtime], &[]);
-        let event =
-            event(&[("m-1", security_lake_notification(LAKE, V2_KEY)), ("m-2", s3_notification(LAKE, V2_KEY))]);
+        let event = event(&[("m-1", security_lake_notification(LAKE, V2_KEY)), ("m-2", s3_notification(LAKE, V2_KEY))]);
 
         let (response, report) = scorer.handle(&event).await;
 
@@ -559,10 +558,8 @@ mod tests {
         let s3 = objects(vec![(V2_KEY, v2_object()), (GARBAGE_KEY, b"not parquet".to_vec())]);
         let runtime = runtime_scores();
         let scorer = scorer(config(1.0), &[&s3], &[&runtime], &[]);
-        let event = event(&[
-            ("m-1", s3_notification(LAKE, V2_KEY)),
-            ("m-2", security_lake_notification(LAKE, GARBAGE_KEY)),
-        ]);
+        let event =
+            event(&[("m-1", s3_notification(LAKE, V2_KEY)), ("m-2", security_lake_notification(LAKE, GARBAGE_KEY))]);
 
         let (response, report) = scorer.handle(&event).await;
 
@@ -636,7 +633,11 @@ mod tests {
         let s3 = objects(vec![(V2_KEY, v2_object())]);
         let runtime = runtime_scores();
         let batch = mock!(aws_sdk_sqs::Client::send_message_batch).then_output(|| {
-            SendMessageBatchOutput::builder().set_successful(Some(vec![])).set_failed(Some(vec![])).build().expect("out")
+            SendMessageBatchOutput::builder()
+                .set_successful(Some(vec![]))
+                .set_failed(Some(vec![]))
+                .build()
+                .expect("out")
         });
         let dead = mock!(aws_sdk_sqs::Client::send_message).then_output(|| SendMessageOutput::builder().build());
         let mut config = config(1.0);

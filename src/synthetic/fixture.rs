@@ -230,7 +230,11 @@ mod tests {
         use crate::scorer::event::{Notice, ObjectRef, parse};
         let key = "aws/VPC_FLOW/2.0/region=us-east-1/accountId=111122223333/eventDay=20261126/a b+c.gz.parquet";
         let expected = Notice::Objects(vec![ObjectRef { bucket: "lake".into(), key: key.into() }]);
-        for body in [security_lake_notification("lake", key), s3_notification("lake", key), eventbridge_notification("lake", key)] {
+        for body in [
+            security_lake_notification("lake", key),
+            s3_notification("lake", key),
+            eventbridge_notification("lake", key),
+        ] {
             assert!(body.contains("region%3Dus-east-1") && body.contains("a+b%2Bc"), "keys are sent encoded: {body}");
             assert_eq!(parse(&body).expect("a notification"), expected, "{body}");
         }

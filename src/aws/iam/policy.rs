@@ -219,9 +219,12 @@ mod tests {
         let actions: BTreeSet<&str> = granted.iter().map(|(a, _)| a.as_str()).collect();
 
         // What Lambda itself does with the role: write the function's logs and poll its trigger.
-        let lambda = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
-            .into_iter()
-            .chain(["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]);
+        let lambda = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"].into_iter().chain([
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ChangeMessageVisibility",
+        ]);
         let scorer: BTreeSet<&str> = crate::scorer::AWS_CALLS.iter().map(|c| c.action).collect();
         let expected: BTreeSet<&str> = scorer.iter().copied().chain(lambda).collect();
         assert_eq!(actions, expected, "the role allows what the scorer and Lambda call, and no more");

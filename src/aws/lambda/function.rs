@@ -172,7 +172,9 @@ impl Function {
     fn environment(&self) -> Result<Environment, ResourceError> {
         let (vars, unknown) = self.environment_now();
         if let Some(name) = unknown.first() {
-            return Err(ResourceError::Invalid(format!("{name}: the queue's URL is not known, as it does not exist yet")));
+            return Err(ResourceError::Invalid(format!(
+                "{name}: the queue's URL is not known, as it does not exist yet"
+            )));
         }
         Ok(Environment::builder().set_variables(Some(vars.into_iter().collect())).build())
     }

@@ -43,8 +43,8 @@ fn a_trimmed_event_that_is_no_creation_or_not_from_s3_is_not_scored() {
         r#""requester":"123456789012","reason":"DeleteObject","deletion-type":"Permanently Deleted""#,
     );
     assert_eq!(parse(&deleted).unwrap(), Notice::Skip("S3 event of a deletion (Permanently Deleted)".into()));
-    let restored = security_lake(ENCODED)
-        .replace(r#""requester":"securitylake.amazonaws.com""#, r#""reason":"RestoreObject""#);
+    let restored =
+        security_lake(ENCODED).replace(r#""requester":"securitylake.amazonaws.com""#, r#""reason":"RestoreObject""#);
     assert!(matches!(parse(&restored).unwrap(), Notice::Skip(reason) if reason.contains("RestoreObject")));
     let copied = security_lake(ENCODED).replace(r#""requester":"#, r#""reason":"CopyObject","requester":"#);
     assert_eq!(parse(&copied).unwrap(), Notice::Objects(vec![object(LAKE, DECODED)]));
@@ -69,7 +69,10 @@ fn s3_eventbridge_events_score_creations_only() {
     let created = r#"{"version":"0","id":"17793124-05d4-b198-2fde-7ededc63b103","detail-type":"Object Created","source":"aws.s3","account":"111122223333","time":"2021-11-12T00:00:00Z","region":"ca-central-1","resources":["arn:aws:s3:::amzn-s3-demo-bucket1"],"detail":{"version":"0","bucket":{"name":"amzn-s3-demo-bucket1"},"object":{"key":"aws/VPC_FLOW/2.0/region%3Dca-central-1/part-0.zstd.parquet","size":5,"etag":"b1946ac92492d2347c6235b4d2611184","version-id":"IYV3p45BT0ac8hjHg1houSdS1a.Mro8e","sequencer":"617f08299329d189"},"request-id":"N4N7GDK58NMKJ12R","requester":"123456789012","source-ip-address":"1.2.3.4","reason":"PutObject"}}"#;
     assert_eq!(
         parse(created).unwrap(),
-        Notice::Objects(vec![object("amzn-s3-demo-bucket1", "aws/VPC_FLOW/2.0/region=ca-central-1/part-0.zstd.parquet")])
+        Notice::Objects(vec![object(
+            "amzn-s3-demo-bucket1",
+            "aws/VPC_FLOW/2.0/region=ca-central-1/part-0.zstd.parquet"
+        )])
     );
     let deleted = r#"{"version":"0","id":"2ee9cc15-d022-99ea-1fb8-1b1bac4850f9","detail-type":"Object Deleted","source":"aws.s3","account":"111122223333","time":"2021-11-12T00:00:00Z","region":"ca-central-1","resources":["arn:aws:s3:::amzn-s3-demo-bucket1"],"detail":{"version":"0","bucket":{"name":"amzn-s3-demo-bucket1"},"object":{"key":"example-key.parquet","etag":"d41d8cd98f00b204e9800998ecf8427e","version-id":"1QW9g1Z99LUNbvaaYVpW9xDlOLU.qxgF","sequencer":"617f0837b476e463"},"request-id":"0BH729840619AG5K","requester":"123456789012","source-ip-address":"1.2.3.4","reason":"DeleteObject","deletion-type":"Delete Marker Created"}}"#;
     assert_eq!(parse(deleted).unwrap(), Notice::Skip(r#"EventBridge event "Object Deleted""#.into()));
