@@ -87,7 +87,9 @@ fn semantic_errors_are_all_reported_with_positions() {
     run.expect_code(1);
     let f = file.display();
     for expected in [
-        format!("{f}:8:19: spec.endpoint.instanceType: \"m5.large\" is not valid; expected a SageMaker instance type"),
+        format!(
+            "{f}:8:19: spec.endpoint.instanceType: \"m5.large\" is not a SageMaker endpoint instance type (ProductionVariantInstanceType); allowed families: "
+        ),
         format!("{f}:11:18: spec.training.hyperparameters.vectorDim: 8192 is out of range; allowed: 4 to 4096"),
         format!(
             "{f}:12:35: spec.training.hyperparameters.randomNegativeSamplingRate: randomNegativeSamplingRate + shuffledNegativeSamplingRate = 600"
@@ -96,6 +98,32 @@ fn semantic_errors_are_all_reported_with_positions() {
         assert!(run.stderr.contains(&expected), "missing {expected}\n{}", run.stderr);
     }
     assert!(run.stderr.contains("3 problem(s) found"), "{}", run.stderr);
+}
+
+/// What AWS would refuse mid-apply is refused up front, each at its line and column.
+#[test]
+fn values_aws_would_refuse_are_located_and_stop_before_any_aws_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = "apiVersion: lakesight.io/v1\nkind: Stack\nmetadata:\n  name: demo\n  tags:\n    cost#center: \"4711\"\nspec:\n  region: us-east-1\n  artifactBucket:\n    name: my..bucket\n    kmsKeyArn: arn:aws:kms:eu-west-1:111122223333:key/abc\n  endpoint:\n    instanceType: ml.inf1.xlarge\n    deployment:\n      stepWait: 2h\n";
+    let file = write(&dir, text);
+    let run = Run::of(lakesight().arg("validate").arg("-f").arg(&file));
+    run.expect_code(1);
+    let f = file.display();
+    for expected in [
+        format!("{f}:6:18: metadata.tags.cost#center: tag key \"cost#center\" contains '#'; allowed: Unicode letters"),
+        format!(
+            "{f}:10:11: spec.artifactBucket.name: \"my..bucket\" is not a valid S3 bucket name: it contains two adjacent periods"
+        ),
+        format!("{f}:11:16: spec.artifactBucket.kmsKeyArn: the key is in eu-west-1 but the bucket is in us-east-1"),
+        format!("{f}:13:19: spec.endpoint.instanceType: \"ml.inf1.xlarge\" has neither CPU nor GPU compute"),
+        format!("{f}:15:17: spec.endpoint.deployment.stepWait: 7200 is out of range; allowed: 0 to 3600"),
+    ] {
+        assert!(run.stderr.contains(&expected), "missing {expected}\n{}", run.stderr);
+    }
+    assert!(run.stderr.contains("5 problem(s) found; nothing was sent to AWS"), "{}", run.stderr);
+    let plan = Run::of(lakesight().args(["plan", "--stats", "-f"]).arg(&file));
+    plan.expect_code(1);
+    assert!(plan.stderr.contains("total: 0 calls"), "plan made AWS calls: {}", plan.stderr);
 }
 
 #[test]

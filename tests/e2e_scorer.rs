@@ -88,6 +88,13 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
     let d = deployed(&emu, "scorer").await;
     assert_eq!(d.environment.get("LAKESIGHT_ENDPOINT").map(String::as_str), Some("lakesight-scorer-endpoint"));
     assert_eq!(d.environment.get("LAKESIGHT_THRESHOLD").map(String::as_str), Some("2"));
+    for (var, queue) in [
+        ("LAKESIGHT_FINDINGS_QUEUE_URL", "lakesight-scorer-ipcheck-findings"),
+        ("LAKESIGHT_DEAD_LETTER_QUEUE_URL", "lakesight-scorer-ipcheck-dlq"),
+    ] {
+        let url = emu.sqs().await.get_queue_url().queue_name(queue).send().await.expect("queue");
+        assert_eq!(d.environment.get(var).map(String::as_str), url.queue_url(), "{var} is the queue's URL");
+    }
     let lambda = emu.lambda().await;
     let mappings =
         lambda.list_event_source_mappings().function_name("lakesight-scorer-ipcheck").send().await.expect("mappings");
@@ -108,7 +115,8 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
     let document = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy().into_owned();
     assert!(document.contains(&d.lake_bucket) && document.contains(&d.queue_arn), "{document}");
 
-    // Two new objects in the lake, one in each OCSF version, and a notification in each envelope.
+    // Two new objects in the lake, one in each OCSF version, under the AWS source prefix, and
+    // notifications in Security Lake's own shape and in S3's two others.
     let v2 = synthetic::write_parquet(
         OcsfVersion::V2,
         &[
@@ -128,16 +136,16 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
         ],
     )
     .expect("v1 object");
-    let v2_key = "ext/VPC_FLOW/2.0/region=us-east-1/accountId=111122223333/eventDay=20261126/flow 1.zstd.parquet";
+    let v2_key = "aws/VPC_FLOW/2.0/region=us-east-1/accountId=111122223333/eventDay=20261126/flow 1.zstd.parquet";
     let v1_key = "aws/VPC_FLOW/1.0/region=us-east-1/accountId=111122223333/eventHour=2026112610/flow.gz.parquet";
     let s3 = emu.s3().await;
     for (key, bytes) in [(v2_key, v2), (v1_key, v1)] {
         s3.put_object().bucket(&d.lake_bucket).key(key).body(bytes.into()).send().await.expect("put object");
     }
     let event = synthetic::sqs_event(&[
-        ("m-1", synthetic::s3_notification(&d.lake_bucket, v2_key)),
+        ("m-1", synthetic::security_lake_notification(&d.lake_bucket, v2_key)),
         ("m-2", synthetic::eventbridge_notification(&d.lake_bucket, v1_key)),
-        ("m-3", synthetic::s3_notification(&d.lake_bucket, "ext/VPC_FLOW/2.0/deleted.parquet")),
+        ("m-3", synthetic::s3_notification(&d.lake_bucket, "aws/VPC_FLOW/2.0/deleted.parquet")),
         ("m-4", r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"lake"}"#.to_owned()),
     ]);
     let event_file = dir.path().join("event.json");
@@ -180,8 +188,8 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
     let mut as_subscriber = d.environment.clone();
     as_subscriber.insert("LAKESIGHT_SOURCE_ROLE_ARN".into(), d.subscriber_role.clone());
     as_subscriber.insert("LAKESIGHT_SOURCE_EXTERNAL_ID".into(), "scorer-e2e-external-id".into());
-    as_subscriber.insert("LAKESIGHT_FINDINGS_QUEUE".into(), String::new());
-    let one = synthetic::sqs_event(&[("m-5", synthetic::s3_notification(&d.lake_bucket, v2_key))]);
+    as_subscriber.insert("LAKESIGHT_FINDINGS_QUEUE_URL".into(), String::new());
+    let one = synthetic::sqs_event(&[("m-5", synthetic::security_lake_notification(&d.lake_bucket, v2_key))]);
     std::fs::write(&event_file, one.to_string()).expect("event");
     let again = emu.ipcheck(&event_file, &as_subscriber);
     again.expect_code(0);

@@ -10,11 +10,12 @@ use super::Aws;
 use super::athena::feature_run;
 use super::iam::{lake_access, role};
 use super::lakeformation::grant;
-use super::lambda::event_source_mapping;
+use super::lambda::{event_source_mapping, function};
 use super::s3::record;
 use super::sagemaker::{Lineage, endpoint, endpoint_config, generations, model, training_job};
 use super::securitylake::log_source;
 use super::securitylake::{notification, subscriber};
+use super::sqs::queue;
 use crate::engine::{Graph, GraphError, Input, Node, Undeclared, Values};
 use crate::resource::{Managed, Resource};
 use crate::stack::{RoleKind, Stack};
@@ -61,7 +62,7 @@ fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>) -> Vec<Arc<dyn Node>
     nodes.extend(super::athena::workgroup::nodes(stack, aws));
     nodes.extend(super::athena::feature_run::nodes(stack, aws));
     nodes.extend(super::sqs::queue::nodes(stack, aws));
-    nodes.extend(super::lambda::function::nodes(stack, aws));
+    scorer_function(stack, aws, values, &mut nodes);
     scorer_trigger(stack, aws, values, &mut nodes);
     model_chain(stack, aws, values, &mut nodes);
     nodes
@@ -142,6 +143,17 @@ fn add<R: Resource>(nodes: &mut Vec<Arc<dyn Node>>, resource: R) -> String {
     let address = resource.identity().address.clone();
     nodes.push(Arc::new(Managed::new(resource)));
     address
+}
+
+/// Queues → the function, whose environment names them by URL.
+fn scorer_function(stack: &Stack, aws: &Aws, values: &Arc<Values>, nodes: &mut Vec<Arc<dyn Node>>) {
+    let Some(scorer) = &stack.manifest.spec.scorer else { return };
+    let url = |address: &str| Input::new(values, address, queue::QUEUE_URL);
+    let queues = function::Queues {
+        findings: scorer.findings.queue.then(|| url(queue::FINDINGS)),
+        dead_letter: scorer.dead_letter_queue.then(|| url(queue::DEAD_LETTER)),
+    };
+    add(nodes, function::Function::new(stack, scorer, aws.lambda.clone(), queues));
 }
 
 /// Subscriber → notification → the scorer role's lake access → the function's trigger.

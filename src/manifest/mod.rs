@@ -1,7 +1,13 @@
 //! The stack manifest: strict parsing, semantic validation, and diagnostics that point into the file.
 
+#[cfg(test)]
+mod aws_rules_tests;
+mod bucket_name;
+mod instance_types;
+mod kms;
 mod locate;
 mod schema;
+mod tags;
 mod validate;
 
 use std::fmt;

@@ -36,7 +36,9 @@ pub struct Metadata {
     /// Stack name: 3 to 24 characters, lowercase letters, digits and `-`, starting with a letter.
     /// Every resource name is derived from it.
     pub name: String,
-    /// Tags added to every taggable resource, beside the owner tag `lakesight:stack`.
+    /// Tags added to every taggable resource, beside the owner tag `lakesight:stack`. Keys (1 to 128
+    /// characters) and values (at most 256) hold Unicode letters, digits, spaces and `_.:/=+-@`;
+    /// neither starts with `aws:`, and keys do not start with `lakesight:`.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
 }
@@ -80,10 +82,10 @@ pub enum DeletionPolicy {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ArtifactBucket {
-    /// Bucket name. Default: `lakesight-<stack>-<account>-<region>`.
+    /// Bucket name, under S3's bucket naming rules. Default: `lakesight-<stack>-<account>-<region>`.
     #[serde(default)]
     pub name: Option<String>,
-    /// KMS key ARN for SSE-KMS. Default: SSE-S3.
+    /// KMS key or alias ARN for SSE-KMS, in the stack's region. Default: SSE-S3.
     #[serde(default)]
     pub kms_key_arn: Option<String>,
     /// The bucket holds only what the stack generated, so destroy empties and deletes it
@@ -126,7 +128,8 @@ pub struct SecurityLake {
     /// Regions where the lake is enabled. Default: the stack's region.
     #[serde(default)]
     pub regions: Vec<String>,
-    /// KMS key id or ARN for the lake's data. Default: S3-managed encryption.
+    /// KMS key id, alias or ARN for the lake's data; an ARN must be in every lake region.
+    /// Default: S3-managed encryption.
     #[serde(default)]
     pub kms_key_id: Option<String>,
     #[serde(default)]
@@ -442,16 +445,18 @@ pub struct Endpoint {
 pub struct Deployment {
     #[serde(default)]
     pub traffic_routing: TrafficRouting,
-    /// Percentage of capacity in each canary or linear step (1..=100).
+    /// Percentage of capacity in each canary (1..=50) or linear (10..=50) step.
     #[serde(default)]
     pub step_percent: Option<u32>,
+    /// Wait between traffic steps, at most 1h (SageMaker's `WaitIntervalInSeconds`).
     #[serde(default = "default_step_wait", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub step_wait: Duration,
+    /// Wait before the old fleet is terminated, at most 1h (`TerminationWaitInSeconds`).
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]
     pub termination_wait: Option<Duration>,
-    /// CloudWatch alarm names that roll the update back.
+    /// CloudWatch alarm names that roll the update back (at most 10).
     #[serde(default)]
     pub rollback_alarms: Vec<String>,
 }

@@ -5,8 +5,10 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::instance_types::Use;
 use super::locate::Segment;
-use super::schema::{Hyperparameters, Manifest, ThresholdPolicy};
+use super::schema::{Deployment, Hyperparameters, Manifest, ThresholdPolicy, TrafficRouting};
+use super::{bucket_name, instance_types, kms, tags};
 
 /// One semantic problem in a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,22 +26,25 @@ static ROLE_ARN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[A-Za-z0-9_+=,.@/-]+$"));
 static PRINCIPAL_ARN: LazyLock<Regex> =
     LazyLock::new(|| re(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:(role|user)/[A-Za-z0-9_+=,.@/-]+$"));
-static INSTANCE_TYPE: LazyLock<Regex> = LazyLock::new(|| re(r"^ml\.[a-z0-9]+\.[a-z0-9]+$"));
 static SERVICE_PRINCIPAL: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$"));
 static EXTERNAL_ID: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_+=,.@:/-]+$"));
-static BUCKET: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"));
 static SUBSCRIBER_NAME: LazyLock<Regex> = LazyLock::new(|| re(r"^[A-Za-z0-9_ .-]{1,64}$"));
 static KMS_KEY: LazyLock<Regex> = LazyLock::new(|| {
     re(r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/.+|alias/.+|[0-9a-f-]{36}|S3_MANAGED_KEY)$")
 });
 
-fn re(pattern: &str) -> Regex {
+pub(super) fn re(pattern: &str) -> Regex {
     // The patterns are literals above; a typo in one is a programming error caught by the unit tests.
     Regex::new(pattern).unwrap_or_else(|e| panic!("invalid built-in pattern {pattern}: {e}"))
 }
 
 /// Source versions whose OCSF tables lakesight knows how to query.
 pub const SOURCE_VERSIONS: &[&str] = &["1.0", "2.0"];
+
+/// S3's `TransitionStorageClass` enum (service model), which Security Lake's lifecycle
+/// transitions become.
+const TRANSITION_STORAGE_CLASSES: &[&str] =
+    &["GLACIER", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING", "DEEP_ARCHIVE", "GLACIER_IR"];
 
 /// Tag keys reserved for lakesight itself.
 pub const RESERVED_TAG_PREFIX: &str = "lakesight:";
@@ -60,16 +65,18 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         c.region(&["spec", "region"], region);
     }
     let bucket = &spec.artifact_bucket;
-    if let Some(name) = &bucket.name {
-        c.pattern(
-            &["spec", "artifactBucket", "name"],
-            name,
-            &BUCKET,
-            "an S3 bucket name: 3 to 63 lowercase letters, digits, '.' and '-'",
-        );
+    if let Some(problem) = bucket.name.as_deref().and_then(bucket_name::problem) {
+        c.issue(&["spec", "artifactBucket", "name"], problem);
     }
     if let Some(key) = &bucket.kms_key_arn {
-        c.pattern(&["spec", "artifactBucket", "kmsKeyArn"], key, &ARN, "a KMS key ARN");
+        let at = ["spec", "artifactBucket", "kmsKeyArn"];
+        if kms::arn_region(key).is_none() {
+            c.issue(&at, format!("{key:?} is not a KMS key ARN; expected arn:aws:kms:<region>:<account>:key/<id>"));
+        } else if let Some(problem) =
+            spec.region.as_deref().and_then(|r| kms::region_problem(key, &[r], "the bucket is"))
+        {
+            c.issue(&at, problem);
+        }
     }
     let iam = &spec.iam;
     for (field, value) in [
@@ -94,22 +101,38 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         c.regions(&["spec", "securityLake", "regions"], &lake.regions);
         c.accounts(&["spec", "securityLake", "accounts"], &lake.accounts);
         if let Some(key) = &lake.kms_key_id {
-            c.pattern(
-                &["spec", "securityLake", "kmsKeyId"],
-                key,
-                &KMS_KEY,
-                "a KMS key id, alias or ARN, or S3_MANAGED_KEY",
-            );
+            let at = ["spec", "securityLake", "kmsKeyId"];
+            c.pattern(&at, key, &KMS_KEY, "a KMS key id, alias or ARN, or S3_MANAGED_KEY");
+            let regions: Vec<&str> = match (&lake.regions[..], &spec.region) {
+                ([], Some(home)) => vec![home.as_str()],
+                (listed, _) => listed.iter().map(String::as_str).collect(),
+            };
+            if let Some(problem) = kms::region_problem(key, &regions, "the lake is enabled") {
+                c.issue(&at, problem);
+            }
         }
         if let Some(retention) = &lake.retention {
             if retention.expiration_days == 0 {
                 c.issue(&["spec", "securityLake", "retention", "expirationDays"], "must be at least 1 day");
             }
             for (i, t) in retention.transitions.iter().enumerate() {
-                if t.days >= retention.expiration_days {
+                let at = path(&["spec", "securityLake", "retention", "transitions"]).idx(i);
+                if t.days == 0 {
+                    c.issue_at(at.clone().key("days"), "must be at least 1 day, as Security Lake requires");
+                } else if t.days >= retention.expiration_days {
                     c.issue_at(
-                        path(&["spec", "securityLake", "retention", "transitions"]).idx(i).key("days"),
+                        at.clone().key("days"),
                         format!("{} days is not before the expiration at {} days", t.days, retention.expiration_days),
+                    );
+                }
+                if !TRANSITION_STORAGE_CLASSES.contains(&t.storage_class.as_str()) {
+                    c.issue_at(
+                        at.key("storageClass"),
+                        format!(
+                            "{:?} is not an S3 transition storage class; allowed: {}",
+                            t.storage_class,
+                            TRANSITION_STORAGE_CLASSES.join(", ")
+                        ),
                     );
                 }
             }
@@ -220,7 +243,7 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
     }
 
     if let Some(training) = &spec.training {
-        c.instance_type(&["spec", "training", "instanceType"], &training.instance_type);
+        c.instance_type(&["spec", "training", "instanceType"], Use::Training, &training.instance_type);
         c.range(&["spec", "training", "instanceCount"], training.instance_count.into(), 1.0, 100.0);
         c.range(&["spec", "training", "volumeSizeGb"], training.volume_size_gb.into(), 1.0, 16384.0);
         let secs = training.max_runtime.as_secs() as f64;
@@ -237,10 +260,10 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
     }
 
     if let Some(endpoint) = &spec.endpoint {
-        c.instance_type(&["spec", "endpoint", "instanceType"], &endpoint.instance_type);
+        c.instance_type(&["spec", "endpoint", "instanceType"], Use::Endpoint, &endpoint.instance_type);
         c.range(&["spec", "endpoint", "instanceCount"], endpoint.instance_count.into(), 1.0, 100.0);
-        if let Some(step) = endpoint.deployment.as_ref().and_then(|d| d.step_percent) {
-            c.range(&["spec", "endpoint", "deployment", "stepPercent"], step.into(), 1.0, 100.0);
+        if let Some(deployment) = &endpoint.deployment {
+            c.deployment(deployment);
         }
     }
 
@@ -348,8 +371,49 @@ impl Checker {
         }
     }
 
-    fn instance_type(&mut self, keys: &[&str], value: &str) {
-        self.pattern(keys, value, &INSTANCE_TYPE, "a SageMaker instance type such as ml.m5.large");
+    fn instance_type(&mut self, keys: &[&str], usage: Use, value: &str) {
+        if let Some(problem) = instance_types::problem(usage, value) {
+            self.issue(keys, problem);
+        }
+    }
+
+    /// The blue/green policy against SageMaker's model: `TrafficRoutingConfig.WaitIntervalInSeconds`
+    /// and `BlueGreenUpdatePolicy.TerminationWaitInSeconds` are 0 to 3600; a canary step is at
+    /// most 50% and a linear step 10% to 50% of the fleet (the `CanarySize` and `LinearStepSize`
+    /// documentation); `AutoRollbackConfig.Alarms` holds at most 10 alarms, each named by 1 to
+    /// 255 characters that are not all blank (`AlarmList`, `AlarmName`).
+    fn deployment(&mut self, d: &Deployment) {
+        const AT: [&str; 3] = ["spec", "endpoint", "deployment"];
+        let at = |field: &'static str| [AT[0], AT[1], AT[2], field];
+        self.range(&at("stepWait"), d.step_wait.as_secs_f64(), 0.0, 3600.0);
+        if let Some(wait) = d.termination_wait {
+            self.range(&at("terminationWait"), wait.as_secs_f64(), 0.0, 3600.0);
+        }
+        if let Some(step) = d.step_percent {
+            let (min, max, why) = match d.traffic_routing {
+                TrafficRouting::Canary => (1, 50, " for CANARY: the canary is at most half the fleet"),
+                TrafficRouting::Linear => (10, 50, " for LINEAR: each step is 10% to 50% of the fleet"),
+                TrafficRouting::AllAtOnce => (1, 100, ""),
+            };
+            if !(min..=max).contains(&step) {
+                self.issue(&at("stepPercent"), format!("{step} is out of range; allowed: {min} to {max}{why}"));
+            }
+        }
+        if d.rollback_alarms.len() > 10 {
+            self.issue(
+                &at("rollbackAlarms"),
+                format!("{} alarms given; SageMaker takes at most 10", d.rollback_alarms.len()),
+            );
+        }
+        for (i, alarm) in d.rollback_alarms.iter().enumerate() {
+            let length = alarm.chars().count();
+            if alarm.trim().is_empty() || length > 255 {
+                self.issue_at(
+                    path(&at("rollbackAlarms")).idx(i),
+                    format!("alarm names are 1 to 255 characters, not all blank (got {length})"),
+                );
+            }
+        }
     }
 
     fn region(&mut self, keys: &[&str], value: &str) {
@@ -393,17 +457,17 @@ impl Checker {
         }
         for (key, value) in &meta.tags {
             let at = path(&["metadata", "tags"]).key(key);
-            if key.starts_with("aws:") || key.starts_with(RESERVED_TAG_PREFIX) {
+            if key.starts_with(RESERVED_TAG_PREFIX) {
                 self.issue_at(
                     at.clone(),
-                    format!("tag key {key:?} uses a reserved prefix (aws: or {RESERVED_TAG_PREFIX})"),
+                    format!("tag key {key:?} uses the prefix {RESERVED_TAG_PREFIX}, which lakesight reserves"),
                 );
             }
-            if key.is_empty() || key.chars().count() > 128 {
-                self.issue_at(at.clone(), "tag keys must be 1 to 128 characters");
+            if let Some(problem) = tags::key_problem(key) {
+                self.issue_at(at.clone(), problem);
             }
-            if value.chars().count() > 256 {
-                self.issue_at(at, "tag values must be at most 256 characters");
+            if let Some(problem) = tags::value_problem(value) {
+                self.issue_at(at, problem);
             }
         }
     }

@@ -1,6 +1,9 @@
 //! The scorer's settings, carried in the function's environment. The Lambda function resource
 //! writes them with [`Config::to_vars`] and the handler reads them with [`Config::from_env`], so
 //! the two sides cannot drift apart.
+//!
+//! The queues are named by URL, not by name: the function resource takes each URL from its
+//! queue's resource, so the scorer never calls `sqs:GetQueueUrl`, which its role does not grant.
 
 use std::collections::BTreeMap;
 
@@ -14,10 +17,16 @@ pub mod var {
     pub const MAX_PAYLOAD_BYTES: &str = "LAKESIGHT_MAX_PAYLOAD_BYTES";
     pub const INVOKE_CONCURRENCY: &str = "LAKESIGHT_INVOKE_CONCURRENCY";
     pub const READ_CONCURRENCY: &str = "LAKESIGHT_READ_CONCURRENCY";
-    pub const FINDINGS_QUEUE: &str = "LAKESIGHT_FINDINGS_QUEUE";
-    pub const DEAD_LETTER_QUEUE: &str = "LAKESIGHT_DEAD_LETTER_QUEUE";
+    pub const FINDINGS_QUEUE_URL: &str = "LAKESIGHT_FINDINGS_QUEUE_URL";
+    pub const DEAD_LETTER_QUEUE_URL: &str = "LAKESIGHT_DEAD_LETTER_QUEUE_URL";
     pub const SOURCE_ROLE_ARN: &str = "LAKESIGHT_SOURCE_ROLE_ARN";
     pub const SOURCE_EXTERNAL_ID: &str = "LAKESIGHT_SOURCE_EXTERNAL_ID";
+
+    /// Queue names, which earlier environments carried, and the variable that replaces each. A
+    /// new package runs briefly with its old environment while an update is applied; refusing
+    /// these makes that invocation fail and its messages come back, rather than drop findings.
+    pub const REPLACED: [(&str, &str); 2] =
+        [("LAKESIGHT_FINDINGS_QUEUE", FINDINGS_QUEUE_URL), ("LAKESIGHT_DEAD_LETTER_QUEUE", DEAD_LETTER_QUEUE_URL)];
 }
 
 /// The real-time InvokeEndpoint limit is 6 MB; the default leaves room for headers.
@@ -36,9 +45,9 @@ pub struct Config {
     pub max_payload_bytes: usize,
     pub invoke_concurrency: usize,
     pub read_concurrency: usize,
-    /// Queue names, resolved to URLs on first use.
-    pub findings_queue: Option<String>,
-    pub dead_letter_queue: Option<String>,
+    /// Where findings and messages that can never succeed are sent, by queue URL.
+    pub findings_queue_url: Option<String>,
+    pub dead_letter_queue_url: Option<String>,
     /// Read the lake by assuming the subscriber's role, for a lake in another account.
     pub source_role: Option<SourceRole>,
 }
@@ -55,6 +64,8 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("{name}={value:?} is invalid: {allowed}")]
     Invalid { name: &'static str, value: String, allowed: String },
+    #[error("{old} is no longer read: set {new} instead")]
+    Replaced { old: &'static str, new: &'static str },
 }
 
 impl Config {
@@ -66,8 +77,8 @@ impl Config {
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             invoke_concurrency: 4,
             read_concurrency: 4,
-            findings_queue: None,
-            dead_letter_queue: None,
+            findings_queue_url: None,
+            dead_letter_queue_url: None,
             source_role: None,
         }
     }
@@ -79,6 +90,9 @@ impl Config {
     /// Reads the settings through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        if let Some((old, new)) = var::REPLACED.into_iter().find(|(old, _)| get(old).is_some()) {
+            return Err(ConfigError::Replaced { old, new });
+        }
         let mut config = Config::new(get(var::ENDPOINT).ok_or(ConfigError::Missing(var::ENDPOINT))?);
         if let Some(value) = get(var::THRESHOLD) {
             config.threshold = Some(
@@ -107,8 +121,21 @@ impl Config {
                     .ok_or_else(|| invalid(name, &value, &format!("an integer in {min}..={max}")))?;
             }
         }
-        config.findings_queue = get(var::FINDINGS_QUEUE);
-        config.dead_letter_queue = get(var::DEAD_LETTER_QUEUE);
+        for (name, slot) in [
+            (var::FINDINGS_QUEUE_URL, &mut config.findings_queue_url),
+            (var::DEAD_LETTER_QUEUE_URL, &mut config.dead_letter_queue_url),
+        ] {
+            if let Some(value) = get(name) {
+                if !is_url(&value) {
+                    return Err(invalid(
+                        name,
+                        &value,
+                        "a queue URL, such as https://sqs.<region>.amazonaws.com/<account>/<name>",
+                    ));
+                }
+                *slot = Some(value);
+            }
+        }
         config.source_role = match (get(var::SOURCE_ROLE_ARN), get(var::SOURCE_EXTERNAL_ID)) {
             (Some(arn), Some(external_id)) => Some(SourceRole { arn, external_id }),
             (None, None) => None,
@@ -131,8 +158,8 @@ impl Config {
         set(var::READ_CONCURRENCY, self.read_concurrency.to_string());
         let optional = [
             (var::THRESHOLD, self.threshold.map(|t| t.to_string())),
-            (var::FINDINGS_QUEUE, self.findings_queue.clone()),
-            (var::DEAD_LETTER_QUEUE, self.dead_letter_queue.clone()),
+            (var::FINDINGS_QUEUE_URL, self.findings_queue_url.clone()),
+            (var::DEAD_LETTER_QUEUE_URL, self.dead_letter_queue_url.clone()),
             (var::SOURCE_ROLE_ARN, self.source_role.as_ref().map(|r| r.arn.clone())),
             (var::SOURCE_EXTERNAL_ID, self.source_role.as_ref().map(|r| r.external_id.clone())),
         ];
@@ -148,6 +175,11 @@ impl Config {
     pub fn raises_findings(&self) -> bool {
         !self.observe_only && self.threshold.is_some()
     }
+}
+
+/// A queue name where a URL belongs would fail only at the first finding; this fails at start.
+fn is_url(value: &str) -> bool {
+    value.split_once("://").is_some_and(|(scheme, rest)| matches!(scheme, "https" | "http") && rest.contains('/'))
 }
 
 fn invalid(name: &'static str, value: &str, allowed: &str) -> ConfigError {
@@ -167,7 +199,8 @@ mod tests {
         let mut config = Config::new("lakesight-demo-endpoint");
         config.threshold = Some(2.5);
         config.max_payload_bytes = 2_048;
-        config.findings_queue = Some("lakesight-demo-ipcheck-findings".into());
+        config.findings_queue_url =
+            Some("https://sqs.eu-west-1.amazonaws.com/111122223333/lakesight-demo-ipcheck-findings".into());
         config.source_role =
             Some(SourceRole { arn: "arn:aws:iam::1:role/AmazonSecurityLake-x".into(), external_id: "ext".into() });
         let vars = config.to_vars();
@@ -196,5 +229,22 @@ mod tests {
             ConfigError::Missing(var::SOURCE_EXTERNAL_ID)
         );
         assert_eq!(Config::from_lookup(|_| None).unwrap_err(), ConfigError::Missing(var::ENDPOINT));
+    }
+
+    #[test]
+    fn queues_are_urls_and_the_old_name_variables_are_refused() {
+        let with = |k: &str, v: &str| {
+            BTreeMap::from([(var::ENDPOINT.to_owned(), "e".to_owned()), (k.to_owned(), v.to_owned())])
+        };
+        let err = Config::from_lookup(lookup(&with(var::DEAD_LETTER_QUEUE_URL, "lakesight-demo-ipcheck-dlq")));
+        assert!(matches!(err, Err(ConfigError::Invalid { name: var::DEAD_LETTER_QUEUE_URL, .. })), "{err:?}");
+        let local = "http://localhost:4566/000000000000/lakesight-demo-ipcheck-dlq";
+        let config = Config::from_lookup(lookup(&with(var::DEAD_LETTER_QUEUE_URL, local))).unwrap();
+        assert_eq!(config.dead_letter_queue_url.as_deref(), Some(local));
+        assert_eq!(
+            Config::from_lookup(lookup(&with("LAKESIGHT_FINDINGS_QUEUE", "lakesight-demo-ipcheck-findings"))),
+            Err(ConfigError::Replaced { old: "LAKESIGHT_FINDINGS_QUEUE", new: var::FINDINGS_QUEUE_URL })
+        );
+        assert!(Config::from_lookup(lookup(&with("LAKESIGHT_DEAD_LETTER_QUEUE", " "))).is_ok(), "empty is unset");
     }
 }

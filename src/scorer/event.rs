@@ -1,6 +1,18 @@
-//! SQS message bodies to S3 objects. A Security Lake subscriber queue carries S3 event
-//! notifications or EventBridge "Object Created" events, and the body is always a JSON *string*:
-//! parsing it, rather than expecting an object, is what keeps real messages from being dropped.
+//! SQS message bodies to S3 objects. The body is always a JSON *string*: parsing it, rather than
+//! expecting an object, is what keeps real messages from being dropped. Three shapes arrive:
+//!
+//! - Security Lake's own notification, which is what its subscriber queue carries: S3's
+//!   EventBridge event trimmed to `source`, `time`, `account`, `region`, `resources` and a
+//!   `detail` of `bucket`, `object` (`key`, `size`, `etag`), `request-id` and
+//!   `requester: securitylake.amazonaws.com`, with no `detail-type`, `id`, `version` or `reason`
+//!   (the sample notification of the Security Lake user guide, "Managing data access for
+//!   Security Lake subscribers", as OpenSearch Data Prepper's `SECURITY_LAKE_MESSAGE` test
+//!   fixture copies it). Security Lake sends it only for new objects.
+//! - S3's own event notification (`{"Records": [...]}`), for a queue fed by the bucket directly.
+//! - S3's full EventBridge event, with `detail-type`, for a queue fed by an EventBridge rule.
+//!
+//! Anything else that S3 sends (a deletion, a restore, a test event) is skipped on purpose, not
+//! rejected: it is a notification, just not one to score.
 
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
@@ -32,11 +44,22 @@ pub enum Notice {
 pub enum EventError {
     #[error("message body is not JSON: {0}")]
     NotJson(String),
-    #[error("message body is neither an S3 event notification nor an EventBridge Object Created event")]
+    #[error(
+        "message body is neither a Security Lake object notification, an S3 event notification nor an S3 \
+         EventBridge event"
+    )]
     UnknownEnvelope,
     #[error("object key {0:?} does not decode to UTF-8")]
     BadKey(String),
 }
+
+/// The EventBridge source of S3's events, which Security Lake's notification keeps.
+const S3_SOURCE: &str = "aws.s3";
+/// The `detail-type` of a new object in a full EventBridge event.
+const OBJECT_CREATED: &str = "Object Created";
+/// The `detail.reason` values of an "Object Created" event (Amazon S3 user guide, "EventBridge
+/// event message structure", event message detail field).
+const CREATED_REASONS: [&str; 4] = ["PutObject", "POST Object", "CopyObject", "CompleteMultipartUpload"];
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -45,10 +68,13 @@ enum Envelope {
         #[serde(rename = "Records")]
         records: Vec<S3Record>,
     },
+    /// A full EventBridge event, or Security Lake's trimmed one without `detail-type`. The detail
+    /// is read only for an object creation, so that any other event is skipped whatever it holds.
     EventBridge {
-        #[serde(rename = "detail-type")]
-        detail_type: String,
-        detail: Located,
+        source: String,
+        #[serde(rename = "detail-type", default)]
+        detail_type: Option<String>,
+        detail: serde_json::Value,
     },
     /// Sent once when a notification is configured: `{"Event":"s3:TestEvent",...}`.
     Test {
@@ -80,6 +106,15 @@ struct Keyed {
     key: String,
 }
 
+/// What marks an EventBridge detail as something other than a new object, when the event has
+/// no `detail-type` to say so.
+#[derive(Deserialize)]
+struct DetailKind {
+    reason: Option<String>,
+    #[serde(rename = "deletion-type")]
+    deletion_type: Option<String>,
+}
+
 /// Reads one SQS message body.
 pub fn parse(body: &str) -> Result<Notice, EventError> {
     let envelope: Envelope = match serde_json::from_str(body) {
@@ -89,10 +124,11 @@ pub fn parse(body: &str) -> Result<Notice, EventError> {
     };
     let located: Vec<Located> = match envelope {
         Envelope::Test { event } => return Ok(Notice::Skip(format!("test event {event}"))),
-        Envelope::EventBridge { detail_type, .. } if detail_type != "Object Created" => {
-            return Ok(Notice::Skip(format!("EventBridge event {detail_type:?}")));
-        }
-        Envelope::EventBridge { detail, .. } => vec![detail],
+        Envelope::EventBridge { source, .. } if source != S3_SOURCE => return Err(EventError::UnknownEnvelope),
+        Envelope::EventBridge { detail_type, detail, .. } => match created_detail(detail_type.as_deref(), detail)? {
+            Ok(located) => vec![located],
+            Err(skip) => return Ok(skip),
+        },
         Envelope::S3 { records } => {
             let created: Vec<Located> =
                 records.into_iter().filter(|r| r.event_name.starts_with("ObjectCreated")).map(|r| r.s3).collect();
@@ -118,7 +154,37 @@ pub fn parse(body: &str) -> Result<Notice, EventError> {
     Ok(Notice::Objects(objects))
 }
 
-/// S3 and EventBridge URL-encode keys, with `+` for a space.
+/// The object of an EventBridge detail that announces a new object, or why it is skipped. A full
+/// event says what it is by `detail-type`; Security Lake's trimmed one has none and announces new
+/// objects only, but a `reason` other than a creation or a `deletion-type` is still refused.
+fn created_detail(detail_type: Option<&str>, detail: serde_json::Value) -> Result<Result<Located, Notice>, EventError> {
+    match detail_type {
+        Some(OBJECT_CREATED) => {}
+        Some(other) => return Ok(Err(Notice::Skip(format!("EventBridge event {other:?}")))),
+        None => {
+            let kind = DetailKind::deserialize(&detail).map_err(|_| EventError::UnknownEnvelope)?;
+            if let Some(deletion) = kind.deletion_type {
+                return Ok(Err(Notice::Skip(format!("S3 event of a deletion ({deletion})"))));
+            }
+            if let Some(reason) = kind.reason.filter(|r| !CREATED_REASONS.contains(&r.as_str())) {
+                return Ok(Err(Notice::Skip(format!("S3 event for {reason:?}, not a new object"))));
+            }
+        }
+    }
+    Ok(Ok(Located::deserialize(detail).map_err(|_| EventError::UnknownEnvelope)?))
+}
+
+/// Keys arrive URL-encoded, with `+` for a space, and are decoded the same way in every form:
+///
+/// - S3 event notifications: documented ("The object key name value is URL encoded. For
+///   example, "red flower.jpg" becomes "red+flower.jpg"", Amazon S3 user guide, "Event message
+///   structure").
+/// - Security Lake's notification: its keys come encoded as in S3's notifications, the `=` of
+///   every partition as `%3D`.
+/// - Full EventBridge events: the S3 user guide does not say; AWS's Powertools for Lambda decode
+///   them with `unquote_plus` (`S3EventBridgeNotificationObject.key`). For the lake's own keys
+///   (`aws/<SOURCE>/<version>/region=…/accountId=…/eventDay=…/<hex>.gz.parquet`) decoding is
+///   right either way, since they hold no `%` or `+` of their own.
 fn decode_key(raw: &str) -> Result<String, EventError> {
     let spaced = raw.replace('+', " ");
     percent_decode_str(&spaced).decode_utf8().map(|k| k.into_owned()).map_err(|_| EventError::BadKey(raw.to_owned()))
@@ -130,61 +196,4 @@ fn is_parquet(key: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn object(bucket: &str, key: &str) -> ObjectRef {
-        ObjectRef { bucket: bucket.into(), key: key.into() }
-    }
-
-    #[test]
-    fn s3_notification_body_is_a_string_with_an_encoded_key() {
-        let body = r#"{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","eventName":"ObjectCreated:Put",
-            "s3":{"bucket":{"name":"aws-security-data-lake-eu-west-1-abc"},
-                  "object":{"key":"ext/VPC_FLOW/2.0/region%3Deu-west-1/accountId%3D1/my+file%2B1.gz.parquet","size":10}}}]}"#;
-        assert_eq!(
-            parse(body).unwrap(),
-            Notice::Objects(vec![object(
-                "aws-security-data-lake-eu-west-1-abc",
-                "ext/VPC_FLOW/2.0/region=eu-west-1/accountId=1/my file+1.gz.parquet"
-            )])
-        );
-    }
-
-    #[test]
-    fn eventbridge_object_created() {
-        let body = r#"{"version":"0","detail-type":"Object Created","source":"aws.s3",
-            "detail":{"bucket":{"name":"lake"},"object":{"key":"a/b%3Dc/part-0.zstd.parquet","size":1}}}"#;
-        assert_eq!(parse(body).unwrap(), Notice::Objects(vec![object("lake", "a/b=c/part-0.zstd.parquet")]));
-    }
-
-    #[test]
-    fn several_records_keep_only_created_parquet_objects() {
-        let body = r#"{"Records":[
-            {"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"one.parquet"}}},
-            {"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"b"},"object":{"key":"gone.parquet"}}},
-            {"eventName":"ObjectCreated:Copy","s3":{"bucket":{"name":"b"},"object":{"key":"manifest.json"}}},
-            {"eventName":"ObjectCreated:CompleteMultipartUpload","s3":{"bucket":{"name":"b"},"object":{"key":"two.PARQUET"}}}]}"#;
-        assert_eq!(parse(body).unwrap(), Notice::Objects(vec![object("b", "one.parquet"), object("b", "two.PARQUET")]));
-    }
-
-    #[test]
-    fn test_events_and_other_keys_are_skipped() {
-        let test = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-26T10:00:00.000Z","Bucket":"b"}"#;
-        assert_eq!(parse(test).unwrap(), Notice::Skip("test event s3:TestEvent".into()));
-        let json = r#"{"detail-type":"Object Created","detail":{"bucket":{"name":"b"},"object":{"key":"x.json"}}}"#;
-        assert!(matches!(parse(json).unwrap(), Notice::Skip(reason) if reason.contains("x.json")));
-        let deleted =
-            r#"{"detail-type":"Object Deleted","detail":{"bucket":{"name":"b"},"object":{"key":"x.parquet"}}}"#;
-        assert!(matches!(parse(deleted).unwrap(), Notice::Skip(_)));
-    }
-
-    #[test]
-    fn malformed_bodies_are_permanent_errors() {
-        assert!(matches!(parse("not json"), Err(EventError::NotJson(_))));
-        assert_eq!(parse(r#"{"hello":"world"}"#), Err(EventError::UnknownEnvelope));
-        let bad_utf8 =
-            r#"{"detail-type":"Object Created","detail":{"bucket":{"name":"b"},"object":{"key":"%FF.parquet"}}}"#;
-        assert_eq!(parse(bad_utf8), Err(EventError::BadKey("%FF.parquet".into())));
-    }
-}
+mod tests;

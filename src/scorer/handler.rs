@@ -13,7 +13,6 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream;
 use serde::Serialize;
-use tokio::sync::OnceCell;
 
 use super::batch::{Batch, Failure, Message};
 use super::config::Config;
@@ -36,8 +35,6 @@ pub struct Clients {
 pub struct Scorer {
     config: Config,
     clients: Clients,
-    findings_queue_url: OnceCell<String>,
-    dead_letter_queue_url: OnceCell<String>,
 }
 
 /// What an invocation did, for its summary log line and for tests.
@@ -63,7 +60,7 @@ pub struct Report {
 
 impl Scorer {
     pub fn new(config: Config, clients: Clients) -> Scorer {
-        Scorer { config, clients, findings_queue_url: OnceCell::new(), dead_letter_queue_url: OnceCell::new() }
+        Scorer { config, clients }
     }
 
     pub async fn handle(&self, event: &SqsEvent) -> (SqsBatchResponse, Report) {
@@ -203,14 +200,15 @@ impl Scorer {
             .map_err(|e| Failure::Permanent(format!("{object}: {e}")))
     }
 
-    /// Sends findings (not plain scores) to the findings queue, ten per request.
+    /// Sends findings (not plain scores) to the findings queue, ten per request. The queue is
+    /// named by its URL from the environment: the request goes to the client's endpoint, and
+    /// SQS reads the queue from `QueueUrl`.
     async fn forward_findings(&self, all: &[Finding]) -> Result<(), String> {
-        let Some(name) = &self.config.findings_queue else { return Ok(()) };
+        let Some(url) = &self.config.findings_queue_url else { return Ok(()) };
         let findings: Vec<&Finding> = all.iter().filter(|f| f.kind == Kind::Finding).collect();
         if findings.is_empty() {
             return Ok(());
         }
-        let url = self.queue_url(&self.findings_queue_url, name).await?;
         for batch in findings.chunks(10) {
             let entries = batch
                 .iter()
@@ -224,7 +222,7 @@ impl Scorer {
                 .clients
                 .sqs
                 .send_message_batch()
-                .queue_url(&url)
+                .queue_url(url)
                 .set_entries(Some(entries))
                 .send()
                 .await
@@ -238,8 +236,7 @@ impl Scorer {
 
     /// Moves a message that can never succeed to the dead-letter queue. False when there is none.
     async fn dead_letter(&self, message: &Message<'_>, reason: &str) -> Result<bool, String> {
-        let Some(name) = &self.config.dead_letter_queue else { return Ok(false) };
-        let url = self.queue_url(&self.dead_letter_queue_url, name).await?;
+        let Some(url) = &self.config.dead_letter_queue_url else { return Ok(false) };
         let attribute = |v: &str| MessageAttributeValue::builder().data_type("String").string_value(v).build();
         self.clients
             .sqs
@@ -253,22 +250,6 @@ impl Scorer {
             .map_err(|e| format!("SendMessage: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
         Ok(true)
     }
-
-    async fn queue_url(&self, cell: &OnceCell<String>, name: &str) -> Result<String, String> {
-        cell.get_or_try_init(|| async {
-            let out = self
-                .clients
-                .sqs
-                .get_queue_url()
-                .queue_name(name)
-                .send()
-                .await
-                .map_err(|e| format!("GetQueueUrl {name}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
-            out.queue_url().map(str::to_owned).ok_or_else(|| format!("GetQueueUrl {name} returned no URL"))
-        })
-        .await
-        .cloned()
-    }
 }
 
 #[cfg(test)]
@@ -281,23 +262,32 @@ mod tests {
     use aws_sdk_s3::types::error::NoSuchKey;
     use aws_sdk_sagemakerruntime::operation::invoke_endpoint::{InvokeEndpointError, InvokeEndpointOutput};
     use aws_sdk_sagemakerruntime::types::error::ModelError;
-    use aws_sdk_sqs::operation::get_queue_url::GetQueueUrlOutput;
     use aws_sdk_sqs::operation::send_message::SendMessageOutput;
     use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
     use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::box_error::BoxError;
+    use aws_smithy_runtime_api::client::interceptors::Intercept;
+    use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+    use aws_smithy_runtime_api::client::orchestrator::Metadata;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
     use aws_smithy_runtime_api::http::{Response, StatusCode};
     use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::config_bag::ConfigBag;
     use aws_smithy_types::retry::RetryConfig;
 
     use super::*;
     use crate::synthetic::{
-        OcsfVersion, Row, eventbridge_notification, s3_notification, sqs_event, write_flows, write_parquet,
+        OcsfVersion, Row, eventbridge_notification, s3_notification, security_lake_notification, sqs_event,
+        write_flows, write_parquet,
     };
 
     const LAKE: &str = "aws-security-data-lake-us-east-1-abc";
-    const V2_KEY: &str = "ext/VPC_FLOW/2.0/region=us-east-1/accountId=111122223333/eventDay=20261126/a b.zstd.parquet";
+    const V2_KEY: &str = "aws/VPC_FLOW/2.0/region=us-east-1/accountId=111122223333/eventDay=20261126/a b.zstd.parquet";
     const V1_KEY: &str = "aws/VPC_FLOW/1.0/region=us-east-1/accountId=111122223333/eventHour=2026112610/b.gz.parquet";
+    const GARBAGE_KEY: &str = "aws/VPC_FLOW/2.0/region=us-east-1/garbage.parquet";
     const ENDPOINT: &str = "lakesight-demo-endpoint";
+    const FINDINGS_URL: &str = "https://sqs.us-east-1.amazonaws.com/111122223333/lakesight-demo-ipcheck-findings";
+    const DLQ_URL: &str = "https://sqs.us-east-1.amazonaws.com/111122223333/lakesight-demo-ipcheck-dlq";
 
     /// IP Insights stand-in: addresses in 10.0.0.0/8 are expected (dot product 5), others are
     /// not (dot product -10), so their anomaly scores are -5 and 10.
@@ -339,23 +329,53 @@ mod tests {
         response
     }
 
+    /// Every operation the clients send, as `(service, operation)`, whatever the mocks answer.
+    #[derive(Debug, Clone, Default)]
+    struct Sent(Arc<Mutex<BTreeSet<(String, String)>>>);
+
+    impl Intercept for Sent {
+        fn name(&self) -> &'static str {
+            "Sent"
+        }
+
+        fn read_before_serialization(
+            &self,
+            _context: &BeforeSerializationInterceptorContextRef<'_>,
+            _components: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            if let Some(m) = cfg.load::<Metadata>() {
+                self.0.lock().expect("lock").insert((m.service().to_owned(), m.name().to_owned()));
+            }
+            Ok(())
+        }
+    }
+
     macro_rules! client {
-        ($krate:ident, $rules:expr) => {
-            mock_client!($krate, RuleMode::MatchAny, $rules, |b| b.retry_config(
-                RetryConfig::standard().with_max_attempts(3).with_initial_backoff(std::time::Duration::from_millis(1))
-            ))
+        ($krate:ident, $rules:expr, $sent:expr) => {
+            mock_client!($krate, RuleMode::MatchAny, $rules, |b| b
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(std::time::Duration::from_millis(1))
+                )
+                .interceptor($sent.clone()))
         };
     }
 
-    fn scorer(config: Config, s3: &[&Rule], runtime: &[&Rule], sqs: &[&Rule]) -> Scorer {
+    fn recorded(config: Config, s3: &[&Rule], runtime: &[&Rule], sqs: &[&Rule], sent: &Sent) -> Scorer {
         Scorer::new(
             config,
             Clients {
-                s3: client!(aws_sdk_s3, s3),
-                runtime: client!(aws_sdk_sagemakerruntime, runtime),
-                sqs: client!(aws_sdk_sqs, sqs),
+                s3: client!(aws_sdk_s3, s3, sent),
+                runtime: client!(aws_sdk_sagemakerruntime, runtime, sent),
+                sqs: client!(aws_sdk_sqs, sqs, sent),
             },
         )
+    }
+
+    fn scorer(config: Config, s3: &[&Rule], runtime: &[&Rule], sqs: &[&Rule]) -> Scorer {
+        recorded(config, s3, runtime, sqs, &Sent::default())
     }
 
     fn config(threshold: f64) -> Config {
@@ -395,14 +415,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn both_envelopes_give_findings_above_the_threshold_from_one_request() {
+    async fn every_envelope_gives_findings_above_the_threshold_from_one_request() {
         let s3 = objects(vec![(V2_KEY, v2_object()), (V1_KEY, v1_object())]);
         let runtime = runtime_scores();
-        let queue_url = mock!(aws_sdk_sqs::Client::get_queue_url)
-            .match_requests(|r| r.queue_name() == Some("lakesight-demo-ipcheck-findings"))
-            .then_output(|| GetQueueUrlOutput::builder().queue_url("https://sqs/findings").build());
         let sent = mock!(aws_sdk_sqs::Client::send_message_batch)
-            .match_requests(|r| r.queue_url() == Some("https://sqs/findings") && r.entries().len() == 2)
+            .match_requests(|r| r.queue_url() == Some(FINDINGS_URL) && r.entries().len() == 2)
             .then_output(|| {
                 SendMessageBatchOutput::builder()
                     .set_successful(Some(vec![]))
@@ -411,13 +428,13 @@ mod tests {
                     .expect("output")
             });
         let mut config = config(1.0);
-        config.findings_queue = Some("lakesight-demo-ipcheck-findings".into());
-        let scorer = scorer(config, &[&s3], &[&runtime], &[&queue_url, &sent]);
+        config.findings_queue_url = Some(FINDINGS_URL.into());
+        let scorer = scorer(config, &[&s3], &[&runtime], &[&sent]);
         let event = event(&[
-            ("m-1", s3_notification(LAKE, V2_KEY)),
+            ("m-1", security_lake_notification(LAKE, V2_KEY)),
             ("m-2", eventbridge_notification(LAKE, V1_KEY)),
             ("m-3", r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"b"}"#.to_owned()),
-            ("m-4", s3_notification(LAKE, "ext/VPC_FLOW/2.0/_manifest.json")),
+            ("m-4", s3_notification(LAKE, "aws/VPC_FLOW/2.0/_manifest.json")),
         ]);
 
         let (response, report) = scorer.handle(&event).await;
@@ -442,7 +459,7 @@ mod tests {
         let s3 = objects(vec![(V2_KEY, v2_object())]);
         let runtime = runtime_scores();
         let scorer = scorer(config(1.0), &[&s3], &[&runtime], &[]);
-        let event = event(&[("m-1", s3_notification(LAKE, V2_KEY)), ("m-2", eventbridge_notification(LAKE, V2_KEY))]);
+        let event = event(&[("m-1", security_lake_notification(LAKE, V2_KEY)), ("m-2", s3_notification(LAKE, V2_KEY))]);
 
         let (response, report) = scorer.handle(&event).await;
 
@@ -505,14 +522,12 @@ mod tests {
     async fn a_missing_object_is_dead_lettered_and_fails_no_other_message() {
         let s3 = objects(vec![(V2_KEY, v2_object())]);
         let runtime = runtime_scores();
-        let queue_url = mock!(aws_sdk_sqs::Client::get_queue_url)
-            .then_output(|| GetQueueUrlOutput::builder().queue_url("https://sqs/dlq").build());
         let dead = mock!(aws_sdk_sqs::Client::send_message)
             .match_requests(|r| {
                 let source =
                     r.message_attributes().and_then(|a| a.get("sourceMessageId")).and_then(|v| v.string_value());
                 let body = r.message_body().unwrap_or_default();
-                r.queue_url() == Some("https://sqs/dlq")
+                r.queue_url() == Some(DLQ_URL)
                     && r.message_attributes().is_some_and(|a| a.contains_key("error"))
                     && match source {
                         Some("m-2") => body.contains("gone.parquet"),
@@ -522,8 +537,8 @@ mod tests {
             })
             .then_output(|| SendMessageOutput::builder().build());
         let mut config = config(1.0);
-        config.dead_letter_queue = Some("lakesight-demo-ipcheck-dlq".into());
-        let scorer = scorer(config, &[&s3], &[&runtime], &[&queue_url, &dead]);
+        config.dead_letter_queue_url = Some(DLQ_URL.into());
+        let scorer = scorer(config, &[&s3], &[&runtime], &[&dead]);
         let event = event(&[
             ("m-1", s3_notification(LAKE, V2_KEY)),
             ("m-2", s3_notification(LAKE, "gone.parquet")),
@@ -540,13 +555,11 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_dead_letter_queue_a_bad_object_fails_only_its_own_message() {
-        let s3 = objects(vec![(V2_KEY, v2_object()), ("ext/garbage.parquet", b"not parquet".to_vec())]);
+        let s3 = objects(vec![(V2_KEY, v2_object()), (GARBAGE_KEY, b"not parquet".to_vec())]);
         let runtime = runtime_scores();
         let scorer = scorer(config(1.0), &[&s3], &[&runtime], &[]);
-        let event = event(&[
-            ("m-1", s3_notification(LAKE, V2_KEY)),
-            ("m-2", eventbridge_notification(LAKE, "ext/garbage.parquet")),
-        ]);
+        let event =
+            event(&[("m-1", s3_notification(LAKE, V2_KEY)), ("m-2", security_lake_notification(LAKE, GARBAGE_KEY))]);
 
         let (response, report) = scorer.handle(&event).await;
 
@@ -577,8 +590,6 @@ mod tests {
         let quiet = write_parquet(OcsfVersion::V2, &[Row::new(1_000, Some("i-9"), Some("10.9.9.9"))]).expect("file");
         let s3 = objects(vec![(V2_KEY, v2_object()), (V1_KEY, quiet)]);
         let runtime = runtime_scores();
-        let queue_url = mock!(aws_sdk_sqs::Client::get_queue_url)
-            .then_output(|| GetQueueUrlOutput::builder().queue_url("https://sqs/findings").build());
         let refused = mock!(aws_sdk_sqs::Client::send_message_batch).then_output(|| {
             let failed = aws_sdk_sqs::types::BatchResultErrorEntry::builder()
                 .id("0")
@@ -589,8 +600,8 @@ mod tests {
             SendMessageBatchOutput::builder().set_successful(Some(vec![])).failed(failed).build().expect("output")
         });
         let mut config = config(1.0);
-        config.findings_queue = Some("lakesight-demo-ipcheck-findings".into());
-        let scorer = scorer(config, &[&s3], &[&runtime], &[&queue_url, &refused]);
+        config.findings_queue_url = Some(FINDINGS_URL.into());
+        let scorer = scorer(config, &[&s3], &[&runtime], &[&refused]);
         let event = event(&[("m-1", s3_notification(LAKE, V2_KEY)), ("m-2", s3_notification(LAKE, V1_KEY))]);
 
         let (response, report) = scorer.handle(&event).await;
@@ -612,5 +623,40 @@ mod tests {
         assert_eq!(report.finding_count, 0);
         assert_eq!(report.findings.len(), 2);
         assert!(report.findings.iter().all(|f| f.kind == Kind::Score));
+    }
+
+    /// Every path that calls AWS at once: a finding to forward, an object to dead-letter and one
+    /// to score. What the clients sent must be [`crate::scorer::AWS_CALLS`], which the role's
+    /// policy is checked against; a call added without it (GetQueueUrl, say) fails here.
+    #[tokio::test]
+    async fn the_scorer_calls_exactly_the_operations_its_role_is_written_for() {
+        let s3 = objects(vec![(V2_KEY, v2_object())]);
+        let runtime = runtime_scores();
+        let batch = mock!(aws_sdk_sqs::Client::send_message_batch).then_output(|| {
+            SendMessageBatchOutput::builder()
+                .set_successful(Some(vec![]))
+                .set_failed(Some(vec![]))
+                .build()
+                .expect("out")
+        });
+        let dead = mock!(aws_sdk_sqs::Client::send_message).then_output(|| SendMessageOutput::builder().build());
+        let mut config = config(1.0);
+        config.findings_queue_url = Some(FINDINGS_URL.into());
+        config.dead_letter_queue_url = Some(DLQ_URL.into());
+        let sent = Sent::default();
+        let scorer = recorded(config, &[&s3], &[&runtime], &[&batch, &dead], &sent);
+        let event = event(&[
+            ("m-1", security_lake_notification(LAKE, V2_KEY)),
+            ("m-2", security_lake_notification(LAKE, GARBAGE_KEY)),
+        ]);
+
+        let (response, report) = scorer.handle(&event).await;
+
+        assert!(response.batch_item_failures.is_empty(), "{report:?}");
+        assert_eq!((report.finding_count, report.dead_lettered.len()), (1, 1));
+        let called = sent.0.lock().expect("lock").clone();
+        let declared: BTreeSet<(String, String)> =
+            crate::scorer::AWS_CALLS.iter().map(|c| (c.service.to_owned(), c.operation.to_owned())).collect();
+        assert_eq!(called, declared);
     }
 }

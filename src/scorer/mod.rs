@@ -20,6 +20,27 @@ use aws_config::sts::AssumeRoleProvider;
 pub use config::Config;
 pub use handler::{Clients, Report, Scorer};
 
+/// One AWS operation the scorer sends, by the SDK's service and operation names, and the IAM
+/// action that allows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsCall {
+    pub service: &'static str,
+    pub operation: &'static str,
+    pub action: &'static str,
+}
+
+/// Every AWS operation the scorer sends with the function's role. The scorer's tests check that
+/// it sends these and no others; the role's policy tests check that the policy allows these
+/// actions and nothing else of the scorer's. `SendMessageBatch` is allowed by `sqs:SendMessage`,
+/// as SQS authorises batch actions by their single counterparts. Not listed: `sts:AssumeRole`,
+/// sent only with a source role in the environment, which lakesight never sets.
+pub const AWS_CALLS: [AwsCall; 4] = [
+    AwsCall { service: "S3", operation: "GetObject", action: "s3:GetObject" },
+    AwsCall { service: "SageMaker Runtime", operation: "InvokeEndpoint", action: "sagemaker:InvokeEndpoint" },
+    AwsCall { service: "SQS", operation: "SendMessageBatch", action: "sqs:SendMessage" },
+    AwsCall { service: "SQS", operation: "SendMessage", action: "sqs:SendMessage" },
+];
+
 /// Builds the scorer's clients from one SDK configuration. With a source role, the S3 client
 /// reads the lake with the subscriber role's credentials, which the provider caches and renews.
 pub async fn clients(config: &Config, sdk: &SdkConfig) -> Clients {

@@ -126,7 +126,28 @@ fn flow(rng: &mut fastrand::Rng, i: i64, entities: usize) -> Row {
     row
 }
 
-/// The S3 event notification Security Lake sends for a new object, as an SQS body: a string.
+/// The notification Security Lake puts on a subscriber's queue for a new object, as an SQS body:
+/// S3's EventBridge event trimmed to what the Security Lake user guide's sample notification
+/// holds, with no `detail-type`, `id`, `version` or `reason`.
+pub fn security_lake_notification(bucket: &str, key: &str) -> String {
+    serde_json::json!({
+        "source": "aws.s3",
+        "time": "2026-11-26T10:00:00Z",
+        "account": ACCOUNT,
+        "region": REGION,
+        "resources": [format!("arn:aws:s3:::{bucket}")],
+        "detail": {
+            "bucket": {"name": bucket},
+            "object": {"key": encode_key(key), "size": 1024, "etag": "b57f9512698f4b09e608f4f2a65852e5"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "securitylake.amazonaws.com"
+        }
+    })
+    .to_string()
+}
+
+/// S3's own event notification of a new object, as an SQS body: what a queue that the lake's
+/// bucket notifies directly receives.
 pub fn s3_notification(bucket: &str, key: &str) -> String {
     serde_json::json!({"Records": [{
         "eventVersion": "2.1",
@@ -203,6 +224,27 @@ mod tests {
 
     use super::*;
     use crate::scorer::extract::read_pairs;
+
+    #[test]
+    fn every_notification_builder_names_the_object_it_was_given() {
+        use crate::scorer::event::{Notice, ObjectRef, parse};
+        let key = "aws/VPC_FLOW/2.0/region=us-east-1/accountId=111122223333/eventDay=20261126/a b+c.gz.parquet";
+        let expected = Notice::Objects(vec![ObjectRef { bucket: "lake".into(), key: key.into() }]);
+        for body in [
+            security_lake_notification("lake", key),
+            s3_notification("lake", key),
+            eventbridge_notification("lake", key),
+        ] {
+            assert!(body.contains("region%3Dus-east-1") && body.contains("a+b%2Bc"), "keys are sent encoded: {body}");
+            assert_eq!(parse(&body).expect("a notification"), expected, "{body}");
+        }
+        let trimmed: serde_json::Value = serde_json::from_str(&security_lake_notification("lake", key)).expect("JSON");
+        for absent in ["detail-type", "id", "version"] {
+            assert!(trimmed.get(absent).is_none(), "{absent}");
+        }
+        assert!(trimmed["detail"].get("reason").is_none());
+        assert_eq!(trimmed["detail"]["requester"], "securitylake.amazonaws.com");
+    }
 
     #[test]
     fn generated_flows_have_the_advertised_mix_and_repeat_for_a_seed() {

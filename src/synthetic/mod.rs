@@ -71,7 +71,8 @@ pub mod world;
 
 pub use calendar::Day;
 pub use fixture::{
-    ACCOUNT, PRODUCT, REGION, Row, eventbridge_notification, s3_notification, sqs_event, write_flows, write_parquet,
+    ACCOUNT, PRODUCT, REGION, Row, eventbridge_notification, s3_notification, security_lake_notification, sqs_event,
+    write_flows, write_parquet,
 };
 pub use lake::{Lake, LakeSpec, Part};
 pub use pairs::{Filter, Selection, Window, pairs};

@@ -137,6 +137,8 @@ fn kms_statements(key: Option<&str>) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::stack::tests::stack;
 
@@ -186,6 +188,56 @@ mod tests {
         let text = doc.to_string();
         assert!(text.contains("lakesight-demo-ipcheck-dlq"), "dead-letter queue is on by default");
         assert!(!text.contains("findings"), "no findings queue unless asked");
+    }
+
+    /// `(action, resource)` for every action a policy document allows.
+    fn grants(doc: &Value) -> BTreeSet<(String, String)> {
+        let strings = |v: &Value| match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        let mut grants = BTreeSet::new();
+        for statement in doc["Statement"].as_array().into_iter().flatten() {
+            for action in strings(&statement["Action"]) {
+                grants.extend(strings(&statement["Resource"]).into_iter().map(|r| (action.clone(), r)));
+            }
+        }
+        grants
+    }
+
+    #[test]
+    fn the_scorer_role_allows_exactly_the_calls_the_scorer_sends() {
+        let s = stack(&format!(
+            "{}  endpoint: {{}}\n  scorer:\n    package: ipcheck.zip\n    findings:\n      queue: true\n",
+            crate::aws::securitylake::test_rules::LAKE
+        ));
+        let bucket = "arn:aws:s3:::aws-security-data-lake-eu-west-1-abc";
+        let trigger = "arn:aws:sqs:eu-west-1:111122223333:AmazonSecurityLake-1234-Main-Queue";
+        let mut granted = grants(&inline_policy(&s, RoleKind::Scorer).expect("scorer policy"));
+        granted.extend(grants(&super::super::lake_access::document(bucket, trigger)));
+        let actions: BTreeSet<&str> = granted.iter().map(|(a, _)| a.as_str()).collect();
+
+        // What Lambda itself does with the role: write the function's logs and poll its trigger.
+        let lambda = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"].into_iter().chain([
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ChangeMessageVisibility",
+        ]);
+        let scorer: BTreeSet<&str> = crate::scorer::AWS_CALLS.iter().map(|c| c.action).collect();
+        let expected: BTreeSet<&str> = scorer.iter().copied().chain(lambda).collect();
+        assert_eq!(actions, expected, "the role allows what the scorer and Lambda call, and no more");
+
+        let on = |action: &str, resource: String| {
+            assert!(granted.contains(&(action.to_owned(), resource.clone())), "{action} on {resource}: {granted:?}");
+        };
+        on("s3:GetObject", format!("{bucket}/*"));
+        on("sagemaker:InvokeEndpoint", s.arn("sagemaker", &format!("endpoint/{}", s.endpoint_name())));
+        for queue in [s.findings_queue_name(), s.dead_letter_queue_name()] {
+            on("sqs:SendMessage", s.arn("sqs", &queue));
+        }
+        assert!(!actions.contains("sqs:GetQueueUrl"), "the scorer has the queue URLs in its environment");
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The `ipcheck` scorer function: the package's code, the scorer settings in its environment,
 //! and the memory, timeout and architecture of the manifest. Code drift is read from
 //! `CodeSha256`, the base64 SHA-256 of the zip, so an unchanged package is never uploaded again.
+//!
+//! The environment names the scorer's queues by the URLs their resources publish, so that the
+//! scorer sends to them without asking SQS for a URL its role may not ask for. A URL not known
+//! yet (its queue is created in the same apply) shows in the plan as known after apply.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,10 +22,11 @@ use sha2::{Digest, Sha256};
 
 use crate::aws::error::service_error;
 use crate::aws::retry::{create_once, single_attempt};
-use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::engine::{AFTER_APPLY, Change, Input, Known, Ownership, Readiness};
 use crate::manifest::{Architecture, Scorer, ThresholdPolicy};
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::scorer::Config;
+use crate::scorer::config::var;
 use crate::stack::{RoleKind, Stack};
 
 pub const ADDRESS: &str = "lambda.function/ipcheck";
@@ -66,23 +71,26 @@ pub struct Observed {
     pub tags: BTreeMap<String, String>,
 }
 
+/// The URLs of the scorer's queues, from their resources; `None` for a queue the manifest turns off.
+#[derive(Debug, Clone, Default)]
+pub struct Queues {
+    pub findings: Option<Input<String>>,
+    pub dead_letter: Option<Input<String>>,
+}
+
 pub struct Function {
     identity: Identity,
     client: Client,
     package: Result<Package, String>,
+    /// The settings but the environment, which [`Function::environment_now`] adds.
     settings: Settings,
+    config: Config,
+    queues: Queues,
     tags: BTreeMap<String, String>,
 }
 
-/// The nodes of this kind, for `aws::wiring`: stacks with a scorer.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    match &stack.manifest.spec.scorer {
-        Some(scorer) => vec![Arc::new(Managed::new(Function::new(stack, scorer, aws.lambda.clone())))],
-        None => Vec::new(),
-    }
-}
-
-/// The scorer settings the function's environment carries.
+/// The scorer settings the function's environment carries, but the queue URLs, which come from
+/// the queues' resources.
 pub fn scorer_config(stack: &Stack, scorer: &Scorer) -> Config {
     let mut config = Config::new(stack.endpoint_name());
     // A calibrated threshold comes with retraining; until then the scorer logs scores only.
@@ -92,22 +100,17 @@ pub fn scorer_config(stack: &Stack, scorer: &Scorer) -> Config {
     };
     config.observe_only = scorer.findings.observe_only;
     config.max_payload_bytes = scorer.max_payload_bytes as usize;
-    config.findings_queue = scorer.findings.queue.then(|| stack.findings_queue_name());
-    config.dead_letter_queue = scorer.dead_letter_queue.then(|| stack.dead_letter_queue_name());
     config
 }
 
 impl Function {
-    pub fn new(stack: &Stack, scorer: &Scorer, client: Client) -> Self {
+    pub fn new(stack: &Stack, scorer: &Scorer, client: Client, queues: Queues) -> Self {
         let mut identity = Identity::new(stack, ADDRESS, stack.scorer_function_name());
         if stack.given_role_arn(RoleKind::Scorer).is_none() {
             identity.depends_on.push(crate::aws::iam::role::address(RoleKind::Scorer));
         }
-        if scorer.dead_letter_queue {
-            identity.depends_on.push(crate::aws::sqs::queue::DEAD_LETTER.to_owned());
-        }
-        if scorer.findings.queue {
-            identity.depends_on.push(crate::aws::sqs::queue::FINDINGS.to_owned());
+        for queue in [&queues.dead_letter, &queues.findings].into_iter().flatten() {
+            identity.depends_on.push(queue.source().to_owned());
         }
         let package = scorer
             .package
@@ -130,18 +133,50 @@ impl Function {
                 .to_owned(),
                 runtime: Runtime::Providedal2023.as_str().to_owned(),
                 handler: HANDLER.to_owned(),
-                environment: scorer_config(stack, scorer).to_vars(),
+                environment: BTreeMap::new(),
             },
+            config: scorer_config(stack, scorer),
+            queues,
             tags: stack.tags(),
         }
+    }
+
+    /// The environment wanted now, and the variables whose queue URL is not known yet; those
+    /// read as `(known after apply)`.
+    fn environment_now(&self) -> (BTreeMap<String, String>, Vec<&'static str>) {
+        let mut config = self.config.clone();
+        let mut unknown = Vec::new();
+        let queues = [
+            (&self.queues.findings, &mut config.findings_queue_url, var::FINDINGS_QUEUE_URL),
+            (&self.queues.dead_letter, &mut config.dead_letter_queue_url, var::DEAD_LETTER_QUEUE_URL),
+        ];
+        for (input, slot, name) in queues {
+            let Some(input) = input else { continue };
+            *slot = Some(match input.get() {
+                Known::Now(url) => url,
+                Known::AfterApply => {
+                    unknown.push(name);
+                    AFTER_APPLY.to_owned()
+                }
+            });
+        }
+        (config.to_vars(), unknown)
     }
 
     fn package(&self) -> Result<&Package, ResourceError> {
         self.package.as_ref().map_err(|e| ResourceError::Invalid(e.clone()))
     }
 
-    fn environment(&self) -> Environment {
-        Environment::builder().set_variables(Some(self.settings.environment.clone().into_iter().collect())).build()
+    /// The environment to send: every queue URL must be known by then, since its queue is a
+    /// dependency and exists before the function is created or updated.
+    fn environment(&self) -> Result<Environment, ResourceError> {
+        let (vars, unknown) = self.environment_now();
+        if let Some(name) = unknown.first() {
+            return Err(ResourceError::Invalid(format!(
+                "{name}: the queue's URL is not known, as it does not exist yet"
+            )));
+        }
+        Ok(Environment::builder().set_variables(Some(vars.into_iter().collect())).build())
     }
 
     fn architecture(&self) -> LambdaArchitecture {
@@ -265,8 +300,9 @@ impl Resource for Function {
         if have.timeout_s != want.timeout_s {
             changes.push(Change::in_place("timeout", format!("{}s", have.timeout_s), format!("{}s", want.timeout_s)));
         }
-        if have.environment != want.environment {
-            changes.push(environment_change(&have.environment, &want.environment));
+        let (environment, _) = self.environment_now();
+        if have.environment != environment {
+            changes.push(environment_change(&have.environment, &environment));
         }
         changes.extend(tag_change(&self.tags, &observed.tags));
         changes
@@ -287,6 +323,7 @@ impl Resource for Function {
     async fn create(&self) -> Result<(), ResourceError> {
         let package = self.package()?;
         let s = &self.settings;
+        let environment = self.environment()?;
         // No client token: one attempt at a time (each uploads the package), looking before the next.
         let once = || async {
             self.client
@@ -303,7 +340,7 @@ impl Resource for Function {
                 .memory_size(s.memory_mb)
                 .timeout(s.timeout_s)
                 .architectures(self.architecture())
-                .environment(self.environment())
+                .environment(environment.clone())
                 .set_tags(Some(self.tags.clone().into_iter().collect()))
                 .customize()
                 .config_override(single_attempt!(aws_sdk_lambda))
@@ -351,7 +388,7 @@ impl Resource for Function {
                 .handler(&s.handler)
                 .memory_size(s.memory_mb)
                 .timeout(s.timeout_s)
-                .environment(self.environment())
+                .environment(self.environment()?)
                 .send()
                 .await
                 .map_err(|e| service_error("UpdateFunctionConfiguration", e))?;
@@ -402,11 +439,14 @@ mod tests {
     use super::*;
     use crate::aws::mocked_client;
     use crate::aws::securitylake::test_rules::LAKE;
-    use crate::engine::Action;
-    use crate::scorer::config::var;
+    use crate::aws::sqs::queue::{DEAD_LETTER, FINDINGS, QUEUE_URL};
+    use crate::engine::{Action, Node, Outputs, Values};
+    use crate::resource::Managed;
     use crate::stack::tests::stack;
 
     const NAME: &str = "lakesight-demo-ipcheck";
+    const DLQ_URL: &str = "https://sqs.eu-west-1.amazonaws.com/111122223333/lakesight-demo-ipcheck-dlq";
+    const FINDINGS_URL: &str = "https://sqs.eu-west-1.amazonaws.com/111122223333/lakesight-demo-ipcheck-findings";
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -426,9 +466,26 @@ mod tests {
         Fixture { _dir: dir, stack, sha }
     }
 
-    fn node(f: &Fixture, rules: &[&Rule]) -> Managed<Function> {
+    /// Values in which the dead-letter queue, which is on by default, has published its URL.
+    fn values() -> Arc<Values> {
+        let values = Values::new();
+        values.publish(DEAD_LETTER, Some(Outputs::new().with(QUEUE_URL, &DLQ_URL.to_owned())));
+        values
+    }
+
+    /// The function as the wiring builds it: each queue the manifest declares by its URL.
+    fn node_with(f: &Fixture, rules: &[&Rule], values: &Arc<Values>) -> Managed<Function> {
         let scorer = f.stack.manifest.spec.scorer.clone().expect("scorer");
-        Managed::new(Function::new(&f.stack, &scorer, mocked_client!(aws_sdk_lambda, rules)))
+        let url = |address: &str| Input::new(values, address, QUEUE_URL);
+        let queues = Queues {
+            findings: scorer.findings.queue.then(|| url(FINDINGS)),
+            dead_letter: scorer.dead_letter_queue.then(|| url(DEAD_LETTER)),
+        };
+        Managed::new(Function::new(&f.stack, &scorer, mocked_client!(aws_sdk_lambda, rules), queues))
+    }
+
+    fn node(f: &Fixture, rules: &[&Rule]) -> Managed<Function> {
+        node_with(f, rules, &values())
     }
 
     fn deployed(sha: String, memory: i32, endpoint: &'static str) -> Rule {
@@ -452,7 +509,7 @@ mod tests {
                         .variables(var::MAX_PAYLOAD_BYTES, "5000000")
                         .variables(var::INVOKE_CONCURRENCY, "4")
                         .variables(var::READ_CONCURRENCY, "4")
-                        .variables(var::DEAD_LETTER_QUEUE, "lakesight-demo-ipcheck-dlq")
+                        .variables(var::DEAD_LETTER_QUEUE_URL, DLQ_URL)
                         .build(),
                 )
                 .build();
@@ -491,7 +548,8 @@ mod tests {
                     && r.code().and_then(|c| c.zip_file()).map(|z| z.as_ref()) == Some(b"PK\x05\x06 a zip".as_slice())
                     && env.get(var::ENDPOINT).map(String::as_str) == Some("lakesight-demo-endpoint")
                     && env.get(var::THRESHOLD).map(String::as_str) == Some("2.5")
-                    && env.get(var::DEAD_LETTER_QUEUE).map(String::as_str) == Some("lakesight-demo-ipcheck-dlq")
+                    && env.get(var::DEAD_LETTER_QUEUE_URL).map(String::as_str) == Some(DLQ_URL)
+                    && !env.contains_key(var::FINDINGS_QUEUE_URL)
                     && r.tags().and_then(|t| t.get("lakesight:stack")).map(String::as_str) == Some("demo")
             })
             .then_output(|| CreateFunctionOutput::builder().build());
@@ -554,6 +612,56 @@ mod tests {
         let config = scorer_config(&f.stack, &scorer);
         assert_eq!(config.threshold, None);
         assert!(!config.raises_findings());
-        assert_eq!(config.findings_queue.as_deref(), Some("lakesight-demo-ipcheck-findings"));
+    }
+
+    #[tokio::test]
+    async fn a_new_findings_queue_is_an_environment_update_known_after_apply() {
+        let f = fixture("    findings:\n      queue: true\n");
+        let values = values();
+        let config = mock!(Client::update_function_configuration)
+            .match_requests(|r| {
+                let env = r.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+                env.get(var::FINDINGS_QUEUE_URL).map(String::as_str) == Some(FINDINGS_URL)
+                    && env.get(var::DEAD_LETTER_QUEUE_URL).map(String::as_str) == Some(DLQ_URL)
+            })
+            .then_output(|| UpdateFunctionConfigurationOutput::builder().build());
+        let node = node_with(&f, &[&deployed(f.sha.clone(), 1024, "lakesight-demo-endpoint"), &config], &values);
+
+        let planned = node.observe().await.expect("observe");
+        assert_eq!(planned.changes.len(), 1, "{:?}", planned.changes);
+        assert_eq!(planned.changes[0].field, "environment");
+        assert_eq!(planned.changes[0].to, format!("{{{}={AFTER_APPLY}}}", var::FINDINGS_QUEUE_URL));
+        let refused = node.apply(Action::Update).await.expect_err("no URL to send yet");
+        assert!(refused.to_string().contains(var::FINDINGS_QUEUE_URL), "{refused}");
+        assert_eq!(config.num_calls(), 0);
+
+        values.publish(FINDINGS, Some(Outputs::new().with(QUEUE_URL, &FINDINGS_URL.to_owned())));
+        let seen = node.observe().await.expect("observe");
+        assert_eq!(seen.changes[0].to, format!("{{{}={FINDINGS_URL}}}", var::FINDINGS_QUEUE_URL));
+        node.apply(Action::Update).await.expect("update");
+        assert_eq!(config.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn queue_names_of_an_earlier_environment_are_replaced_by_urls() {
+        let f = fixture("");
+        let old = mock!(Client::get_function).then_output(|| {
+            let env = EnvironmentResponse::builder()
+                .variables(var::ENDPOINT, "lakesight-demo-endpoint")
+                .variables(var::OBSERVE_ONLY, "false")
+                .variables(var::MAX_PAYLOAD_BYTES, "5000000")
+                .variables(var::INVOKE_CONCURRENCY, "4")
+                .variables(var::READ_CONCURRENCY, "4")
+                .variables("LAKESIGHT_DEAD_LETTER_QUEUE", "lakesight-demo-ipcheck-dlq")
+                .build();
+            GetFunctionOutput::builder()
+                .configuration(FunctionConfiguration::builder().environment(env).build())
+                .tags("lakesight:stack", "demo")
+                .build()
+        });
+        let seen = node(&f, &[&old]).observe().await.expect("observe");
+        let environment = seen.changes.iter().find(|c| c.field == "environment").expect("an environment change");
+        assert_eq!(environment.from, "{LAKESIGHT_DEAD_LETTER_QUEUE=lakesight-demo-ipcheck-dlq}");
+        assert_eq!(environment.to, format!("{{{}={DLQ_URL}}}", var::DEAD_LETTER_QUEUE_URL));
     }
 }

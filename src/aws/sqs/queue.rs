@@ -9,12 +9,15 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::aws::error::service_error;
-use crate::engine::{Change, Node, Ownership};
+use crate::engine::{Change, Key, Node, Outputs, Ownership};
 use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::Stack;
 
 pub const DEAD_LETTER: &str = "sqs.queue/dead-letter";
 pub const FINDINGS: &str = "sqs.queue/findings";
+
+/// The queue's URL, as SQS reports it: what the scorer sends to.
+pub const QUEUE_URL: Key<String> = Key::new("queueUrl");
 
 /// Fourteen days, the longest SQS keeps a message: time to look at a poison message.
 const DEAD_LETTER_RETENTION: &str = "1209600";
@@ -129,6 +132,10 @@ impl Resource for Queue {
 
     fn id(&self, observed: &Observed) -> String {
         observed.attributes.get(&QueueAttributeName::QueueArn).cloned().unwrap_or_else(|| observed.url.clone())
+    }
+
+    fn outputs(&self, observed: &Observed) -> Outputs {
+        Outputs::new().with(QUEUE_URL, &observed.url)
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
@@ -257,6 +264,7 @@ mod tests {
         assert!(seen.changes.is_empty(), "{:?}", seen.changes);
         assert_eq!(seen.ownership, Some(Ownership::Owned));
         assert_eq!(seen.id.as_deref(), Some("arn:aws:sqs:eu-west-1:111122223333:lakesight-demo-ipcheck-dlq"));
+        assert_eq!(seen.outputs.get(QUEUE_URL).as_deref(), Some(URL), "the scorer sends to the URL SQS reported");
     }
 
     #[tokio::test]
