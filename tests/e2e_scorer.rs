@@ -69,6 +69,7 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("package");
     let file = manifest(dir.path(), "scorer", &stack("ipcheck.zip"));
+    emu.apply_and_seed(&file).await;
 
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
@@ -226,6 +227,7 @@ async fn a_changed_package_is_uploaded_and_a_missing_one_is_refused_before_any_c
 
     std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("package");
     let file = manifest(dir.path(), "newpkg", &stack("ipcheck.zip"));
+    emu.apply_and_seed(&file).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     let mut changed = EMPTY_ZIP.to_vec();
     changed.extend_from_slice(b"\0");
@@ -244,6 +246,7 @@ async fn a_replaced_subscriber_brings_a_new_notification_and_trigger_in_the_same
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
     let file = manifest(dir.path(), "moved", &stack("ipcheck.zip"));
+    emu.apply_and_seed(&file).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
     let before = deployed(&emu, "moved").await.queue_arn;
 
