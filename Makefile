@@ -2,13 +2,17 @@
 
 .PHONY: quickstart test bench
 
-# Builds the scorer package, applies manifests/quickstart.yaml against the bundled emulator and
-# shows the status. The emulator keeps running for further commands; stop it with localstack/down.
+# Builds the scorer package and applies manifests/quickstart.yaml against the bundled emulator:
+# the first apply makes the lake and waits for data, a synthetic lake of 13 days is written into
+# it, and the second apply runs the feature SQL over it, trains and deploys. Then the status. The
+# emulator keeps running for further commands; stop it with localstack/down.
 quickstart:
 	./scorer/package x86_64 >/dev/null
 	cargo build --quiet
 	./localstack/up >/dev/null
 	eval "$$(./localstack/env)" && \
+	  ./target/debug/lakesight apply -f manifests/quickstart.yaml --auto-approve && \
+	  ./target/debug/lakesight-data --days 14 --seed 7 --part history && \
 	  ./target/debug/lakesight apply -f manifests/quickstart.yaml --auto-approve && \
 	  ./target/debug/lakesight status -f manifests/quickstart.yaml
 

@@ -138,16 +138,31 @@ impl Resource for Queue {
         Outputs::new().with(QUEUE_URL, &observed.url)
     }
 
+    /// SQS holds a deleted queue's name for 60 seconds, during which a create of it fails with
+    /// `QueueDeletedRecently` (SQS API reference, CreateQueue) although the queue reads as gone:
+    /// a replace, or an apply right after a destroy, waits that out here, polling.
     async fn create(&self) -> Result<(), ResourceError> {
-        self.client
-            .create_queue()
-            .queue_name(&self.identity.name)
-            .set_attributes(Some(self.attributes.clone().into_iter().collect()))
-            .set_tags(Some(self.tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(|e| service_error("CreateQueue", e))?;
-        Ok(())
+        let deadline = tokio::time::Instant::now() + self.identity.wait_timeout;
+        loop {
+            let created = self
+                .client
+                .create_queue()
+                .queue_name(&self.identity.name)
+                .set_attributes(Some(self.attributes.clone().into_iter().collect()))
+                .set_tags(Some(self.tags.clone().into_iter().collect()))
+                .send()
+                .await;
+            match created {
+                Err(e)
+                    if e.as_service_error().is_some_and(|e| e.is_queue_deleted_recently())
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tracing::info!("{}: SQS still holds the name of the deleted queue", self.identity.address);
+                    tokio::time::sleep(self.identity.poll_interval).await;
+                }
+                other => return other.map(|_| ()).map_err(|e| service_error("CreateQueue", e)),
+            }
+        }
     }
 
     async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
@@ -183,12 +198,12 @@ impl Resource for Queue {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_sqs::operation::create_queue::CreateQueueOutput;
+    use aws_sdk_sqs::operation::create_queue::{CreateQueueError, CreateQueueOutput};
     use aws_sdk_sqs::operation::get_queue_attributes::GetQueueAttributesOutput;
     use aws_sdk_sqs::operation::get_queue_url::{GetQueueUrlError, GetQueueUrlOutput};
     use aws_sdk_sqs::operation::list_queue_tags::ListQueueTagsOutput;
     use aws_sdk_sqs::operation::set_queue_attributes::SetQueueAttributesOutput;
-    use aws_sdk_sqs::types::error::QueueDoesNotExist;
+    use aws_sdk_sqs::types::error::{QueueDeletedRecently, QueueDoesNotExist};
     use aws_smithy_mocks::{Rule, mock};
     use aws_smithy_runtime_api::http::{Response, StatusCode};
     use aws_smithy_types::body::SdkBody;
@@ -210,6 +225,22 @@ mod tests {
             DEAD_LETTER_RETENTION,
             mocked_client!(aws_sdk_sqs, rules),
         ))
+    }
+
+    #[tokio::test]
+    async fn a_create_waits_while_sqs_holds_the_name_of_a_deleted_queue() {
+        let held = || CreateQueueError::QueueDeletedRecently(QueueDeletedRecently::builder().build());
+        let created = mock!(Client::create_queue)
+            .sequence()
+            .error(held)
+            .times(2)
+            .output(|| CreateQueueOutput::builder().queue_url(URL).build())
+            .build();
+        let stack = stack("  timeouts:\n    pollInterval: 50ms\n");
+        let client = mocked_client!(aws_sdk_sqs, &[&created]);
+        let q = Queue::new(&stack, DEAD_LETTER, NAME.into(), DEAD_LETTER_RETENTION, client);
+        q.create().await.expect("created once SQS lets the name go");
+        assert_eq!(created.num_calls(), 3);
     }
 
     fn found() -> Rule {
