@@ -5,8 +5,8 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lakesight::synthetic::{self, OcsfVersion, Row};
-use support::{EMPTY_ZIP, Emulator, manifest};
+use lakesight::synthetic::{self, Filter, OcsfVersion, Part, Row, Selection, Source, pairs};
+use support::{EMPTY_ZIP, Emulator, manifest, repo};
 
 fn stack(package: &str) -> String {
     format!(
@@ -276,4 +276,67 @@ async fn a_replaced_subscriber_brings_a_new_notification_and_trigger_in_the_same
     let sources: Vec<&str> = mappings.event_source_mappings().iter().filter_map(|m| m.event_source_arn()).collect();
     assert_eq!(sources, [after.as_str()], "the trigger reads the new queue, and only it");
     emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+}
+
+/// Findings from the findings queue, waiting up to `patience` for the first.
+async fn findings_arriving(emu: &Emulator, queue: &str, patience: std::time::Duration) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let bodies = queue_messages(emu, queue).await;
+        if !bodies.is_empty() || std::time::Instant::now() > deadline {
+            let mut findings = Vec::new();
+            for body in bodies {
+                let value: serde_json::Value = serde_json::from_str(&body).expect("a finding is JSON");
+                match value {
+                    serde_json::Value::Array(batch) => findings.extend(batch),
+                    one => findings.push(one),
+                }
+            }
+            return findings;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_days_objects_run_the_deployed_package_from_the_subscribers_queue() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!(
+            "skipped: notifications from new objects and a Lambda that runs the package are the bundled emulator's"
+        );
+        return;
+    }
+    let package = repo().join("target/lambda/ipcheck-x86_64.zip");
+    assert!(package.exists(), "build the package first: scorer/package x86_64 (make test does)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = manifest(dir.path(), "live", &stack(&package.display().to_string()));
+    let history = emu.apply_and_seed(&file).await;
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+
+    // One pair of the new day is what the model does not expect; every other pair is normal.
+    let last = synthetic::Day::today();
+    let net = &history.world.networks[0];
+    let new_pairs = pairs(
+        &history.records(Source::VpcFlow, &net.account, &net.region, last),
+        &Filter::new(Selection::SourceEndpoint),
+    );
+    let (entity, ip) = new_pairs.first().cloned().expect("the new day has pairs");
+    emu.configure(&serde_json::json!({"endpointScores": {"*": 5.0, format!("{entity},{ip}"): -12.0}}).to_string());
+
+    // Security Lake writes the new day; the emulator notifies the subscriber's queue, and the
+    // event source mapping runs the deployed bootstrap on it.
+    emu.seed_lake(Part::LastDay, &[OcsfVersion::V2]).await;
+    let findings = findings_arriving(&emu, "lakesight-live-ipcheck-findings", std::time::Duration::from_secs(90)).await;
+    let log = emu.function_log("lakesight-live-ipcheck");
+    assert!(!findings.is_empty(), "findings from the deployed function; its log:\n{}", log.join("\n"));
+    for finding in &findings {
+        assert_eq!((finding["entity"].as_str(), finding["ip"].as_str()), (Some(entity.as_str()), Some(ip.as_str())));
+        assert_eq!(finding["score"], 12.0, "{finding}");
+        let object = finding["object"].as_str().unwrap_or_default();
+        assert!(object.contains(&format!("eventDay={last}")), "from the new day: {object}");
+    }
+    assert!(log.iter().any(|l| l.starts_with("START")) && log.iter().any(|l| l.starts_with("REPORT")), "{log:?}");
+    assert!(log.iter().any(|l| l.contains(&entity)), "the function logs its findings: {log:?}");
+    assert!(queue_messages(&emu, "lakesight-live-ipcheck-dlq").await.is_empty(), "nothing dead-lettered");
 }

@@ -188,6 +188,16 @@ impl Emulator {
     }
 
     /// Every InvokeEndpoint call the bundled emulator served: `{"endpoint", "bytes", "lines"}`.
+    /// The log of function `name` as the emulator's Lambda keeps it: its output and Lambda's
+    /// START, END and REPORT lines.
+    pub fn function_log(&self, name: &str) -> Vec<String> {
+        let log = self.control(&format!("lambda/logs?function={name}"), None);
+        log["lines"]
+            .as_array()
+            .map(|l| l.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
+
     pub fn invocations(&self) -> Vec<serde_json::Value> {
         self.control("invocations", None)["invocations"].as_array().cloned().unwrap_or_default()
     }
