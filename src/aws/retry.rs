@@ -109,7 +109,6 @@ impl ConflictAndRetryAfter {
         let value = ctx.response()?.headers().get("retry-after")?;
         value.trim().parse::<u64>().ok().map(Duration::from_secs)
     }
-
 }
 
 /// The error code of a failed response, wherever its protocol puts it.
