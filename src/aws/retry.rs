@@ -118,7 +118,7 @@ impl ConflictAndRetryAfter {
 /// name each operation's error type to downcast to. The code is therefore read from the response,
 /// as the SDK's own deserializers read it:
 /// - REST-JSON and AWS-JSON: the `x-amzn-errortype: Code[:namespace]` header;
-/// - query protocol (IAM, STS, SQS's XML mode): `<ErrorResponse><Error><Code>` in the body;
+/// - query protocol (IAM, STS): `<ErrorResponse><Error><Code>` in the body;
 /// - REST-XML without error wrapping (S3): `<Error><Code>` in the body.
 ///
 /// The body has been read into memory by the time classifiers run. Only the `Code` element is
