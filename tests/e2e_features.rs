@@ -153,11 +153,14 @@ fn reference_ms(run_id: &str) -> i64 {
     i64::try_from(at.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis()).expect("ms")
 }
 
+/// The pairs of one split, as `unloaded` reads them.
+type Pairs = Vec<(String, String)>;
+
 /// The training and validation pairs the feature SQL should select from the generator's
 /// records of every day but today (what the lake was seeded with), computed without SQL: the
 /// window ends at the run's reference time, 14 days long with the last 2 for validation, bounded
 /// by `eventDay` (source version 1.0) or `time_dt` (2.0).
-fn expected(lake: &Lake, version: OcsfVersion, now_ms: i64) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn expected(lake: &Lake, version: OcsfVersion, now_ms: i64) -> (Pairs, Pairs) {
     let (start, cut) = (now_ms - 14 * DAY_MS, now_ms - 2 * DAY_MS);
     let records: Vec<_> =
         Source::ALL.iter().flat_map(|s| lake.records_between(*s, Day::of_ms(start), Day::today())).collect();

@@ -1,5 +1,6 @@
 //! SDK errors become [`ResourceError`]s carrying the service's error code; callers classify by
-//! code or by the SDK's generated `is_*` helpers, never by message text.
+//! code or by the SDK's generated `is_*` helpers, never by message text. The one exception,
+//! documented there, is `propagation`: a role a service cannot use yet, where the code is shared.
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;

@@ -1,12 +1,13 @@
 //! Everything that speaks to AWS: one `SdkConfig`, the clients built from it, error
-//! classification, retries, call statistics, and one module per service with one file per
-//! resource kind.
+//! classification, retries, the wait for a new IAM role to propagate, call statistics, and one
+//! module per service with one file per resource kind.
 
 pub mod athena;
 pub mod error;
 pub mod iam;
 pub mod lakeformation;
 pub mod lambda;
+pub mod propagation;
 pub mod retry;
 pub mod s3;
 pub mod sagemaker;

@@ -16,6 +16,7 @@ use aws_sdk_lambda::types::{EventSourceMappingConfiguration, FunctionResponseTyp
 use aws_smithy_types::retry::RetryConfig;
 
 use crate::aws::error::service_error;
+use crate::aws::propagation::{self, Bound, Service};
 use crate::aws::retry::create_once;
 use crate::engine::{Change, Input, Known, Ownership, Readiness};
 use crate::manifest::Scorer;
@@ -206,7 +207,10 @@ impl Resource for EventSourceMapping {
         };
         let exists =
             || async { Ok(self.mapping(Some(&source)).await?.is_some_and(|m| m.event_source_arn() == Some(&source))) };
-        create_once(once, exists).await
+        // The function's role, or its SQS permissions, may not have propagated yet: Lambda
+        // refused the mapping, so the next create_once starts with a create again.
+        let bound = Bound::starting_at(self.identity.poll_interval);
+        propagation::retry(Service::Lambda, bound, || create_once(&once, &exists)).await
     }
 
     async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_lambda::Client;
@@ -21,6 +20,7 @@ use aws_sdk_lambda::types::{
 use sha2::{Digest, Sha256};
 
 use crate::aws::error::service_error;
+use crate::aws::propagation::{self, Bound, Service};
 use crate::aws::retry::{create_once, single_attempt};
 use crate::engine::{AFTER_APPLY, Change, Input, Known, Ownership, Readiness};
 use crate::manifest::{Architecture, Scorer, ThresholdPolicy};
@@ -349,19 +349,11 @@ impl Resource for Function {
                 .map(drop)
                 .map_err(|e| service_error("CreateFunction", e))
         };
-        let mut attempt = 0;
-        loop {
-            match create_once(&once, || async { Ok(self.read().await?.is_some()) }).await {
-                Ok(()) => return Ok(()),
-                // A role created moments ago is not yet assumable by Lambda, which answers with
-                // this code until IAM has propagated it.
-                Err(ResourceError::Service { code, .. }) if code == "InvalidParameterValueException" && attempt < 6 => {
-                    attempt += 1;
-                    tokio::time::sleep(self.identity.poll_interval.min(Duration::from_secs(5)) * attempt).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // A role created moments ago may not be assumable by Lambda yet. Lambda refused it, so
+        // nothing was created and the next create_once starts with a create again.
+        let bound = Bound::starting_at(self.identity.poll_interval);
+        propagation::retry(Service::Lambda, bound, || create_once(&once, || async { Ok(self.read().await?.is_some()) }))
+            .await
     }
 
     async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
@@ -438,6 +430,7 @@ mod tests {
 
     use super::*;
     use crate::aws::mocked_client;
+    use crate::aws::propagation::tests::lambda_error;
     use crate::aws::securitylake::test_rules::LAKE;
     use crate::aws::sqs::queue::{DEAD_LETTER, FINDINGS, QUEUE_URL};
     use crate::engine::{Action, Node, Outputs, Values};
@@ -558,6 +551,34 @@ mod tests {
         node.apply(Action::Create).await.expect("create");
         assert_eq!(create.num_calls(), 1);
         assert_eq!(node.readiness().await.expect("ready"), Readiness::Ready);
+    }
+
+    #[tokio::test]
+    async fn a_role_lambda_cannot_assume_yet_is_waited_for_and_other_invalid_parameters_are_not() {
+        let f = fixture("  timeouts:\n    pollInterval: 50ms\n");
+        let not_assumable = || {
+            lambda_error(
+                "InvalidParameterValueException",
+                "The role defined for the function cannot be assumed by Lambda.",
+            )
+        };
+        let create = mock!(Client::create_function)
+            .sequence()
+            .http_response(not_assumable)
+            .times(2)
+            .output(|| CreateFunctionOutput::builder().build())
+            .build();
+        let waiting = node(&f, &[&missing(), &create, &settled()]);
+        waiting.observe().await.expect("observe");
+        waiting.apply(Action::Create).await.expect("created once the role is assumable");
+        assert_eq!(create.num_calls(), 3);
+
+        let invalid = mock!(Client::create_function)
+            .then_http_response(|| lambda_error("InvalidParameterValueException", "Unsupported runtime: cobol"));
+        let refused = node(&f, &[&missing(), &invalid]);
+        refused.observe().await.expect("observe");
+        refused.apply(Action::Create).await.expect_err("an invalid parameter is reported");
+        assert_eq!(invalid.num_calls(), 1);
     }
 
     #[tokio::test]

@@ -15,6 +15,7 @@ use aws_sdk_sagemaker::types::{
 
 use super::{Lineage, read_tags};
 use crate::aws::error::service_error;
+use crate::aws::propagation::{self, Bound, Service};
 use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership, Readiness};
 use crate::manifest::{Features, Training};
 use crate::pipeline::ipinsights::{AUC_METRIC, hyperparameters, image_uri};
@@ -294,8 +295,14 @@ impl Resource for TrainingJob {
         for (k, v) in &self.tags {
             request = request.tags(Tag::builder().key(k).value(v).build());
         }
-        request.send().await.map_err(|e| service_error("CreateTrainingJob", e))?;
-        Ok(())
+        // A role SageMaker cannot assume yet makes it reject the job: nothing was created, so the
+        // same request may be sent again.
+        let bound = Bound::starting_at(self.identity.poll_interval);
+        propagation::retry(Service::SageMaker, bound, || {
+            let request = request.clone();
+            async move { request.send().await.map(drop).map_err(|e| service_error("CreateTrainingJob", e)) }
+        })
+        .await
     }
 
     async fn update(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
@@ -341,7 +348,7 @@ impl Resource for TrainingJob {
 
 #[cfg(test)]
 mod tests {
-    use aws_sdk_sagemaker::operation::create_training_job::CreateTrainingJobOutput;
+    use aws_sdk_sagemaker::operation::create_training_job::{CreateTrainingJobError, CreateTrainingJobOutput};
     use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
     use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
     use aws_sdk_sagemaker::operation::list_training_jobs::{ListTrainingJobsError, ListTrainingJobsOutput};
@@ -420,6 +427,38 @@ mod tests {
         let n = Managed::new(job(&[&list, &create]));
         created_as_planned(&n).await;
         assert_eq!(create.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_role_sagemaker_cannot_assume_yet_is_waited_for() {
+        let list = listed(&[]);
+        let not_assumable = || {
+            CreateTrainingJobError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationException")
+                    .message("Could not assume role arn:aws:iam::111122223333:role/lakesight-demo-training. Please ensure that the role exists and allows principal 'sagemaker.amazonaws.com' to assume the role.")
+                    .build(),
+            )
+        };
+        let create = mock!(Client::create_training_job)
+            .sequence()
+            .error(not_assumable)
+            .output(|| CreateTrainingJobOutput::builder().training_job_arn("arn").build())
+            .build();
+        let mut j = job(&[&list, &create]);
+        j.identity.poll_interval = std::time::Duration::from_millis(1);
+        j.create().await.expect("created once the role is usable");
+        assert_eq!(create.num_calls(), 2);
+
+        let invalid = mock!(Client::create_training_job).then_error(|| {
+            CreateTrainingJobError::generic(
+                ErrorMetadata::builder().code("ValidationException").message("Invalid instance type").build(),
+            )
+        });
+        let mut j = job(&[&list, &invalid]);
+        j.identity.poll_interval = std::time::Duration::from_millis(1);
+        j.create().await.expect_err("another validation error is reported");
+        assert_eq!(invalid.num_calls(), 1);
     }
 
     #[tokio::test]

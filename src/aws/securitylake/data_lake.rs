@@ -16,6 +16,7 @@ use aws_sdk_securitylake::types::{
 
 use super::{read_tags, tag, tag_list};
 use crate::aws::error::service_error;
+use crate::aws::propagation::{self, Bound, Service};
 use crate::engine::{Change, Node, Ownership, Readiness};
 use crate::manifest::{DeletionPolicy, SecurityLake};
 use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
@@ -270,15 +271,21 @@ impl Resource for DataLake {
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
-        self.client
+        let request = self
+            .client
             .create_data_lake()
             .configurations(self.configuration()?)
             .meta_store_manager_role_arn(&self.meta_store_role)
-            .set_tags(Some(tag_list(&self.tags)?))
-            .send()
-            .await
-            .map_err(|e| service_error("CreateDataLake", e))?;
-        Ok(())
+            .set_tags(Some(tag_list(&self.tags)?));
+        // CreateDataLake on an enabled region updates it, so sending it again is safe; a conflict
+        // that outlasts the SDK's attempts (the new metastore role, or an earlier write, still
+        // propagating) is waited out for a bounded time.
+        let bound = Bound::starting_at(self.identity.poll_interval);
+        propagation::retry(Service::SecurityLake, bound, || {
+            let request = request.clone();
+            async move { request.send().await.map(drop).map_err(|e| service_error("CreateDataLake", e)) }
+        })
+        .await
     }
 
     async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
