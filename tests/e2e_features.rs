@@ -163,7 +163,7 @@ type Pairs = Vec<(String, String)>;
 fn expected(lake: &Lake, version: OcsfVersion, now_ms: i64) -> (Pairs, Pairs) {
     let (start, cut) = (now_ms - 14 * DAY_MS, now_ms - 2 * DAY_MS);
     let records: Vec<_> =
-        Source::ALL.iter().flat_map(|s| lake.records_between(*s, Day::of_ms(start), Day::today())).collect();
+        Source::ALL.iter().flat_map(|s| lake.records_between(*s, Day::of_ms(start), lake.spec.last_day)).collect();
     let split = |from: i64, to: i64| {
         let window = match version {
             OcsfVersion::V1 => Window::Days { from: Day::of_ms(from), to: Day::of_ms(to) },
@@ -234,19 +234,26 @@ async fn a_feature_run_unloads_the_pairs_of_a_version_1_lake() {
 }
 
 #[tokio::test]
-async fn a_failed_query_reports_athenas_reason() {
+async fn a_query_athena_refuses_fails_the_feature_run_with_athenas_reason() {
     let emu = Emulator::start();
     if !emu.is_bundled() {
-        eprintln!("skipped: behaviour settings need the bundled emulator");
+        eprintln!("skipped: the synthetic lake is written into the bundled emulator's lake bucket");
         return;
     }
-    emu.configure(r#"{"failQueries": "TABLE_NOT_FOUND: line 3:8: Table does not exist"}"#);
     let dir = tempfile::tempdir().expect("tempdir");
     let file = manifest(dir.path(), "badrun", &LAKE_AND_FEATURES.replace("WINDOW", "14"));
+    emu.apply_and_seed(&file).await;
+    // The VPC flow table loses the column the feature SQL reads.
+    let table = "amazon_security_lake_table_us_east_1_vpc_flow_2_0";
+    emu.drop_glue_column("amazon_security_lake_glue_db_us_east_1", table, "src_endpoint");
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(1);
     assert!(apply.stderr.contains("features.run/current: Athena query failed: FAILED:"), "{}", apply.stderr);
-    assert!(apply.stderr.contains("TABLE_NOT_FOUND: line 3:8: Table does not exist"), "{}", apply.stderr);
+    assert!(
+        apply.stderr.contains("COLUMN_NOT_FOUND") && apply.stderr.contains("cannot be resolved"),
+        "{}",
+        apply.stderr
+    );
 }
 
 const WAITING: &str = "  timeouts:\n    pollInterval: 100ms\n  securityLake: {}\n  features:\n    windowDays: 14\n    validationDays: 2\n    minRows: 30\n    minEntities: 6\n  training: {}\n";

@@ -233,3 +233,21 @@ async fn a_declared_node_that_waits_on_a_dropped_one_acts_after_its_removal() {
     let at = |entry: &str| log.iter().position(|e| e == entry).unwrap_or_else(|| panic!("{entry} in {log:?}"));
     assert!(at("delete source") < at("delete record"), "{log:?}");
 }
+
+#[tokio::test]
+async fn a_removal_never_waits_on_a_node_the_manifest_still_declares() {
+    let cloud = Arc::new(Cloud::default());
+    let values = Values::new();
+    let nodes = |values: &Arc<Values>, dropped: bool| {
+        let model = Fake::new(&cloud, "model", &[]).reading(values, "job");
+        vec![Fake::new(&cloud, "job", &[]), if dropped { model.dropped() } else { model }]
+    };
+    assert!(run(&graph(Arc::clone(&values), nodes(&values, false)), Intent::Present).await.1.succeeded());
+    // The job now waits for data; the model the manifest dropped goes all the same.
+    let values = Values::new();
+    let mut now = nodes(&values, true);
+    now[0] = Fake::new(&cloud, "job", &[]).waiting("not enough data");
+    let (_, report) = run(&graph(Arc::clone(&values), now), Intent::Present).await;
+    assert_eq!(report.outcome("model"), Some(&Outcome::Applied(Action::Delete)), "{report:?}");
+    assert!(cloud.get("model").is_none());
+}

@@ -45,7 +45,7 @@ pub async fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, WiringError> {
     untaggable(stack, aws, &mut nodes).await?;
     let declared: HashSet<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
     for node in taggable(&every_section(stack)?, aws, &values) {
-        if !declared.contains(node.address()) && prunable(node.address()) {
+        if !declared.contains(node.address()) {
             nodes.push(Arc::new(Undeclared(node)));
         }
     }
@@ -70,15 +70,16 @@ fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>) -> Vec<Arc<dyn Node>
 
 /// The stack as if it declared every optional section that makes taggable resources, with
 /// every option that adds one turned on and no role given, so that its wiring names every
-/// resource the stack can have made. The Security Lake section is left as it is: a data lake
-/// and its metastore role leave only with destroy, under their deletion policy.
+/// resource the stack can have made. The Security Lake section is left as it is: a lake the
+/// manifest stops declaring is left alone (see the README's "Not yet done").
 fn every_section(stack: &Stack) -> Result<Stack, WiringError> {
     let mut every = stack.clone();
     let spec = &mut every.manifest.spec;
     spec.iam.sagemaker_execution_role_arn = None;
     spec.iam.scorer_role_arn = None;
     fill(&mut spec.features, "{}")?;
-    fill(&mut spec.training, "{}")?;
+    // An image of its own: a stack that never trained may be in a region IP Insights lacks.
+    fill(&mut spec.training, "{image: undeclared}")?;
     fill(&mut spec.endpoint, "{}")?;
     fill(&mut spec.subscriber, &format!("{{principal: \"{}\", externalId: undeclared}}", stack.env.account))?;
     let scorer = fill(&mut spec.scorer, "{}")?;
@@ -89,16 +90,11 @@ fn every_section(stack: &Stack) -> Result<Stack, WiringError> {
 
 /// The section as declared, or else as `yaml` with every other field at its default.
 fn fill<'a, T: serde::de::DeserializeOwned>(section: &'a mut Option<T>, yaml: &str) -> Result<&'a mut T, WiringError> {
-    if section.is_none() {
-        *section = Some(yaml_serde::from_str(yaml).map_err(|e| WiringError::Defaults(e.to_string()))?);
-    }
-    section.as_mut().ok_or_else(|| WiringError::Defaults(yaml.to_owned()))
-}
-
-/// Whether a resource the manifest no longer declares leaves with the next apply: all but data
-/// lakes, which leave only with destroy.
-fn prunable(address: &str) -> bool {
-    !address.starts_with(super::securitylake::data_lake::KIND)
+    let filled = match section.take() {
+        Some(declared) => declared,
+        None => yaml_serde::from_str(yaml).map_err(|e| WiringError::Defaults(e.to_string()))?,
+    };
+    Ok(section.insert(filled))
 }
 
 /// Log sources and grants: those the manifest names, those the record names that it no longer
@@ -228,11 +224,5 @@ mod tests {
         assert!(scorer.dead_letter_queue && scorer.findings.queue);
         assert_eq!(every.given_role_arn(RoleKind::Scorer), None);
         assert!(spec.security_lake.is_none(), "a lake the manifest does not declare is not invented");
-    }
-
-    #[test]
-    fn data_lakes_never_leave_with_an_apply() {
-        assert!(!prunable(&super::super::securitylake::data_lake::address("eu-west-1")));
-        assert!(prunable(super::super::lambda::function::ADDRESS));
     }
 }

@@ -33,10 +33,11 @@ pub async fn run(global: &Global, args: &StatusArgs, stats: Arc<CallStats>) -> R
     let rows: Vec<Row> = observations
         .into_iter()
         .enumerate()
-        // What the manifest no longer declares is shown only while it is there for apply to remove.
+        // What the manifest no longer declares is shown while it is there for apply to remove, or
+        // when reading it failed (plan fails on it too).
         .filter(|(i, observed)| {
             s.graph.node(*i).declared()
-                || observed.as_ref().is_ok_and(|o| {
+                || observed.as_ref().map_or(true, |o| {
                     matches!(o.ownership, Some(Ownership::Owned | Ownership::Untaggable)) && o.kept.is_none()
                 })
         })

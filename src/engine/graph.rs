@@ -1,10 +1,12 @@
 //! The dependency graph: nodes by address, edges from `depends_on`, checked for cycles.
 //!
 //! Values always flow along `depends_on`, so observation follows it. The order of acting does
-//! too, with one exception: a node the manifest no longer declares is removed before the
-//! undeclared nodes it depends on, as destroy would remove them (the trigger before its
-//! function, the function before its role). A declared node that depends on an undeclared one
-//! acts once that one is removed (the record of what the stack manages, say).
+//! too, with one exception: a node the manifest no longer declares acts before the nodes it
+//! depends on. Among undeclared nodes that is the order destroy uses (the trigger before its
+//! function, the function before its role); and a removal never waits on a declared node. A
+//! declared node that depends on an undeclared one acts once that one is removed (the record of
+//! what the stack manages, say). Every edge between the two kinds thus runs from the undeclared
+//! node to the declared one, so the walk order cannot have a cycle the graph does not.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -36,7 +38,7 @@ pub struct Graph {
     /// `dependents[i]`: the nodes that depend on `i`.
     dependents: Vec<Vec<usize>>,
     /// `walk_after[i]`: the nodes a forward walk finishes before `i` acts; `dependencies`, with
-    /// the edges between two undeclared nodes turned around.
+    /// the edges out of an undeclared node turned around.
     walk_after: Vec<Vec<usize>>,
     /// `walk_before[i]`: the nodes a forward walk holds until `i` has acted.
     walk_before: Vec<Vec<usize>>,
@@ -68,7 +70,7 @@ impl Graph {
                 })?;
                 dependencies[i].push(j);
                 dependents[j].push(i);
-                let (first, then) = if node.declared() || nodes[j].declared() { (j, i) } else { (i, j) };
+                let (first, then) = if node.declared() { (j, i) } else { (i, j) };
                 walk_after[then].push(first);
                 walk_before[first].push(then);
             }

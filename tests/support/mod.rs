@@ -86,6 +86,24 @@ impl Emulator {
         serde_json::from_slice(&out.stdout).expect("JSON")
     }
 
+    /// Removes `column` from a Glue table, as a schema change made outside lakesight would. It
+    /// goes through boto3 because lakesight itself never calls Glue.
+    pub fn drop_glue_column(&self, database: &str, table: &str, column: &str) {
+        let script = "import sys, boto3\n\
+            glue = boto3.client('glue', endpoint_url=sys.argv[1], region_name='us-east-1', \
+            aws_access_key_id='test', aws_secret_access_key='test')\n\
+            t = glue.get_table(DatabaseName=sys.argv[2], Name=sys.argv[3])['Table']\n\
+            sd = t['StorageDescriptor']\n\
+            sd['Columns'] = [c for c in sd['Columns'] if c['Name'] != sys.argv[4]]\n\
+            keep = ('Name', 'StorageDescriptor', 'PartitionKeys', 'TableType', 'Parameters')\n\
+            glue.update_table(DatabaseName=sys.argv[2], TableInput={k: t[k] for k in keep if k in t})\n";
+        let out = Command::new(repo().join("localstack/.venv/bin/python"))
+            .args(["-c", script, &self.endpoint, database, table, column])
+            .output()
+            .expect("run boto3");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// The real binary, pointed at this emulator, never at a real account.
     pub fn lakesight(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakesight"));
@@ -143,11 +161,16 @@ impl Emulator {
             ..LakeSpec::new(7, Day::today())
         };
         let lake = Lake::new(spec);
+        self.write_lake(&lake, part).await;
+        lake
+    }
+
+    /// Writes `part` of `lake` into the lake bucket, as [`Emulator::seed_lake`] does.
+    pub async fn write_lake(&self, lake: &Lake, part: Part) {
         let client = self.s3().await;
         let bucket = synthetic::s3::lake_bucket(&client, "us-east-1").await.expect("the lake's bucket");
         let truth = (bucket.as_str(), "synthetic/ground-truth.json");
-        synthetic::s3::write(&client, &lake, part, &bucket, truth).await.expect("seed the lake");
-        lake
+        synthetic::s3::write(&client, lake, part, &bucket, truth).await.expect("seed the lake");
     }
 
     /// Applies `file` once, which makes the data lake and its sources and then waits for data,
@@ -187,7 +210,6 @@ impl Emulator {
         aws_sdk_lambda::Client::new(&self.sdk().await)
     }
 
-    /// Every InvokeEndpoint call the bundled emulator served: `{"endpoint", "bytes", "lines"}`.
     /// The log of function `name` as the emulator's Lambda keeps it: its output and Lambda's
     /// START, END and REPORT lines.
     pub fn function_log(&self, name: &str) -> Vec<String> {
@@ -198,6 +220,7 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// Every InvokeEndpoint call the bundled emulator served: `{"endpoint", "bytes", "lines"}`.
     pub fn invocations(&self) -> Vec<serde_json::Value> {
         self.control("invocations", None)["invocations"].as_array().cloned().unwrap_or_default()
     }

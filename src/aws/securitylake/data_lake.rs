@@ -28,11 +28,8 @@ pub const S3_MANAGED_KEY: &str = "S3_MANAGED_KEY";
 /// The code of a failure that came without an exception.
 const UNKNOWN: &str = "unknown";
 
-/// Every data lake's address starts with the kind: one lake per region.
-pub const KIND: &str = "securitylake.data_lake/";
-
 pub fn address(region: &str) -> String {
-    format!("{KIND}{region}")
+    format!("securitylake.data_lake/{region}")
 }
 
 /// What the lake should look like in one region, and what it does look like.
