@@ -300,6 +300,17 @@ async fn findings_arriving(emu: &Emulator, queue: &str, patience: std::time::Dur
 
 #[tokio::test]
 async fn a_new_days_objects_run_the_deployed_package_from_the_subscribers_queue() {
+    new_day_runs_the_package(OcsfVersion::V2, "2.0").await;
+}
+
+#[tokio::test]
+async fn a_new_days_objects_of_source_version_1_run_the_deployed_package_too() {
+    new_day_runs_the_package(OcsfVersion::V1, "1.0").await;
+}
+
+/// Deploys the release package on a lake of `version`, writes the lake's last day, and checks
+/// that the function ran from the subscriber's queue and sent the findings the scores call for.
+async fn new_day_runs_the_package(version: OcsfVersion, label: &str) {
     let emu = Emulator::start();
     if !emu.is_bundled() {
         eprintln!(
@@ -310,8 +321,14 @@ async fn a_new_days_objects_run_the_deployed_package_from_the_subscribers_queue(
     let package = repo().join("target/lambda/ipcheck-x86_64.zip");
     assert!(package.exists(), "build the package first: scorer/package x86_64 (make test does)");
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = manifest(dir.path(), "live", &stack(&package.display().to_string()));
-    let history = emu.apply_and_seed(&file).await;
+    let sources = format!(
+        "  securityLake:\n    sources:\n      - name: VPC_FLOW\n        version: \"{label}\"\n      - name: ROUTE53\n        version: \"{label}\"\n"
+    );
+    let text = stack(&package.display().to_string()).replace("  securityLake: {}\n", &sources);
+    let file = manifest(dir.path(), "live", &text);
+    let first = emu.run(&["apply", "--auto-approve"], &file);
+    first.expect_code(0);
+    let history = emu.seed_lake(Part::History, &[version]).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
 
     // One pair of the new day is what the model does not expect; every other pair is normal.
