@@ -7,16 +7,22 @@ use support::{EMPTY_ZIP, Emulator, manifest, owned_by, repo};
 
 const QUICKSTART_STACK: &str = "quickstart";
 
+/// The quickstart as shipped, in `dir`, with a stand-in for the release package that `make
+/// quickstart` builds: the manifest's path and text.
+fn quickstart(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let text = std::fs::read_to_string(repo().join("manifests/quickstart.yaml")).expect("quickstart");
+    let text = text.replace("../target/lambda/ipcheck-x86_64.zip", "ipcheck.zip");
+    std::fs::write(dir.join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
+    let file = dir.join("quickstart.yaml");
+    std::fs::write(&file, &text).expect("manifest");
+    (file, text)
+}
+
 #[tokio::test]
 async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything() {
     let emu = Emulator::start();
-    // The quickstart as shipped, with a stand-in for the release package `make quickstart` builds.
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = std::fs::read_to_string(repo().join("manifests/quickstart.yaml")).expect("quickstart");
-    let text = text.replace("../target/lambda/ipcheck-x86_64.zip", "ipcheck.zip");
-    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
-    let file = dir.path().join("quickstart.yaml");
-    std::fs::write(&file, text).expect("manifest");
+    let (file, _) = quickstart(dir.path());
 
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
@@ -94,11 +100,7 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
 async fn a_section_dropped_from_the_manifest_takes_its_resources_with_it() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = std::fs::read_to_string(repo().join("manifests/quickstart.yaml")).expect("quickstart");
-    let text = text.replace("../target/lambda/ipcheck-x86_64.zip", "ipcheck.zip");
-    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
-    let file = dir.path().join("quickstart.yaml");
-    std::fs::write(&file, &text).expect("manifest");
+    let (file, text) = quickstart(dir.path());
     emu.apply_and_seed(&file).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
 
