@@ -101,6 +101,10 @@ async fn a_section_dropped_from_the_manifest_takes_its_resources_with_it() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let (file, text) = quickstart(dir.path());
+    // Instance settings of its own: the dropped configuration is not named by the defaults.
+    let endpoint = "  endpoint:\n    instanceType: ml.m5.large\n";
+    let text = text.replace(endpoint, "  endpoint:\n    instanceType: ml.c5.large\n    instanceCount: 2\n");
+    std::fs::write(&file, &text).expect("manifest");
     emu.apply_and_seed(&file).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
 
@@ -130,9 +134,12 @@ async fn a_section_dropped_from_the_manifest_takes_its_resources_with_it() {
     );
     emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
 
-    // Nor an endpoint: the endpoint and every generation's configuration and model go too.
-    std::fs::write(&file, without_scorer.replace("  endpoint:\n    instanceType: ml.m5.large\n", ""))
-        .expect("manifest");
+    // Nor training and an endpoint: the endpoint and every generation's configuration and model
+    // go too, though neither their digest nor their instance settings are declared any more.
+    let training = "  training:\n    minAuc: 0.8\n    hyperparameters:\n      epochs: 5\n";
+    let endpoint = "  endpoint:\n    instanceType: ml.c5.large\n    instanceCount: 2\n";
+    assert!(without_scorer.contains(training) && without_scorer.contains(endpoint), "{without_scorer}");
+    std::fs::write(&file, without_scorer.replace(training, "").replace(endpoint, "")).expect("manifest");
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
     assert!(apply.stdout.contains("sagemaker.endpoint/scorer"), "{}", apply.stdout);

@@ -12,6 +12,7 @@ use super::iam::{lake_access, role};
 use super::lakeformation::grant;
 use super::lambda::{event_source_mapping, function};
 use super::s3::record;
+use super::sagemaker::generation::{Generation, ItemKind};
 use super::sagemaker::{Lineage, endpoint, endpoint_config, generations, model, training_job};
 use super::securitylake::log_source;
 use super::securitylake::{notification, subscriber};
@@ -41,10 +42,10 @@ pub enum WiringError {
 /// [`Undeclared`], which the plan removes when it exists and is ours.
 pub async fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, WiringError> {
     let values = Values::new();
-    let mut nodes = taggable(stack, aws, &values);
+    let mut nodes = taggable(stack, aws, &values, Pass::Declared);
     untaggable(stack, aws, &mut nodes).await?;
     let declared: HashSet<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
-    for node in taggable(&every_section(stack)?, aws, &values) {
+    for node in taggable(&every_section(stack)?, aws, &values, Pass::Undeclared) {
         if !declared.contains(node.address()) {
             nodes.push(Arc::new(Undeclared(node)));
         }
@@ -52,8 +53,28 @@ pub async fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, WiringError> {
     Ok(Graph::new(nodes, values)?)
 }
 
+/// Which wiring of the stack is being built.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// What the manifest declares.
+    Declared,
+    /// Every section filled in, to find what the manifest no longer declares. Kinds whose names
+    /// depend on settings (a generation's model and configuration) look for every item of their
+    /// kind the stack owns, not only the one today's defaults would name.
+    Undeclared,
+}
+
+impl Pass {
+    fn generation<K: ItemKind>(self, item: Generation<K>) -> Generation<K> {
+        match self {
+            Pass::Declared => item,
+            Pass::Undeclared => item.leftovers(),
+        }
+    }
+}
+
 /// Every taggable resource the stack declares, wired to `values`.
-fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>) -> Vec<Arc<dyn Node>> {
+fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass) -> Vec<Arc<dyn Node>> {
     let mut nodes: Vec<Arc<dyn Node>> = Vec::new();
     // Kinds that take no values from other resources.
     nodes.extend(super::s3::bucket::nodes(stack, aws));
@@ -64,7 +85,7 @@ fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>) -> Vec<Arc<dyn Node>
     nodes.extend(super::sqs::queue::nodes(stack, aws));
     scorer_function(stack, aws, values, &mut nodes);
     scorer_trigger(stack, aws, values, &mut nodes);
-    model_chain(stack, aws, values, &mut nodes);
+    model_chain(stack, aws, values, pass, &mut nodes);
     nodes
 }
 
@@ -173,7 +194,7 @@ fn scorer_trigger(stack: &Stack, aws: &Aws, values: &Arc<Values>, nodes: &mut Ve
 }
 
 /// Feature run → training job → model → endpoint configuration → endpoint → old generations.
-fn model_chain(stack: &Stack, aws: &Aws, values: &Arc<Values>, nodes: &mut Vec<Arc<dyn Node>>) {
+fn model_chain(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass, nodes: &mut Vec<Arc<dyn Node>>) {
     let spec = &stack.manifest.spec;
     let (Some(features), Some(training)) = (&spec.features, &spec.training) else { return };
     let run = feature_run::ADDRESS;
@@ -192,16 +213,12 @@ fn model_chain(stack: &Stack, aws: &Aws, values: &Arc<Values>, nodes: &mut Vec<A
     let lineage = Lineage::of(stack, features, training);
     let name = Input::new(values, &job, training_job::JOB_NAME);
     let artifact = Input::new(values, &job, training_job::MODEL_ARTIFACT);
-    let model = add(nodes, model::Model::new(stack, &lineage, aws.sagemaker.clone(), name, artifact));
+    let model = model::current(stack, &lineage, aws.sagemaker.clone(), name, artifact);
+    let model = add(nodes, pass.generation(model));
     let model_name = Input::new(values, &model, model::MODEL_NAME);
-    let config = endpoint_config::EndpointConfig::new(
-        stack,
-        lineage.clone(),
-        endpoint_spec.clone(),
-        aws.sagemaker.clone(),
-        model_name,
-    );
-    let config = add(nodes, config);
+    let config =
+        endpoint_config::current(stack, lineage.clone(), endpoint_spec.clone(), aws.sagemaker.clone(), model_name);
+    let config = add(nodes, pass.generation(config));
     let config_name = Input::new(values, &config, endpoint_config::CONFIG_NAME);
     let serving = add(nodes, endpoint::Endpoint::new(stack, endpoint_spec.clone(), aws.sagemaker.clone(), config_name));
     let serving = Input::new(values, &serving, endpoint::SERVING_CONFIG);

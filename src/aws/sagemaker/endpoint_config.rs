@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ProductionVariant, ProductionVariantInstanceType, Tag};
 
-use super::generations::{self, Kind};
-use super::{Generational, Lineage};
+use super::Lineage;
+use super::generation::{Generation, ItemKind};
+use super::generations::Kind;
 use crate::aws::error::service_error;
-use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
+use crate::engine::{AFTER_APPLY, Input, Key, Known};
 use crate::manifest::Endpoint;
-use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags};
+use crate::resource::ResourceError;
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "sagemaker.endpoint_config/current";
@@ -27,130 +28,66 @@ pub fn variant_name(generation: u32) -> String {
     format!("g{generation}")
 }
 
-pub struct EndpointConfig {
-    identity: Identity,
-    client: Client,
+/// The current generation's configuration; `model` is its model, named like its training job.
+pub fn current(
+    stack: &Stack,
     lineage: Lineage,
     endpoint: Endpoint,
-    tags: BTreeMap<String, String>,
+    client: Client,
     model: Input<String>,
+) -> Generation<ConfigItem> {
+    Generation::current(stack, lineage, client, model, ConfigItem { endpoint })
 }
 
-impl EndpointConfig {
-    /// `model` is the generation's model, named like its training job.
-    pub fn new(stack: &Stack, lineage: Lineage, endpoint: Endpoint, client: Client, model: Input<String>) -> Self {
-        let mut identity = Identity::new(stack, ADDRESS, format!("{}?-{}-c?", lineage.prefix, lineage.digest));
-        identity.depends_on = vec![model.source().to_owned()];
-        EndpointConfig { identity, client, lineage, endpoint, tags: stack.tags(), model }
-    }
-
-    /// Every configuration of the stack's lineage, by name, with its ARN.
-    pub async fn all(client: &Client, lineage: &Lineage) -> Result<Vec<(String, String)>, ResourceError> {
-        Self::listed(client, &lineage.prefix, |name| lineage.generation_of(name).is_some()).await
-    }
-
-    async fn listed(
-        client: &Client,
-        contains: &str,
-        keep: impl Fn(&str) -> bool,
-    ) -> Result<Vec<(String, String)>, ResourceError> {
-        let mut configs = Vec::new();
-        let mut pages = client.list_endpoint_configs().name_contains(contains).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for c in page.map_err(|e| service_error("ListEndpointConfigs", e))?.endpoint_configs() {
-                if let (Some(name), Some(arn)) = (c.endpoint_config_name(), c.endpoint_config_arn())
-                    && keep(name)
-                {
-                    configs.push((name.to_owned(), arn.to_owned()));
-                }
-            }
-        }
-        Ok(configs)
-    }
-}
-
-pub async fn delete_config(client: &Client, name: &str) -> Result<(), ResourceError> {
-    client
-        .delete_endpoint_config()
-        .endpoint_config_name(name)
-        .send()
-        .await
-        .map_err(|e| service_error("DeleteEndpointConfig", e))?;
-    Ok(())
+pub struct ConfigItem {
+    endpoint: Endpoint,
 }
 
 #[async_trait]
-impl Resource for EndpointConfig {
-    type Observed = Generational;
+impl ItemKind for ConfigItem {
+    const KIND: Kind = Kind::EndpointConfig;
+    const ADDRESS: &'static str = ADDRESS;
+    const NAME: Key<String> = CONFIG_NAME;
 
-    fn identity(&self) -> &Identity {
-        &self.identity
+    fn name_pattern(&self, lineage: &Lineage) -> String {
+        format!("{}?-{}-c?", lineage.prefix, lineage.digest)
     }
 
-    async fn read(&self) -> Result<Option<Generational>, ResourceError> {
-        let Known::Now(model) = self.model.get() else { return Ok(None) };
-        let wanted = self.lineage.config_name(&model, &self.endpoint);
-        let listed = Self::listed(&self.client, &wanted, |name| name == wanted).await?;
-        Generational::find(&self.client, listed, &wanted).await
+    fn wanted(&self, lineage: &Lineage, model: &str) -> Result<String, ResourceError> {
+        Ok(lineage.config_name(model, &self.endpoint))
     }
 
-    fn absence_note(&self) -> Option<String> {
-        let model = match self.model.get() {
+    fn note(&self, model: Known<String>) -> String {
+        let model = match model {
             Known::Now(model) => model,
             Known::AfterApply => format!("the next generation's model {AFTER_APPLY}"),
         };
-        Some(format!("{model} on {} x {}", self.endpoint.instance_count, self.endpoint.instance_type))
+        format!("{model} on {} x {}", self.endpoint.instance_count, self.endpoint.instance_type)
     }
 
-    fn owner(&self, observed: &Generational) -> Ownership {
-        ownership_from_tags(&observed.tags, &self.identity.stack)
-    }
-
-    fn diff(&self, _observed: &Generational) -> Vec<Change> {
-        Vec::new()
-    }
-
-    fn id(&self, observed: &Generational) -> String {
-        observed.arn.clone()
-    }
-
-    fn outputs(&self, observed: &Generational) -> Outputs {
-        Outputs::new().with(CONFIG_NAME, &observed.name)
-    }
-
-    async fn create(&self) -> Result<(), ResourceError> {
-        let job = self.model.get().now().ok_or_else(|| ResourceError::Invalid("no model to configure".into()))?;
-        let generation = self
-            .lineage
-            .generation_of(&job)
-            .ok_or_else(|| ResourceError::Invalid(format!("{job} is not a generation of this stack")))?;
+    async fn create(
+        &self,
+        client: &Client,
+        lineage: &Lineage,
+        model: &str,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), ResourceError> {
+        let generation = lineage
+            .generation_of(model)
+            .ok_or_else(|| ResourceError::Invalid(format!("{model} is not a generation of this stack")))?;
         let variant = ProductionVariant::builder()
             .variant_name(variant_name(generation))
-            .model_name(&job)
+            .model_name(model)
             .initial_instance_count(i32::try_from(self.endpoint.instance_count).unwrap_or(i32::MAX))
             .instance_type(ProductionVariantInstanceType::from(self.endpoint.instance_type.as_str()))
             .build();
-        let mut request = self
-            .client
-            .create_endpoint_config()
-            .endpoint_config_name(self.lineage.config_name(&job, &self.endpoint))
-            .production_variants(variant);
-        for (k, v) in &self.tags {
+        let mut request = client.create_endpoint_config().endpoint_config_name(name).production_variants(variant);
+        for (k, v) in tags {
             request = request.tags(Tag::builder().key(k).value(v).build());
         }
         request.send().await.map_err(|e| service_error("CreateEndpointConfig", e))?;
         Ok(())
-    }
-
-    async fn update(&self, _observed: &Generational, _changes: &[Change]) -> Result<(), ResourceError> {
-        Ok(())
-    }
-
-    /// Destroy removes every generation's configuration the stack owns; the endpoint is gone by then.
-    async fn delete(&self, _observed: &Generational) -> Result<(), ResourceError> {
-        let configs =
-            generations::owned(&self.client, &self.lineage, &self.identity.stack, Kind::EndpointConfig).await?;
-        generations::remove(&self.client, &self.lineage, &configs).await
     }
 }
 
@@ -185,7 +122,7 @@ mod tests {
             })
             .then_output(|| CreateEndpointConfigOutput::builder().endpoint_config_arn("arn").build());
         let spec = s.manifest.spec.endpoint.clone().expect("endpoint");
-        let n = Managed::new(EndpointConfig::new(
+        let n = Managed::new(current(
             &s,
             lineage,
             spec,

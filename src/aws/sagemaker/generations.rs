@@ -12,9 +12,8 @@ use std::collections::BTreeSet;
 use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 
-use super::endpoint_config::{EndpointConfig, delete_config};
-use super::model::{Model, delete_model};
 use super::{Lineage, read_tags};
+use crate::aws::error::service_error;
 use crate::engine::{Change, Input, Ownership};
 use crate::resource::{Identity, OWNER_TAG, Resource, ResourceError};
 use crate::stack::Stack;
@@ -65,7 +64,7 @@ impl Generations {
 /// owner tag.
 pub async fn owned(client: &Client, lineage: &Lineage, stack: &str, kind: Kind) -> Result<Vec<Item>, ResourceError> {
     let mut owned = Vec::new();
-    for (name, arn) in listed(client, lineage, kind).await? {
+    for (name, arn) in listed(client, kind, &lineage.prefix).await? {
         let Some(generation) = lineage.generation_of(&name) else { continue };
         if read_tags(client, &arn).await?.get(OWNER_TAG).map(String::as_str) == Some(stack) {
             owned.push(Item { generation, kind, name });
@@ -74,24 +73,57 @@ pub async fn owned(client: &Client, lineage: &Lineage, stack: &str, kind: Kind) 
     Ok(owned)
 }
 
-/// Every (name, ARN) of `kind` that parses as one of the lineage's generations.
-async fn listed(client: &Client, lineage: &Lineage, kind: Kind) -> Result<Vec<(String, String)>, ResourceError> {
+/// Every (name, ARN) of `kind` whose name contains `contains`.
+pub async fn listed(client: &Client, kind: Kind, contains: &str) -> Result<Vec<(String, String)>, ResourceError> {
+    let mut found = Vec::new();
     match kind {
-        Kind::EndpointConfig => EndpointConfig::all(client, lineage).await,
-        Kind::Model => Model::all(client, lineage).await,
+        Kind::Model => {
+            let mut pages = client.list_models().name_contains(contains).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                for m in page.map_err(|e| service_error("ListModels", e))?.models() {
+                    if let (Some(name), Some(arn)) = (m.model_name(), m.model_arn()) {
+                        found.push((name.to_owned(), arn.to_owned()));
+                    }
+                }
+            }
+        }
+        Kind::EndpointConfig => {
+            let mut pages = client.list_endpoint_configs().name_contains(contains).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                for c in page.map_err(|e| service_error("ListEndpointConfigs", e))?.endpoint_configs() {
+                    if let (Some(name), Some(arn)) = (c.endpoint_config_name(), c.endpoint_config_arn()) {
+                        found.push((name.to_owned(), arn.to_owned()));
+                    }
+                }
+            }
+        }
     }
+    Ok(found)
+}
+
+async fn delete(client: &Client, item: &Item) -> Result<(), ResourceError> {
+    match item.kind {
+        Kind::Model => {
+            client.delete_model().model_name(&item.name).send().await.map_err(|e| service_error("DeleteModel", e))?;
+        }
+        Kind::EndpointConfig => {
+            client
+                .delete_endpoint_config()
+                .endpoint_config_name(&item.name)
+                .send()
+                .await
+                .map_err(|e| service_error("DeleteEndpointConfig", e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes each item. A delete that fails is looked at again: an item no longer listed was
 /// deleted (its answer was lost, or a retry found it gone).
-pub async fn remove(client: &Client, lineage: &Lineage, items: &[Item]) -> Result<(), ResourceError> {
+pub async fn remove(client: &Client, items: &[Item]) -> Result<(), ResourceError> {
     for item in items {
-        let deleted = match item.kind {
-            Kind::EndpointConfig => delete_config(client, &item.name).await,
-            Kind::Model => delete_model(client, &item.name).await,
-        };
-        if let Err(error) = deleted
-            && listed(client, lineage, item.kind).await?.iter().any(|(name, _)| *name == item.name)
+        if let Err(error) = delete(client, item).await
+            && listed(client, item.kind, &item.name).await?.iter().any(|(name, _)| *name == item.name)
         {
             return Err(error);
         }
@@ -158,12 +190,12 @@ impl Resource for Generations {
     }
 
     async fn update(&self, observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
-        remove(&self.client, &self.lineage, &observed.old).await
+        remove(&self.client, &observed.old).await
     }
 
     /// Never planned (see `kept`): the old generations are all that is this node's own.
     async fn delete(&self, observed: &Observed) -> Result<(), ResourceError> {
-        remove(&self.client, &self.lineage, &observed.old).await
+        remove(&self.client, &observed.old).await
     }
 }
 

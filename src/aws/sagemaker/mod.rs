@@ -3,6 +3,7 @@
 
 pub mod endpoint;
 pub mod endpoint_config;
+pub mod generation;
 pub mod generations;
 pub mod model;
 pub mod training_job;
@@ -85,27 +86,6 @@ impl Lineage {
             && hex(digest, 8)
             && config.is_none_or(|c| hex(c, 4));
         if valid { generation.parse().ok() } else { None }
-    }
-}
-
-/// A model or endpoint configuration of one generation, as listed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Generational {
-    pub name: String,
-    pub arn: String,
-    pub tags: BTreeMap<String, String>,
-}
-
-impl Generational {
-    /// The one named `wanted` among `listed` (name, ARN) pairs, with its tags.
-    pub async fn find(
-        client: &Client,
-        listed: Vec<(String, String)>,
-        wanted: &str,
-    ) -> Result<Option<Generational>, ResourceError> {
-        let Some((name, arn)) = listed.into_iter().find(|(name, _)| name == wanted) else { return Ok(None) };
-        let tags = read_tags(client, &arn).await?;
-        Ok(Some(Generational { name, arn, tags }))
     }
 }
 

@@ -7,12 +7,13 @@ use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
 use aws_sdk_sagemaker::types::{ContainerDefinition, Tag};
 
-use super::generations::{self, Kind};
-use super::{Generational, Lineage};
+use super::Lineage;
+use super::generation::{Generation, ItemKind};
+use super::generations::Kind;
 use crate::aws::error::service_error;
-use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
+use crate::engine::{AFTER_APPLY, Input, Key, Known};
 use crate::pipeline::ipinsights::image_uri;
-use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags};
+use crate::resource::ResourceError;
 use crate::stack::{RoleKind, Stack};
 
 pub const ADDRESS: &str = "sagemaker.model/current";
@@ -20,128 +21,70 @@ pub const ADDRESS: &str = "sagemaker.model/current";
 /// The model's name, which is its training job's.
 pub const MODEL_NAME: Key<String> = Key::new("modelName");
 
-pub struct Model {
-    identity: Identity,
+/// The current generation's model; `job` and `artifact` are its training job's name and model
+/// artifact.
+pub fn current(
+    stack: &Stack,
+    lineage: &Lineage,
     client: Client,
-    lineage: Lineage,
+    job: Input<String>,
+    artifact: Input<String>,
+) -> Generation<ModelItem> {
+    let image =
+        stack.manifest.spec.training.as_ref().and_then(|t| t.image.clone()).or_else(|| image_uri(&stack.env.region).ok());
+    let kind = ModelItem {
+        image: image.unwrap_or_default(),
+        role_arn: stack.role_arn(RoleKind::SageMakerExecution),
+        artifact,
+    };
+    Generation::current(stack, lineage.clone(), client, job, kind)
+}
+
+pub struct ModelItem {
     image: String,
     role_arn: String,
-    tags: BTreeMap<String, String>,
-    job: Input<String>,
     artifact: Input<String>,
 }
 
-impl Model {
-    /// `job` and `artifact` are the training job's name and model artifact.
-    pub fn new(stack: &Stack, lineage: &Lineage, client: Client, job: Input<String>, artifact: Input<String>) -> Self {
-        let training = stack.manifest.spec.training.as_ref();
-        let mut identity = Identity::new(stack, ADDRESS, format!("{}?-{}", lineage.prefix, lineage.digest));
-        identity.depends_on = vec![job.source().to_owned()];
-        Model {
-            identity,
-            client,
-            image: training
-                .and_then(|t| t.image.clone())
-                .or_else(|| image_uri(&stack.env.region).ok())
-                .unwrap_or_default(),
-            role_arn: stack.role_arn(RoleKind::SageMakerExecution),
-            tags: stack.tags(),
-            lineage: lineage.clone(),
-            job,
-            artifact,
-        }
-    }
-
-    /// Every model of the stack's lineage, by name, with its ARN.
-    pub async fn all(client: &Client, lineage: &Lineage) -> Result<Vec<(String, String)>, ResourceError> {
-        Self::listed(client, &lineage.prefix, |name| lineage.generation_of(name).is_some()).await
-    }
-
-    async fn listed(
-        client: &Client,
-        contains: &str,
-        keep: impl Fn(&str) -> bool,
-    ) -> Result<Vec<(String, String)>, ResourceError> {
-        let mut models = Vec::new();
-        let mut pages = client.list_models().name_contains(contains).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for m in page.map_err(|e| service_error("ListModels", e))?.models() {
-                if let (Some(name), Some(arn)) = (m.model_name(), m.model_arn())
-                    && keep(name)
-                {
-                    models.push((name.to_owned(), arn.to_owned()));
-                }
-            }
-        }
-        Ok(models)
-    }
-}
-
 #[async_trait]
-impl Resource for Model {
-    type Observed = Generational;
+impl ItemKind for ModelItem {
+    const KIND: Kind = Kind::Model;
+    const ADDRESS: &'static str = ADDRESS;
+    const NAME: Key<String> = MODEL_NAME;
 
-    fn identity(&self) -> &Identity {
-        &self.identity
+    fn name_pattern(&self, lineage: &Lineage) -> String {
+        format!("{}?-{}", lineage.prefix, lineage.digest)
     }
 
-    async fn read(&self) -> Result<Option<Generational>, ResourceError> {
-        let Known::Now(job) = self.job.get() else { return Ok(None) };
-        let listed = Self::listed(&self.client, &job, |name| name == job).await?;
-        Generational::find(&self.client, listed, &job).await
+    fn wanted(&self, _lineage: &Lineage, job: &str) -> Result<String, ResourceError> {
+        Ok(job.to_owned())
     }
 
-    fn absence_note(&self) -> Option<String> {
-        Some(match self.job.get() {
+    fn note(&self, job: Known<String>) -> String {
+        match job {
             Known::Now(job) => format!("serves the artifact of {job}"),
             Known::AfterApply => format!("serves the generation training produces {AFTER_APPLY}"),
-        })
+        }
     }
 
-    fn owner(&self, observed: &Generational) -> Ownership {
-        ownership_from_tags(&observed.tags, &self.identity.stack)
-    }
-
-    fn diff(&self, _observed: &Generational) -> Vec<Change> {
-        Vec::new()
-    }
-
-    fn id(&self, observed: &Generational) -> String {
-        observed.arn.clone()
-    }
-
-    fn outputs(&self, observed: &Generational) -> Outputs {
-        Outputs::new().with(MODEL_NAME, &observed.name)
-    }
-
-    async fn create(&self) -> Result<(), ResourceError> {
-        let job = self.job.get().now().ok_or_else(|| ResourceError::Invalid("no trained job to serve".into()))?;
+    async fn create(
+        &self,
+        client: &Client,
+        _lineage: &Lineage,
+        job: &str,
+        name: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), ResourceError> {
         let artifact =
             self.artifact.get().now().ok_or_else(|| ResourceError::Invalid(format!("{job} has no model artifact")))?;
         let container = ContainerDefinition::builder().image(&self.image).model_data_url(artifact).build();
-        let mut request =
-            self.client.create_model().model_name(&job).primary_container(container).execution_role_arn(&self.role_arn);
-        for (k, v) in &self.tags {
+        let mut request = client.create_model().model_name(name).primary_container(container).execution_role_arn(&self.role_arn);
+        for (k, v) in tags {
             request = request.tags(Tag::builder().key(k).value(v).build());
         }
         request.send().await.map_err(|e| service_error("CreateModel", e))?;
         Ok(())
     }
-
-    async fn update(&self, _observed: &Generational, _changes: &[Change]) -> Result<(), ResourceError> {
-        Ok(())
-    }
-
-    /// Destroy removes every generation's model the stack owns; the endpoint is gone by then.
-    async fn delete(&self, _observed: &Generational) -> Result<(), ResourceError> {
-        let models = generations::owned(&self.client, &self.lineage, &self.identity.stack, Kind::Model).await?;
-        generations::remove(&self.client, &self.lineage, &models).await
-    }
-}
-
-pub async fn delete_model(client: &Client, name: &str) -> Result<(), ResourceError> {
-    client.delete_model().model_name(name).send().await.map_err(|e| service_error("DeleteModel", e))?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -160,12 +103,12 @@ mod tests {
     const SPEC: &str = "  features: {}\n  training: {}\n  endpoint: {}\n";
     const ARTIFACT: &str = "s3://b/models/job/output/model.tar.gz";
 
-    fn model(job: Option<String>, rules: &[&Rule]) -> Managed<Model> {
+    fn model(job: Option<String>, rules: &[&Rule]) -> Managed<Generation<ModelItem>> {
         let s = stack(SPEC);
         let artifact = input(Key::new("artifact"), job.as_ref().map(|_| ARTIFACT.to_owned()));
         let job = input(Key::new("job"), job);
         let lineage = Lineage::of_stack(&s).expect("trains");
-        Managed::new(Model::new(&s, &lineage, mocked_client!(aws_sdk_sagemaker, rules), job, artifact))
+        Managed::new(current(&s, &lineage, mocked_client!(aws_sdk_sagemaker, rules), job, artifact))
     }
 
     fn job_name() -> String {
