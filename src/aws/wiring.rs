@@ -7,14 +7,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::Aws;
-use super::athena::feature_run;
+use super::athena::{feature_run, workgroup};
 use super::iam::{lake_access, role};
 use super::lakeformation::grant;
 use super::lambda::{event_source_mapping, function};
-use super::s3::record;
+use super::s3::{bucket, record};
 use super::sagemaker::generation::{Generation, ItemKind};
 use super::sagemaker::{Lineage, endpoint, endpoint_config, generations, model, training_job};
-use super::securitylake::log_source;
+use super::securitylake::{data_lake, log_source};
 use super::securitylake::{notification, subscriber};
 use super::sqs::queue;
 use crate::engine::{Graph, GraphError, Input, Node, Undeclared, Values};
@@ -79,10 +79,9 @@ fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass) -> Vec<A
     // Kinds that take no values from other resources.
     nodes.extend(super::s3::bucket::nodes(stack, aws));
     nodes.extend(super::iam::role::nodes(stack, aws));
-    nodes.extend(super::securitylake::data_lake::nodes(stack, aws));
-    nodes.extend(super::athena::workgroup::nodes(stack, aws));
-    nodes.extend(super::athena::feature_run::nodes(stack, aws));
     nodes.extend(super::sqs::queue::nodes(stack, aws));
+    data_lakes(stack, aws, &mut nodes);
+    features(stack, aws, &mut nodes);
     scorer_function(stack, aws, values, &mut nodes);
     scorer_trigger(stack, aws, values, &mut nodes);
     model_chain(stack, aws, values, pass, &mut nodes);
@@ -131,17 +130,29 @@ async fn untaggable(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) ->
     let present: Vec<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
     let mut managed: Vec<Arc<dyn Node>> = Vec::new();
     let lake = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage);
+    // A source collects in a region once the lake is enabled there.
+    let lakes = |source: &log_source::LogSource| -> Vec<String> {
+        source.regions().iter().map(|r| data_lake::address(r)).filter(|a| present.contains(a)).collect()
+    };
     for spec in lake.map(|l| l.sources.as_slice()).unwrap_or_default() {
         let mut source = log_source::LogSource::new(stack, spec, aws.securitylake.clone());
         if let Some(before) = recorded.log_sources.iter().find(|r| r.name == spec.name) {
             source = source.releasing(before);
         }
-        managed.push(Arc::new(Managed::new(source)));
+        let after = lakes(&source);
+        managed.push(Arc::new(Managed::new(source).after(after)));
     }
-    managed.extend(super::lakeformation::grant::nodes(stack, aws));
+    if stack.manifest.spec.security_lake.as_ref().is_some_and(|l| l.query_access.is_some()) {
+        for region in stack.lake_regions() {
+            let after = Some(data_lake::address(&region)).filter(|_| lake.is_some());
+            let grant = grant::Grant::new(stack, &region, aws.lakeformation.clone());
+            managed.push(Arc::new(Managed::new(grant).after(after)));
+        }
+    }
     for spec in &dropped.log_sources {
-        let source = log_source::LogSource::dropped(stack, spec, aws.securitylake.clone(), &present);
-        managed.push(Arc::new(Managed::new(source)));
+        let source = log_source::LogSource::dropped(stack, spec, aws.securitylake.clone());
+        let after = lakes(&source);
+        managed.push(Arc::new(Managed::new(source).after(after)));
     }
     for grant in &dropped.grants {
         let grant = grant::Grant::dropped(stack, &grant.region, &grant.principal, aws.lakeformation.clone());
@@ -157,9 +168,51 @@ async fn untaggable(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) ->
 }
 
 fn add<R: Resource>(nodes: &mut Vec<Arc<dyn Node>>, resource: R) -> String {
+    add_after(nodes, resource, [])
+}
+
+/// Adds `resource`, to act only after `after` has settled.
+fn add_after<R: Resource>(
+    nodes: &mut Vec<Arc<dyn Node>>,
+    resource: R,
+    after: impl IntoIterator<Item = String>,
+) -> String {
     let address = resource.identity().address.clone();
-    nodes.push(Arc::new(Managed::new(resource)));
+    nodes.push(Arc::new(Managed::new(resource).after(after)));
     address
+}
+
+/// The stack's own role of `kind`, to wait for, unless the manifest gives one by ARN.
+fn own_role(stack: &Stack, kind: RoleKind) -> Option<String> {
+    stack.given_role_arn(kind).is_none().then(|| role::address(kind))
+}
+
+/// One data lake per region, after the metastore manager role it hands to Security Lake.
+fn data_lakes(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) {
+    let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) else { return };
+    for region in stack.lake_regions() {
+        let data_lake = data_lake::DataLake::new(stack, lake, region, aws.securitylake.clone());
+        add_after(nodes, data_lake, own_role(stack, RoleKind::MetaStoreManager));
+    }
+}
+
+/// The workgroup, after the bucket its results go to; the feature run, after its workgroup and,
+/// in a lake the stack manages, after the sources whose tables it reads and the grants that let
+/// it read them.
+fn features(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) {
+    let Some(features) = &stack.manifest.spec.features else { return };
+    let workgroup = workgroup::Workgroup::new(stack, aws.athena.clone());
+    let workgroup = add_after(nodes, workgroup, [bucket::ADDRESS.to_owned()]);
+    let mut after = vec![workgroup];
+    if let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) {
+        let read = lake.sources.iter().filter(|s| features.sources.contains(&s.name));
+        after.extend(read.map(|s| log_source::address(s.name)));
+        if lake.query_access.is_some() {
+            after.extend(stack.lake_regions().iter().map(|r| grant::address(r)));
+        }
+    }
+    let run = feature_run::FeatureRun::new(stack, features, aws.athena.clone(), aws.s3.clone());
+    add_after(nodes, run, after);
 }
 
 /// Queues → the function, whose environment names them by URL.
@@ -170,13 +223,19 @@ fn scorer_function(stack: &Stack, aws: &Aws, values: &Arc<Values>, nodes: &mut V
         findings: scorer.findings.queue.then(|| url(queue::FINDINGS)),
         dead_letter: scorer.dead_letter_queue.then(|| url(queue::DEAD_LETTER)),
     };
-    add(nodes, function::Function::new(stack, scorer, aws.lambda.clone(), queues));
+    let function = function::Function::new(stack, scorer, aws.lambda.clone(), queues);
+    add_after(nodes, function, own_role(stack, RoleKind::Scorer));
 }
 
 /// Subscriber → notification → the scorer role's lake access → the function's trigger.
 fn scorer_trigger(stack: &Stack, aws: &Aws, values: &Arc<Values>, nodes: &mut Vec<Arc<dyn Node>>) {
     let Some(spec) = &stack.manifest.spec.subscriber else { return };
-    let sub = add(nodes, subscriber::Subscriber::new(stack, spec, aws.securitylake.clone()));
+    // In a lake the stack manages, the subscriber waits for the sources it subscribes to.
+    let lake = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage);
+    let sources = lake.map(|l| l.sources.as_slice()).unwrap_or_default();
+    let subscribed = sources.iter().filter(|s| spec.sources.is_empty() || spec.sources.contains(&s.name));
+    let after: Vec<String> = subscribed.map(|s| log_source::address(s.name)).collect();
+    let sub = add_after(nodes, subscriber::Subscriber::new(stack, spec, aws.securitylake.clone()), after);
     let id = Input::new(values, &sub, subscriber::ID);
     let notified = add(nodes, notification::Notification::new(stack, aws.securitylake.clone(), id));
     let queue = Input::new(values, &notified, notification::QUEUE_ARN);
@@ -203,10 +262,7 @@ fn model_chain(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass, nodes
         validation_prefix: Input::new(values, run, feature_run::VALIDATION_PREFIX),
         distinct_entities: Input::new(values, run, feature_run::DISTINCT_ENTITIES),
     };
-    let after = match stack.given_role_arn(RoleKind::SageMakerExecution) {
-        Some(_) => Vec::new(),
-        None => vec![role::address(RoleKind::SageMakerExecution)],
-    };
+    let after = own_role(stack, RoleKind::SageMakerExecution).into_iter().collect();
     let job = training_job::TrainingJob::new(stack, features, training, aws.sagemaker.clone(), inputs, after);
     let job = add(nodes, job);
     let Some(endpoint_spec) = &spec.endpoint else { return };
@@ -229,6 +285,53 @@ fn model_chain(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass, nodes
 mod tests {
     use super::*;
     use crate::stack::tests::stack;
+
+    /// Clients that are never called: wiring only builds nodes.
+    fn offline(stack: &Stack) -> Aws {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(stack.env.region.clone()))
+            .build();
+        Aws {
+            s3: aws_sdk_s3::Client::new(&sdk),
+            athena: aws_sdk_athena::Client::new(&sdk),
+            iam: aws_sdk_iam::Client::new(&sdk),
+            securitylake: aws_sdk_securitylake::Client::new(&sdk),
+            lakeformation: aws_sdk_lakeformation::Client::new(&sdk),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+            sagemaker: aws_sdk_sagemaker::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            env: stack.env.clone(),
+        }
+    }
+
+    fn dependencies(stack: &Stack) -> std::collections::BTreeMap<String, Vec<String>> {
+        let nodes = taggable(stack, &offline(stack), &Values::new(), Pass::Declared);
+        nodes.iter().map(|n| (n.address().to_owned(), n.depends_on().to_vec())).collect()
+    }
+
+    const LAKE: &str = "  securityLake:\n    queryAccess: {}\n    sources:\n      - name: VPC_FLOW\n        version: \"2.0\"\n      - name: ROUTE53\n        version: \"2.0\"\n  subscriber:\n    principal: \"111122223333\"\n    externalId: xid\n    sources: [VPC_FLOW]\n  features:\n    sources: [VPC_FLOW]\n  training: {}\n  endpoint: {}\n  scorer:\n    package: p.zip\n";
+
+    #[test]
+    fn the_wiring_alone_orders_kinds_that_pass_no_values() {
+        let deps = dependencies(&stack(LAKE));
+        let of = |address: &str| deps.get(address).cloned().unwrap_or_else(|| panic!("{address}: {deps:?}"));
+        assert_eq!(of("securitylake.data_lake/eu-west-1"), ["iam.role/metastore"]);
+        assert_eq!(of("athena.workgroup/features"), ["s3.bucket/artifacts"]);
+        assert_eq!(
+            of(feature_run::ADDRESS),
+            ["athena.workgroup/features", "securitylake.log_source/VPC_FLOW", "lakeformation.grant/eu-west-1"]
+        );
+        assert_eq!(of(subscriber::ADDRESS), ["securitylake.log_source/VPC_FLOW"]);
+        assert!(of(function::ADDRESS).contains(&"iam.role/scorer".to_owned()));
+    }
+
+    #[test]
+    fn a_role_given_by_arn_is_not_waited_for() {
+        let given = "  iam:\n    scorerRoleArn: arn:aws:iam::111122223333:role/given\n";
+        let deps = dependencies(&stack(&format!("{given}{LAKE}")));
+        assert!(!deps[function::ADDRESS].contains(&"iam.role/scorer".to_owned()), "{deps:?}");
+    }
 
     #[test]
     fn every_section_declares_each_optional_resource_and_leaves_the_lake_alone() {

@@ -19,13 +19,28 @@ use crate::engine::{Action, Node, NodeError, Observation, Ownership, Readiness};
 
 pub struct Managed<R: Resource> {
     resource: R,
+    /// The resource's own dependencies (where its inputs come from), then the ordering ones the
+    /// wiring adds.
+    depends_on: Vec<String>,
     observed: Mutex<Option<R::Observed>>,
     last_action: Mutex<Option<Action>>,
 }
 
 impl<R: Resource> Managed<R> {
     pub fn new(resource: R) -> Self {
-        Managed { resource, observed: Mutex::new(None), last_action: Mutex::new(None) }
+        let depends_on = resource.identity().depends_on.clone();
+        Managed { resource, depends_on, observed: Mutex::new(None), last_action: Mutex::new(None) }
+    }
+
+    /// Acts only after `addresses` have settled: an order the service needs that no value of
+    /// theirs expresses (a log source after its region's data lake).
+    pub fn after(mut self, addresses: impl IntoIterator<Item = String>) -> Self {
+        for address in addresses {
+            if !self.depends_on.contains(&address) {
+                self.depends_on.push(address);
+            }
+        }
+        self
     }
 
     fn remembered(&self) -> Option<R::Observed> {
@@ -121,7 +136,7 @@ impl<R: Resource> Node for Managed<R> {
     }
 
     fn depends_on(&self) -> &[String] {
-        &self.resource.identity().depends_on
+        &self.depends_on
     }
 
     fn serial_key(&self) -> Option<&str> {

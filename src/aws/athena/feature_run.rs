@@ -9,7 +9,7 @@
 //! or `features.minEntities` entities, nothing is unloaded: the record says "waiting", the node
 //! reports it, everything downstream waits, and the next apply counts again.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -17,9 +17,9 @@ use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
 
 use crate::aws::error::service_error;
 use crate::aws::s3::{read_json, write_json};
-use crate::engine::{Change, Key, Node, Outputs, Ownership, Readiness};
+use crate::engine::{Change, Key, Outputs, Ownership, Readiness};
 use crate::pipeline::features::{FeatureSql, RunRecord, Split, Table, inputs_hash, prefix, record_key, run_id, tables};
-use crate::resource::{Identity, Managed, Resource, ResourceError};
+use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "features.run/current";
@@ -51,16 +51,6 @@ pub struct FeatureRun {
     in_flight: Mutex<Option<InFlight>>,
 }
 
-/// The nodes of this kind, for `aws::wiring`: stacks with `features` run them.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    match &stack.manifest.spec.features {
-        Some(features) => {
-            vec![Arc::new(Managed::new(FeatureRun::new(stack, features, aws.athena.clone(), aws.s3.clone())))]
-        }
-        None => Vec::new(),
-    }
-}
-
 impl FeatureRun {
     pub fn new(
         stack: &Stack,
@@ -70,20 +60,7 @@ impl FeatureRun {
     ) -> Self {
         let tables = tables(stack, features);
         let inputs = inputs_hash(&tables, features);
-        let mut identity = Identity::new(stack, ADDRESS, format!("features-{inputs}"));
-        identity.depends_on.push(super::workgroup::ADDRESS.to_owned());
-        if let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) {
-            // The tables exist once their sources collect.
-            identity.depends_on.extend(
-                lake.sources
-                    .iter()
-                    .filter(|s| features.sources.contains(&s.name))
-                    .map(|s| crate::aws::securitylake::log_source::address(s.name)),
-            );
-            if lake.query_access.is_some() {
-                identity.depends_on.extend(stack.lake_regions().iter().map(|r| format!("lakeformation.grant/{r}")));
-            }
-        }
+        let identity = Identity::new(stack, ADDRESS, format!("features-{inputs}"));
         FeatureRun {
             identity,
             athena,
@@ -340,6 +317,8 @@ mod tests {
     use super::*;
     use crate::aws::mocked_client;
     use crate::engine::Action;
+    use crate::engine::Node;
+    use crate::resource::Managed;
     use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 

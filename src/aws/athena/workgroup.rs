@@ -3,7 +3,6 @@
 //! Athena has no "not found" error code for workgroups, so existence is read from the listing.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_athena::Client;
@@ -14,8 +13,8 @@ use aws_sdk_athena::types::{
 
 use crate::aws::error::service_error;
 use crate::aws::retry::{create_once, single_attempt};
-use crate::engine::{Change, Node, Ownership};
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
+use crate::engine::{Change, Ownership};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "athena.workgroup/features";
@@ -44,19 +43,10 @@ pub struct Workgroup {
     tags: BTreeMap<String, String>,
 }
 
-/// The nodes of this kind, for `aws::wiring`: only stacks that extract features need a workgroup.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    match &stack.manifest.spec.features {
-        Some(_) => vec![Arc::new(Managed::new(Workgroup::new(stack, aws.athena.clone())))],
-        None => Vec::new(),
-    }
-}
-
 impl Workgroup {
     pub fn new(stack: &Stack, client: Client) -> Self {
         let name = stack.resource_name("features");
-        let mut identity = Identity::new(stack, ADDRESS, name.clone());
-        identity.depends_on.push(crate::aws::s3::bucket::ADDRESS.to_owned());
+        let identity = Identity::new(stack, ADDRESS, name.clone());
         let features = stack.manifest.spec.features.as_ref();
         Workgroup {
             arn: stack.arn("athena", &format!("workgroup/{name}")),
@@ -263,7 +253,9 @@ mod tests {
 
     use super::*;
     use crate::aws::mocked_client;
+    use crate::engine::Node;
     use crate::engine::{Action, Intent, Refusal, plan_action};
+    use crate::resource::Managed;
     use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 

@@ -3,7 +3,6 @@
 //! tags; the stack manages the ones its manifest asks for (`securityLake.queryAccess`).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_lakeformation::Client;
@@ -12,9 +11,9 @@ use aws_sdk_lakeformation::types::{
 };
 
 use crate::aws::error::service_error;
-use crate::aws::securitylake::{data_lake, glue_database};
-use crate::engine::{Change, Node, Ownership};
-use crate::resource::{Identity, Managed, Resource, ResourceError};
+use crate::aws::securitylake::glue_database;
+use crate::engine::{Change, Ownership};
+use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::Stack;
 
 /// Permissions on the database, then on its tables.
@@ -36,22 +35,9 @@ pub struct Grant {
     declared: bool,
 }
 
-/// The nodes of this kind, for `aws::wiring`: one node per lake region, when the manifest asks for query access.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.query_access.is_some()) else {
-        return Vec::new();
-    };
-    stack
-        .lake_regions()
-        .into_iter()
-        .map(|region| {
-            let mut grant = Grant::new(stack, &region, aws.lakeformation.clone());
-            if lake.manage {
-                grant.identity.depends_on.push(data_lake::address(&region));
-            }
-            Arc::new(Managed::new(grant)) as Arc<dyn Node>
-        })
-        .collect()
+/// The grant of the manifest's query principal in `region`.
+pub fn address(region: &str) -> String {
+    format!("lakeformation.grant/{region}")
 }
 
 fn names(permissions: &[Permission]) -> BTreeSet<String> {
@@ -62,11 +48,7 @@ impl Grant {
     pub fn new(stack: &Stack, region: &str, client: Client) -> Self {
         let database = glue_database(region);
         Grant {
-            identity: Identity::new(
-                stack,
-                format!("lakeformation.grant/{region}"),
-                format!("query access to {database}"),
-            ),
+            identity: Identity::new(stack, address(region), format!("query access to {database}")),
             client,
             principal: stack.query_principal(),
             database,
@@ -78,7 +60,7 @@ impl Grant {
     /// address names the principal, which may be the one a declared grant of the region replaced.
     pub fn dropped(stack: &Stack, region: &str, principal: &str, client: Client) -> Self {
         let mut grant = Grant { principal: principal.to_owned(), declared: false, ..Grant::new(stack, region, client) };
-        grant.identity.address = format!("lakeformation.grant/{region}/{principal}");
+        grant.identity.address = format!("{}/{principal}", address(region));
         grant
     }
 
@@ -214,6 +196,8 @@ mod tests {
     use super::*;
     use crate::aws::mocked_client;
     use crate::engine::Action;
+    use crate::engine::Node;
+    use crate::resource::Managed;
     use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 

@@ -106,9 +106,6 @@ pub fn scorer_config(stack: &Stack, scorer: &Scorer) -> Config {
 impl Function {
     pub fn new(stack: &Stack, scorer: &Scorer, client: Client, queues: Queues) -> Self {
         let mut identity = Identity::new(stack, ADDRESS, stack.scorer_function_name());
-        if stack.given_role_arn(RoleKind::Scorer).is_none() {
-            identity.depends_on.push(crate::aws::iam::role::address(RoleKind::Scorer));
-        }
         for queue in [&queues.dead_letter, &queues.findings].into_iter().flatten() {
             identity.depends_on.push(queue.source().to_owned());
         }

@@ -30,8 +30,13 @@ pub fn current(
     job: Input<String>,
     artifact: Input<String>,
 ) -> Generation<ModelItem> {
-    let image =
-        stack.manifest.spec.training.as_ref().and_then(|t| t.image.clone()).or_else(|| image_uri(&stack.env.region).ok());
+    let image = stack
+        .manifest
+        .spec
+        .training
+        .as_ref()
+        .and_then(|t| t.image.clone())
+        .or_else(|| image_uri(&stack.env.region).ok());
     let kind = ModelItem {
         image: image.unwrap_or_default(),
         role_arn: stack.role_arn(RoleKind::SageMakerExecution),
@@ -78,7 +83,8 @@ impl ItemKind for ModelItem {
         let artifact =
             self.artifact.get().now().ok_or_else(|| ResourceError::Invalid(format!("{job} has no model artifact")))?;
         let container = ContainerDefinition::builder().image(&self.image).model_data_url(artifact).build();
-        let mut request = client.create_model().model_name(name).primary_container(container).execution_role_arn(&self.role_arn);
+        let mut request =
+            client.create_model().model_name(name).primary_container(container).execution_role_arn(&self.role_arn);
         for (k, v) in tags {
             request = request.tags(Tag::builder().key(k).value(v).build());
         }

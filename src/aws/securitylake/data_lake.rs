@@ -4,7 +4,6 @@
 //! Destroy keeps the lake unless `securityLake.deletionPolicy` is `Delete`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_securitylake::Client;
@@ -17,9 +16,9 @@ use aws_sdk_securitylake::types::{
 use super::{read_tags, tag, tag_list};
 use crate::aws::error::service_error;
 use crate::aws::propagation::{self, Bound, Service};
-use crate::engine::{Change, Node, Ownership, Readiness};
+use crate::engine::{Change, Ownership, Readiness};
 use crate::manifest::{DeletionPolicy, SecurityLake};
-use crate::resource::{Identity, Managed, Resource, ResourceError, ownership_from_tags, tag_change};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::{RoleKind, Stack};
 
 /// Security Lake's name for S3-managed encryption.
@@ -80,28 +79,11 @@ pub struct DataLake {
     retain: bool,
 }
 
-/// The nodes of this kind, for `aws::wiring`: one node per lake region, when the stack manages the lake.
-pub fn nodes(stack: &Stack, aws: &crate::aws::Aws) -> Vec<Arc<dyn Node>> {
-    let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) else {
-        return Vec::new();
-    };
-    stack
-        .lake_regions()
-        .into_iter()
-        .map(|region| {
-            Arc::new(Managed::new(DataLake::new(stack, lake, region, aws.securitylake.clone()))) as Arc<dyn Node>
-        })
-        .collect()
-}
-
 impl DataLake {
     pub fn new(stack: &Stack, lake: &SecurityLake, region: String, client: Client) -> Self {
         let mut identity = Identity::new(stack, address(&region), format!("data lake in {region}"));
         identity.wait_timeout = stack.manifest.spec.timeouts.security_lake;
         identity.serial_key = Some(stack.security_lake_serial_key());
-        if stack.given_role_arn(RoleKind::MetaStoreManager).is_none() {
-            identity.depends_on.push(crate::aws::iam::role::address(RoleKind::MetaStoreManager));
-        }
         let retention = lake.retention.as_ref();
         DataLake {
             identity,
@@ -342,7 +324,9 @@ mod tests {
     use super::*;
     use crate::aws::mocked_client;
     use crate::aws::securitylake::test_rules::{LAKE, OWNED, conflict, tags};
+    use crate::engine::Node;
     use crate::engine::{Action, Intent, plan_action};
+    use crate::resource::Managed;
     use crate::resource::test_support::created_as_planned;
     use crate::stack::tests::stack;
 

@@ -52,8 +52,6 @@ impl LogSource {
         let mut identity = Identity::new(stack, address(spec.name), format!("{} {}", spec.name.as_str(), spec.version));
         identity.wait_timeout = stack.manifest.spec.timeouts.security_lake;
         identity.serial_key = Some(stack.security_lake_serial_key());
-        // The lake must be enabled in a region before a source can collect there.
-        identity.depends_on = regions.iter().map(|r| super::data_lake::address(r)).collect();
         LogSource {
             identity,
             client,
@@ -85,11 +83,13 @@ impl LogSource {
     }
 
     /// A source the stack enabled, as its record names it, that the manifest no longer names.
-    /// It keeps only the dependencies that are still part of the stack.
-    pub fn dropped(stack: &Stack, spec: &SourceSpec, client: Client, present: &[String]) -> Self {
-        let mut source = LogSource { declared: false, retain: false, ..LogSource::new(stack, spec, client) };
-        source.identity.depends_on.retain(|d| present.contains(d));
-        source
+    pub fn dropped(stack: &Stack, spec: &SourceSpec, client: Client) -> Self {
+        LogSource { declared: false, retain: false, ..LogSource::new(stack, spec, client) }
+    }
+
+    /// The regions it collects in.
+    pub fn regions(&self) -> &[String] {
+        &self.regions
     }
 
     fn wanted(&self) -> Coverage {

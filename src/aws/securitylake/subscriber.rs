@@ -89,13 +89,6 @@ impl Subscriber {
         let mut identity = Identity::new(stack, ADDRESS, stack.subscriber_name());
         identity.wait_timeout = stack.manifest.spec.timeouts.security_lake;
         identity.serial_key = Some(stack.security_lake_serial_key());
-        if lake.is_some_and(|l| l.manage) {
-            identity.depends_on = lake_sources
-                .iter()
-                .filter(|s| spec.sources.is_empty() || spec.sources.contains(&s.name))
-                .map(|s| super::log_source::address(s.name))
-                .collect();
-        }
         Subscriber {
             identity,
             client,
