@@ -104,6 +104,10 @@ async fn a_section_dropped_from_the_manifest_takes_its_resources_with_it() {
     // Instance settings of its own: the dropped configuration is not named by the defaults.
     let endpoint = "  endpoint:\n    instanceType: ml.m5.large\n";
     let text = text.replace(endpoint, "  endpoint:\n    instanceType: ml.c5.large\n    instanceCount: 2\n");
+    // And a subscriber of a name of its own, which a default-named lookup would not find.
+    let subscriber = "  subscriber:\n    principal: \"123456789012\"\n    externalId: quickstart-external-id\n";
+    assert!(text.contains(subscriber), "{text}");
+    let text = text.replace(subscriber, &format!("{subscriber}    name: security-analytics\n"));
     std::fs::write(&file, &text).expect("manifest");
     emu.apply_and_seed(&file).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
@@ -156,6 +160,19 @@ async fn a_section_dropped_from_the_manifest_takes_its_resources_with_it() {
     let settled = emu.run(&["plan", "--detailed-exitcode"], &file);
     settled.expect_code(0);
     assert!(settled.stdout.contains("No changes"), "{}", settled.stdout);
+
+    // Nor the subscriber: found by its owner tag under its own name, it goes with its notification.
+    let text = std::fs::read_to_string(&file).expect("manifest");
+    let subscriber = format!("{subscriber}    name: security-analytics\n");
+    assert!(text.contains(&subscriber), "{text}");
+    std::fs::write(&file, text.replace(&subscriber, "")).expect("manifest");
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(0);
+    assert!(apply.stdout.contains("securitylake.subscriber/scorer"), "{}", apply.stdout);
+    let lake = emu.securitylake().await;
+    let subscribers = lake.list_subscribers().send().await.expect("ListSubscribers");
+    assert!(subscribers.subscribers().is_empty(), "{:?}", subscribers.subscribers());
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
 }
 
 #[tokio::test]

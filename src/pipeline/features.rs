@@ -194,6 +194,14 @@ pub struct RunRecord {
     /// counts again.
     #[serde(default)]
     pub waiting: bool,
+    /// Written before the UNLOADs start and cleared when both have succeeded: a record that still
+    /// says so belongs to a run that was interrupted, whose partial output the next apply removes
+    /// before it runs again.
+    #[serde(default)]
+    pub unloading: bool,
+    /// The UNLOAD queries of the run, to stop if it was interrupted.
+    #[serde(default)]
+    pub queries: Vec<String>,
 }
 
 /// The key of a run's record in the artifact bucket.
@@ -208,7 +216,12 @@ pub fn run_id(now: SystemTime) -> String {
 
 /// Where one split of a run is unloaded: a prefix no earlier run has written to.
 pub fn prefix(bucket: &str, run_id: &str, split: Split) -> String {
-    format!("s3://{bucket}/features/{run_id}/{}/", split.as_str())
+    format!("s3://{bucket}/{}{}/", run_prefix(run_id), split.as_str())
+}
+
+/// The key prefix under which a run writes all its output.
+pub fn run_prefix(run_id: &str) -> String {
+    format!("features/{run_id}/")
 }
 
 fn quoted(values: &[String]) -> String {

@@ -16,9 +16,12 @@ use async_trait::async_trait;
 use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
 
 use crate::aws::error::service_error;
+use crate::aws::s3::delete_prefix;
 use crate::aws::s3::{read_json, write_json};
 use crate::engine::{Change, Key, Outputs, Ownership, Readiness};
-use crate::pipeline::features::{FeatureSql, RunRecord, Split, Table, inputs_hash, prefix, record_key, run_id, tables};
+use crate::pipeline::features::{
+    FeatureSql, RunRecord, Split, Table, inputs_hash, prefix, record_key, run_id, run_prefix, tables,
+};
 use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::Stack;
 
@@ -165,6 +168,17 @@ impl FeatureRun {
         write_json(&self.s3, &self.bucket, &record_key(&self.inputs), record).await
     }
 
+    /// Stops a query; one that has already finished stays as it is.
+    async fn stop(&self, id: &str) -> Result<(), ResourceError> {
+        self.athena
+            .stop_query_execution()
+            .query_execution_id(id)
+            .send()
+            .await
+            .map_err(|e| service_error("StopQueryExecution", e))?;
+        Ok(())
+    }
+
     fn in_flight(&self) -> Option<InFlight> {
         self.in_flight.lock().ok().and_then(|f| f.clone())
     }
@@ -190,6 +204,13 @@ impl Resource for FeatureRun {
     /// Inputs are in the address: different inputs are a different run. A run that found too
     /// little data is run again, so that a lake that has filled up since is trained on.
     fn diff(&self, observed: &RunRecord) -> Vec<Change> {
+        if observed.unloading {
+            return vec![Change::replacing(
+                "run",
+                format!("{} interrupted while unloading", observed.run_id),
+                "its partial output removed, and a new run",
+            )];
+        }
         if observed.waiting || !self.enough(observed.rows, observed.distinct_entities) {
             return vec![Change::replacing(
                 "data",
@@ -205,11 +226,14 @@ impl Resource for FeatureRun {
     }
 
     fn health(&self, observed: &RunRecord) -> Option<String> {
+        if observed.unloading {
+            return Some(format!("run {} was interrupted while unloading; the next apply runs again", observed.run_id));
+        }
         observed.waiting.then(|| self.waiting_reason(observed.rows, observed.distinct_entities))
     }
 
     fn outputs(&self, observed: &RunRecord) -> Outputs {
-        if observed.waiting {
+        if observed.waiting || observed.unloading {
             return Outputs::new();
         }
         Outputs::new()
@@ -231,6 +255,8 @@ impl Resource for FeatureRun {
             distinct_entities: 0,
             rows: 0,
             waiting: false,
+            unloading: false,
+            queries: Vec::new(),
         };
         self.set_in_flight(Some(InFlight::Counting { record, count, sql }));
         Ok(())
@@ -240,8 +266,15 @@ impl Resource for FeatureRun {
         Ok(())
     }
 
-    async fn delete(&self, _observed: &RunRecord) -> Result<(), ResourceError> {
-        // The data goes with the artifact bucket; only the record says the run exists.
+    /// A finished run's data goes with the artifact bucket: only its record says the run exists.
+    /// An interrupted run's queries are stopped and its partial output removed first.
+    async fn delete(&self, observed: &RunRecord) -> Result<(), ResourceError> {
+        if observed.unloading {
+            for id in &observed.queries {
+                self.stop(id).await?;
+            }
+            delete_prefix(&self.s3, &self.bucket, &run_prefix(&observed.run_id)).await?;
+        }
         self.s3
             .delete_object()
             .bucket(&self.bucket)
@@ -266,10 +299,16 @@ impl Resource for FeatureRun {
                     self.set_in_flight(None);
                     return Ok(Readiness::Waiting { reason: self.waiting_reason(rows, entities) });
                 }
+                // The journal first, so that a run killed from here on is known to the next apply.
+                let mut record = RunRecord { unloading: true, ..record };
+                self.write_record(&record).await?;
                 let unloads = [
                     self.start(sql.unload(Split::Train, &record.train_prefix)).await?,
                     self.start(sql.unload(Split::Validation, &record.validation_prefix)).await?,
                 ];
+                record.queries = unloads.to_vec();
+                self.write_record(&record).await?;
+                let record = RunRecord { unloading: false, ..record };
                 self.set_in_flight(Some(InFlight::Unloading { record, unloads }));
                 Ok(self.identity.pending("unloading train and validation pairs"))
             }
@@ -291,12 +330,7 @@ impl Resource for FeatureRun {
             Some(InFlight::Unloading { unloads, .. }) => unloads.to_vec(),
         };
         for id in &ids {
-            self.athena
-                .stop_query_execution()
-                .query_execution_id(id)
-                .send()
-                .await
-                .map_err(|e| service_error("StopQueryExecution", e))?;
+            self.stop(id).await?;
         }
         Ok(())
     }
@@ -309,10 +343,16 @@ mod tests {
     use aws_sdk_athena::operation::start_query_execution::StartQueryExecutionOutput;
     use aws_sdk_athena::operation::stop_query_execution::StopQueryExecutionOutput;
     use aws_sdk_athena::types::{Datum, QueryExecution, QueryExecutionStatus, ResultSet, Row};
+    use aws_sdk_s3::operation::delete_object::DeleteObjectOutput;
+    use aws_sdk_s3::operation::delete_objects::DeleteObjectsOutput;
     use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
     use aws_sdk_s3::operation::put_object::PutObjectOutput;
+    use aws_sdk_s3::types::Object;
     use aws_sdk_s3::types::error::NoSuchKey;
     use aws_smithy_mocks::{Rule, mock};
+
+    use std::sync::Arc;
 
     use super::*;
     use crate::aws::mocked_client;
@@ -380,18 +420,78 @@ mod tests {
             .then_output(|| PutObjectOutput::builder().build())
     }
 
+    /// Every record written, in order.
+    fn journal() -> (Rule, Arc<Mutex<Vec<RunRecord>>>) {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let into = written.clone();
+        let rule = mock!(aws_sdk_s3::Client::put_object).then_compute_output(move |r| {
+            if let Ok(record) = serde_json::from_slice(r.body().bytes().unwrap_or_default()) {
+                into.lock().expect("lock").push(record);
+            }
+            PutObjectOutput::builder().build()
+        });
+        (rule, written)
+    }
+
     #[tokio::test]
-    async fn a_new_run_counts_then_unloads_both_splits_and_records_the_counts() {
+    async fn a_new_run_counts_then_unloads_both_splits_under_a_journal_and_records_the_counts() {
         let start = started();
-        let (done, count, record, get) =
-            (state(QueryExecutionState::Succeeded, None), counted("25000", "1234"), recorded(false), no_record());
-        let n = node(&[&start, &done, &count], &[&get, &record]);
+        let (done, count, get) = (state(QueryExecutionState::Succeeded, None), counted("25000", "1234"), no_record());
+        let (put, written) = journal();
+        let n = node(&[&start, &done, &count], &[&get, &put]);
         created_as_planned(&n).await;
         assert_eq!(start.num_calls(), 1, "the count comes first");
         assert!(matches!(n.readiness().await, Ok(Readiness::Pending { .. })));
         assert_eq!(start.num_calls(), 3, "count, train and validation");
         assert_eq!(n.readiness().await.expect("ready"), Readiness::Ready);
-        assert_eq!((count.num_calls(), record.num_calls()), (1, 1));
+        let journal: Vec<(bool, usize)> =
+            written.lock().expect("lock").iter().map(|r| (r.unloading, r.queries.len())).collect();
+        assert_eq!(journal, [(true, 0), (true, 2), (false, 2)], "marked before the UNLOADs start, cleared after");
+        assert_eq!(written.lock().expect("lock")[2].rows, 25000);
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_run_is_replaced_after_its_queries_stop_and_its_partial_output_goes() {
+        let s = stack("  features: {}\n");
+        let stop = mock!(aws_sdk_athena::Client::stop_query_execution)
+            .then_output(|| StopQueryExecutionOutput::builder().build());
+        let list = mock!(aws_sdk_s3::Client::list_objects_v2)
+            .match_requests(|r| r.prefix() == Some("features/20261201T000000Z/"))
+            .then_output(|| {
+                ListObjectsV2Output::builder()
+                    .contents(Object::builder().key("features/20261201T000000Z/train/part-0").build())
+                    .build()
+            });
+        let deleted = mock!(aws_sdk_s3::Client::delete_objects)
+            .match_requests(|r| {
+                r.delete()
+                    .is_some_and(|d| d.objects().iter().map(|o| o.key()).eq(["features/20261201T000000Z/train/part-0"]))
+            })
+            .then_output(|| DeleteObjectsOutput::builder().build());
+        let record = mock!(aws_sdk_s3::Client::delete_object)
+            .match_requests(|r| r.key().is_some_and(|k| k.starts_with("features/runs/")))
+            .then_output(|| DeleteObjectOutput::builder().build());
+        let run = FeatureRun::new(
+            &s,
+            s.manifest.spec.features.as_ref().expect("features"),
+            mocked_client!(aws_sdk_athena, &[&stop]),
+            mocked_client!(aws_sdk_s3, &[&list, &deleted, &record]),
+        );
+        let interrupted = RunRecord {
+            run_id: "20261201T000000Z".into(),
+            inputs: "i".into(),
+            train_prefix: "t".into(),
+            validation_prefix: "v".into(),
+            distinct_entities: 30,
+            rows: 12000,
+            waiting: false,
+            unloading: true,
+            queries: vec!["train".into(), "validation".into()],
+        };
+        assert!(run.diff(&interrupted).iter().any(|c| c.requires_replace), "run again");
+        assert!(run.outputs(&interrupted).is_empty(), "nothing for training to read");
+        run.delete(&interrupted).await.expect("delete");
+        assert_eq!((stop.num_calls(), deleted.num_calls(), record.num_calls()), (2, 1, 1));
     }
 
     #[tokio::test]
@@ -425,6 +525,8 @@ mod tests {
             distinct_entities: 3,
             rows: 120,
             waiting: true,
+            unloading: false,
+            queries: Vec::new(),
         };
         assert!(run.diff(&waited).iter().any(|c| c.requires_replace), "counted again on the next apply");
         assert!(run.outputs(&waited).is_empty(), "nothing for training to read");

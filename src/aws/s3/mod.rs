@@ -5,6 +5,7 @@ pub mod record;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,6 +29,36 @@ pub async fn read_json<T: DeserializeOwned>(
     serde_json::from_slice(&bytes.into_bytes())
         .map(Some)
         .map_err(|e| ResourceError::Invalid(format!("{key} in the artifact bucket is not valid: {e}")))
+}
+
+/// Deletes every object under `prefix` (an unversioned listing: the artifact bucket's feature
+/// output is written once and never overwritten).
+pub async fn delete_prefix(client: &Client, bucket: &str, prefix: &str) -> Result<(), ResourceError> {
+    let mut pages = client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| service_error("ListObjectsV2", e))?;
+        let keys = page.contents().iter().filter_map(|o| o.key());
+        let objects = keys
+            .map(|key| ObjectIdentifier::builder().key(key).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ResourceError::Invalid(e.to_string()))?;
+        if objects.is_empty() {
+            continue;
+        }
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| ResourceError::Invalid(e.to_string()))?;
+        client
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| service_error("DeleteObjects", e))?;
+    }
+    Ok(())
 }
 
 pub async fn write_json<T: Serialize>(

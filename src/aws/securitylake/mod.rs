@@ -49,14 +49,19 @@ pub async fn find_subscriber(
     client: &Client,
     name: &str,
 ) -> Result<Option<aws_sdk_securitylake::types::SubscriberResource>, ResourceError> {
+    Ok(list_subscribers(client).await?.into_iter().find(|s| s.subscriber_name() == name))
+}
+
+/// Every subscriber of the account in the client's region.
+pub async fn list_subscribers(
+    client: &Client,
+) -> Result<Vec<aws_sdk_securitylake::types::SubscriberResource>, ResourceError> {
+    let mut all = Vec::new();
     let mut pages = client.list_subscribers().into_paginator().send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| service_error("ListSubscribers", e))?;
-        if let Some(found) = page.subscribers().iter().find(|s| s.subscriber_name() == name) {
-            return Ok(Some(found.clone()));
-        }
+        all.extend_from_slice(page.map_err(|e| service_error("ListSubscribers", e))?.subscribers());
     }
-    Ok(None)
+    Ok(all)
 }
 
 /// The Glue database Security Lake creates for a region: `amazon_security_lake_glue_db_us_east_1`.

@@ -11,12 +11,12 @@ use aws_sdk_securitylake::types::{
     SubscriberStatus,
 };
 
-use super::{find_subscriber, read_tags, tag, tag_list};
+use super::{find_subscriber, list_subscribers, read_tags, tag, tag_list};
 use crate::aws::error::service_error;
 use crate::aws::retry::{create_once, single_attempt};
 use crate::engine::{Change, Key, Outputs, Ownership, Readiness};
 use crate::manifest::{AccessType as AccessSpec, Subscriber as SubscriberSpec};
-use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags, tag_change};
+use crate::resource::{Identity, OWNER_TAG, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "securitylake.subscriber/scorer";
@@ -29,6 +29,7 @@ pub const BUCKET_ARN: Key<String> = Key::new("s3BucketArn");
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observed {
     pub id: String,
+    pub name: String,
     pub arn: String,
     pub principal: String,
     pub external_id: String,
@@ -54,6 +55,7 @@ impl From<&SubscriberResource> for Observed {
     fn from(s: &SubscriberResource) -> Self {
         Observed {
             id: s.subscriber_id().to_owned(),
+            name: s.subscriber_name().to_owned(),
             arn: s.subscriber_arn().to_owned(),
             principal: s.subscriber_identity().map(|i| i.principal().to_owned()).unwrap_or_default(),
             external_id: s.subscriber_identity().map(|i| i.external_id().to_owned()).unwrap_or_default(),
@@ -142,11 +144,23 @@ impl Resource for Subscriber {
         &self.identity
     }
 
+    /// The subscriber of the manifest's name; failing that, one of another name that carries the
+    /// stack's owner tag: the stack made it under a name the manifest no longer gives (a renamed
+    /// subscriber, or a custom name in a section that has since left the manifest).
     async fn read(&self) -> Result<Option<Observed>, ResourceError> {
-        let Some(found) = find_subscriber(&self.client, &self.identity.name).await? else { return Ok(None) };
-        let mut observed = Observed::from(&found);
-        observed.tags = read_tags(&self.client, &observed.arn).await?;
-        Ok(Some(observed))
+        let listed = list_subscribers(&self.client).await?;
+        if let Some(found) = listed.iter().find(|s| s.subscriber_name() == self.identity.name) {
+            let mut observed = Observed::from(found);
+            observed.tags = read_tags(&self.client, &observed.arn).await?;
+            return Ok(Some(observed));
+        }
+        for other in &listed {
+            let tags = read_tags(&self.client, other.subscriber_arn()).await?;
+            if tags.get(OWNER_TAG) == Some(&self.identity.stack) {
+                return Ok(Some(Observed { tags, ..Observed::from(other) }));
+            }
+        }
+        Ok(None)
     }
 
     fn owner(&self, observed: &Observed) -> Ownership {
@@ -155,6 +169,10 @@ impl Resource for Subscriber {
 
     fn diff(&self, observed: &Observed) -> Vec<Change> {
         let mut changes = Vec::new();
+        if observed.name != self.identity.name {
+            // Security Lake cannot rename a subscriber.
+            changes.push(Change::replacing("name", &observed.name, &self.identity.name));
+        }
         if observed.access != self.access {
             let render = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
             changes.push(Change::replacing("access", render(&observed.access), render(&self.access)));
@@ -255,6 +273,7 @@ mod tests {
     use aws_sdk_securitylake::operation::create_subscriber::CreateSubscriberOutput;
     use aws_sdk_securitylake::operation::delete_subscriber::DeleteSubscriberError;
     use aws_sdk_securitylake::operation::list_subscribers::ListSubscribersOutput;
+    use aws_sdk_securitylake::operation::list_tags_for_resource::ListTagsForResourceOutput;
     use aws_sdk_securitylake::operation::update_subscriber::UpdateSubscriberOutput;
     use aws_sdk_securitylake::types::error::ResourceNotFoundException;
     use aws_smithy_mocks::{Rule, mock};
@@ -274,24 +293,54 @@ mod tests {
     }
 
     fn listed(external_id: &'static str, access: AccessType) -> Rule {
+        listed_as(&["lakesight-demo"], external_id, access)
+    }
+
+    fn listed_as(names: &'static [&'static str], external_id: &'static str, access: AccessType) -> Rule {
         mock!(Client::list_subscribers).then_output(move || {
-            let source = LogSourceResource::AwsLogSource(
-                AwsLogSourceResource::builder().source_name(AwsLogSourceName::VpcFlow).source_version("2.0").build(),
-            );
-            let subscriber = SubscriberResource::builder()
-                .subscriber_id("0b5c2bd8-0000-4000-8000-000000000000")
-                .subscriber_arn("arn:aws:securitylake:eu-west-1:111122223333:subscriber/0b5c2bd8")
-                .subscriber_name("lakesight-demo")
-                .subscriber_identity(
-                    AwsIdentity::builder().principal("111122223333").external_id(external_id).build().expect("id"),
-                )
-                .sources(source)
-                .access_types(access.clone())
-                .subscriber_status(SubscriberStatus::Active)
-                .build()
-                .expect("subscriber");
-            ListSubscribersOutput::builder().subscribers(subscriber).build()
+            let mut out = ListSubscribersOutput::builder();
+            for name in names {
+                out = out.subscribers(listed_subscriber(name, external_id, access.clone()));
+            }
+            out.build()
         })
+    }
+
+    fn listed_subscriber(name: &str, external_id: &str, access: AccessType) -> SubscriberResource {
+        let source = LogSourceResource::AwsLogSource(
+            AwsLogSourceResource::builder().source_name(AwsLogSourceName::VpcFlow).source_version("2.0").build(),
+        );
+        SubscriberResource::builder()
+            .subscriber_id("0b5c2bd8-0000-4000-8000-000000000000")
+            .subscriber_arn(format!("arn:aws:securitylake:eu-west-1:111122223333:subscriber/{name}"))
+            .subscriber_name(name)
+            .subscriber_identity(
+                AwsIdentity::builder().principal("111122223333").external_id(external_id).build().expect("id"),
+            )
+            .sources(source)
+            .access_types(access)
+            .subscriber_status(SubscriberStatus::Active)
+            .build()
+            .expect("subscriber")
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_the_stack_made_under_another_name_is_found_by_its_tag_and_replaced() {
+        let list = listed_as(&["someone-elses", "custom-name"], "very-secret-id", AccessType::S3);
+        let tags = mock!(Client::list_tags_for_resource).then_compute_output(|r| {
+            let owner =
+                if r.resource_arn() == Some("arn:aws:securitylake:eu-west-1:111122223333:subscriber/custom-name") {
+                    "demo"
+                } else {
+                    "other"
+                };
+            ListTagsForResourceOutput::builder()
+                .tags(aws_sdk_securitylake::types::Tag::builder().key(OWNER_TAG).value(owner).build().expect("tag"))
+                .build()
+        });
+        let observed = node(&[&list, &tags]).observe().await.expect("observe");
+        assert_eq!(observed.changes[0], Change::replacing("name", "custom-name", "lakesight-demo"));
+        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Replace));
     }
 
     #[tokio::test]
