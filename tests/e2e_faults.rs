@@ -104,10 +104,27 @@ async fn converges(emu: &Emulator, file: &std::path::Path, k: u32) {
     let settled = emu.run(&["plan", "--detailed-exitcode"], file);
     assert_eq!(settled.code, 0, "not converged after a kill at call {k}:\n{}", settled.stdout);
     assert_eq!(mappings(emu).await, 1, "one trigger after a kill at call {k}");
+    assert_eq!(feature_runs(emu).await.len(), 1, "one feature run's output after a kill at call {k}");
     let destroy = emu.run(&["destroy", "--auto-approve"], file);
     assert_eq!(destroy.code, 0, "destroy after a kill at call {k}:\n{}\n{}", destroy.stdout, destroy.stderr);
     let left = owned_by(emu, "killed").await;
     assert_eq!(left, ["data lake us-east-1", "role lakesight-killed-metastore"], "after a kill at call {k}");
+}
+
+/// The runs with output in the stack's artifact bucket: `features/<run id>/`.
+async fn feature_runs(emu: &Emulator) -> Vec<String> {
+    let listed = emu
+        .s3()
+        .await
+        .list_objects_v2()
+        .bucket("lakesight-killed-123456789012-us-east-1")
+        .prefix("features/")
+        .delimiter("/")
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    let prefixes = listed.common_prefixes().iter().filter_map(|p| p.prefix());
+    prefixes.filter(|p| *p != "features/runs/").map(str::to_owned).collect()
 }
 
 #[tokio::test]

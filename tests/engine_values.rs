@@ -216,6 +216,8 @@ async fn a_dropped_chain_is_removed_dependents_first_and_what_is_gone_leaves_the
     let values = Values::new();
     let (_, report) = run(&graph(Arc::clone(&values), chain(&values, true)), Intent::Present).await;
     assert!(report.succeeded(), "nothing waits for what is gone: {report:?}");
+    let reported: Vec<&str> = report.outcomes.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(reported, ["bucket"], "nor is it reported");
 }
 
 #[tokio::test]

@@ -234,10 +234,14 @@ pub async fn execute(
         outcomes[i] = Some(outcome);
     }
 
+    // What the manifest no longer declares and the plan left out (it is gone, or not the
+    // stack's) did nothing worth reporting.
+    let reported = |&i: &usize| graph.node(i).declared() || plan.node(graph.node(i).address()).is_some();
     Report {
         outcomes: graph
             .order(direction)
             .into_iter()
+            .filter(reported)
             .map(|i| (graph.node(i).address().to_owned(), outcomes[i].clone().unwrap_or(Outcome::Interrupted)))
             .collect(),
         replanned,
