@@ -10,8 +10,9 @@ use std::sync::atomic::Ordering;
 
 use fake::{Cloud, Fake, Stored, graph};
 use lakesight::engine::{
-    self, AFTER_APPLY, Action, Direction, ExecOptions, Graph, Intent, Outcome, Report, Silent, Values,
+    self, AFTER_APPLY, Action, Direction, ExecOptions, Graph, Intent, Node, Outcome, Report, Silent, Undeclared, Values,
 };
+use lakesight::resource::Managed;
 use tokio_util::sync::CancellationToken;
 
 async fn run(graph: &Graph, intent: Intent) -> (engine::Plan, Report) {
@@ -252,4 +253,21 @@ async fn a_removal_never_waits_on_a_node_the_manifest_still_declares() {
     let (_, report) = run(&graph(Arc::clone(&values), now), Intent::Present).await;
     assert_eq!(report.outcome("model"), Some(&Outcome::Applied(Action::Delete)), "{report:?}");
     assert!(cloud.get("model").is_none());
+}
+
+#[tokio::test]
+async fn a_dropped_resource_goes_only_after_the_declared_users_it_releases_have_switched() {
+    let cloud = Arc::new(Cloud::default());
+    let first = vec![Fake::new(&cloud, "role", &[]), Fake::new(&cloud, "function", &["role"])];
+    assert!(run(&graph(Values::new(), first), Intent::Present).await.1.succeeded());
+    // The function now uses a role given by ARN: it is updated, and then the stack's role goes.
+    let function = Fake::new(&cloud, "function", &[]).spec("v2").slow_to_delete(3);
+    let function: Arc<dyn Node> = Arc::new(Managed::new(function));
+    let role = Undeclared::new(Arc::new(Managed::new(Fake::new(&cloud, "role", &[]))));
+    let nodes: Vec<Arc<dyn Node>> = vec![Arc::new(role.released_by(vec!["function".into()])), function];
+    let (_, report) = run(&Graph::new(nodes, Values::new()).expect("graph"), Intent::Present).await;
+    assert!(report.succeeded(), "{report:?}");
+    let log = cloud.log.lock().unwrap().clone();
+    let last = |entry: &str| log.iter().rposition(|e| e == entry).unwrap_or_else(|| panic!("{entry} in {log:?}"));
+    assert!(last("create function from None") < last("delete role"), "{log:?}");
 }

@@ -47,10 +47,24 @@ pub async fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, WiringError> {
     let declared: HashSet<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
     for node in taggable(&every_section(stack)?, aws, &values, Pass::Undeclared) {
         if !declared.contains(node.address()) {
-            nodes.push(Arc::new(Undeclared(node)));
+            let users = released_by(stack, node.address()).into_iter().filter(|a| declared.contains(a)).collect();
+            nodes.push(Arc::new(Undeclared::new(node).released_by(users)));
         }
     }
     Ok(Graph::new(nodes, values)?)
+}
+
+/// A stack's own role that the manifest now gives by ARN goes only once what used it has
+/// switched to the given one: the function, or each data lake.
+fn released_by(stack: &Stack, address: &str) -> Vec<String> {
+    let given = |kind| stack.given_role_arn(kind).is_some() && address == role::address(kind);
+    if given(RoleKind::Scorer) {
+        vec![function::ADDRESS.to_owned()]
+    } else if given(RoleKind::MetaStoreManager) {
+        stack.lake_regions().iter().map(|r| data_lake::address(r)).collect()
+    } else {
+        Vec::new()
+    }
 }
 
 /// Which wiring of the stack is being built.
@@ -97,6 +111,7 @@ fn every_section(stack: &Stack) -> Result<Stack, WiringError> {
     let spec = &mut every.manifest.spec;
     spec.iam.sagemaker_execution_role_arn = None;
     spec.iam.scorer_role_arn = None;
+    spec.iam.meta_store_manager_role_arn = None;
     fill(&mut spec.features, "{}")?;
     // An image of its own: a stack that never trained may be in a region IP Insights lacks.
     fill(&mut spec.training, "{image: undeclared}")?;

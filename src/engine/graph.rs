@@ -6,7 +6,10 @@
 //! function, the function before its role); and a removal never waits on a declared node. A
 //! declared node that depends on an undeclared one acts once that one is removed (the record of
 //! what the stack manages, say). Every edge between the two kinds thus runs from the undeclared
-//! node to the declared one, so the walk order cannot have a cycle the graph does not.
+//! node to the declared one, so the walk order cannot have a cycle the graph does not. The one
+//! edge the other way is asked for by name ([`Node::released_by`]): a declared node that stops
+//! using an undeclared one in the same run acts before its removal; the walk order is checked
+//! for cycles all the same.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -73,6 +76,16 @@ impl Graph {
                 let (first, then) = if node.declared() { (j, i) } else { (i, j) };
                 walk_after[then].push(first);
                 walk_before[first].push(then);
+            }
+            for user in node.released_by() {
+                let j = *index.get(user).ok_or_else(|| GraphError::UnknownDependency {
+                    from: node.address().to_owned(),
+                    to: user.clone(),
+                })?;
+                if !node.declared() && nodes[j].declared() {
+                    walk_after[i].push(j);
+                    walk_before[j].push(i);
+                }
             }
         }
         let cycle = |after: &[Vec<usize>], before: &[Vec<usize>]| {

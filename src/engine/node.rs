@@ -104,6 +104,12 @@ pub trait Node: Send + Sync {
     fn declared(&self) -> bool {
         true
     }
+    /// For a node the manifest no longer declares: the declared nodes that stop using it in the
+    /// same run, which must act before it is removed (a function that switches to a role the
+    /// manifest now gives by ARN, before the stack's own role goes).
+    fn released_by(&self) -> &[String] {
+        &[]
+    }
     /// Reads the resource and compares it with the manifest and its inputs' current values.
     /// Makes no mutating call.
     async fn observe(&self) -> Result<Observation, NodeError>;
@@ -121,41 +127,59 @@ pub trait Node: Send + Sync {
 
 /// A node the stack once made that the manifest no longer declares: the same resource, read the
 /// same way, which the plan removes (or keeps, for what the service keeps anyway).
-pub struct Undeclared(pub Arc<dyn Node>);
+pub struct Undeclared {
+    node: Arc<dyn Node>,
+    released_by: Vec<String>,
+}
+
+impl Undeclared {
+    pub fn new(node: Arc<dyn Node>) -> Self {
+        Undeclared { node, released_by: Vec::new() }
+    }
+
+    /// Removed only once `addresses` have acted: see [`Node::released_by`].
+    pub fn released_by(mut self, addresses: Vec<String>) -> Self {
+        self.released_by = addresses;
+        self
+    }
+}
 
 #[async_trait]
 impl Node for Undeclared {
     fn address(&self) -> &str {
-        self.0.address()
+        self.node.address()
     }
     fn name(&self) -> &str {
-        self.0.name()
+        self.node.name()
     }
     fn depends_on(&self) -> &[String] {
-        self.0.depends_on()
+        self.node.depends_on()
     }
     fn serial_key(&self) -> Option<&str> {
-        self.0.serial_key()
+        self.node.serial_key()
     }
     fn wait_timeout(&self) -> Duration {
-        self.0.wait_timeout()
+        self.node.wait_timeout()
     }
     fn retain_on_destroy(&self) -> bool {
-        self.0.retain_on_destroy()
+        self.node.retain_on_destroy()
     }
     fn declared(&self) -> bool {
         false
     }
+    fn released_by(&self) -> &[String] {
+        &self.released_by
+    }
     async fn observe(&self) -> Result<Observation, NodeError> {
-        self.0.observe().await
+        self.node.observe().await
     }
     async fn apply(&self, action: Action) -> Result<(), NodeError> {
-        self.0.apply(action).await
+        self.node.apply(action).await
     }
     async fn readiness(&self) -> Result<Readiness, NodeError> {
-        self.0.readiness().await
+        self.node.readiness().await
     }
     async fn abandon(&self) -> Result<(), NodeError> {
-        self.0.abandon().await
+        self.node.abandon().await
     }
 }
