@@ -1,35 +1,122 @@
-//! IP Insights hyperparameters: SageMaker's names, defaults and allowed ranges, so a job that
-//! SageMaker would refuse is refused here too, with the same kind of failure reason.
+//! IP Insights hyperparameters: SageMaker's names, ranges and defaults.
+//!
+//! [`RULES`] and [`NEGATIVE_RATE_SUM`] are the one statement of the documented ranges: the
+//! manifest validator checks `spec.training.hyperparameters` with them, and the engine checks the
+//! string map a training job receives with them, so a value one accepts the other accepts too.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// Why a set of hyperparameters was refused; each message reads like SageMaker's failure reason.
-#[derive(Debug, Clone, PartialEq, Error)]
-pub enum HyperparameterError {
-    /// A value outside the range SageMaker allows.
-    #[error("ClientError: Hyperparameter '{name}' must be in {range}, got {value}")]
-    OutOfRange { name: &'static str, range: &'static str, value: String },
-    /// `random_negative_sampling_rate + shuffled_negative_sampling_rate` outside [1, 500].
-    #[error(
-        "ClientError: Hyperparameters 'random_negative_sampling_rate' + 'shuffled_negative_sampling_rate' must be in [1, 500], got {0}"
-    )]
-    NegativeRateSum(usize),
-    /// A required hyperparameter was not given.
-    #[error("ClientError: Missing required hyperparameter '{0}'")]
-    Missing(&'static str),
-    /// A name the algorithm does not know.
-    #[error("ClientError: Unknown hyperparameter '{0}'")]
-    Unknown(String),
-    /// A value that is not a number of the expected kind.
-    #[error("ClientError: Hyperparameter '{name}' must be {expected}, got '{value}'")]
-    NotANumber { name: &'static str, expected: &'static str, value: String },
+/// Whether a hyperparameter takes whole numbers or any number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Integer,
+    Float,
 }
 
-/// The hyperparameters of one training job, typed. Build with [`Hyperparameters::new`] (the two
-/// required values, defaults for the rest) or [`Hyperparameters::from_strings`].
+/// The documented range of one hyperparameter, inclusive at both ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rule {
+    /// SageMaker's name, as in the training job's `HyperParameters` map.
+    pub name: &'static str,
+    pub kind: Kind,
+    pub min: f64,
+    /// `f64::INFINITY` where the documentation gives no upper bound.
+    pub max: f64,
+}
+
+impl Rule {
+    const fn integer(name: &'static str, min: f64, max: f64) -> Self {
+        Self { name, kind: Kind::Integer, min, max }
+    }
+
+    const fn float(name: &'static str, min: f64, max: f64) -> Self {
+        Self { name, kind: Kind::Float, min, max }
+    }
+
+    /// Whether `value` is inside the range (NaN never is).
+    pub fn allows(&self, value: f64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+}
+
+/// `[4, 4096]`, or `[1, inf)` without an upper bound.
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.max.is_finite() { write!(f, "[{}, {}]", self.min, self.max) } else { write!(f, "[{}, inf)", self.min) }
+    }
+}
+
+pub const NUM_ENTITY_VECTORS: Rule = Rule::integer("num_entity_vectors", 1.0, 250_000_000.0);
+pub const VECTOR_DIM: Rule = Rule::integer("vector_dim", 4.0, 4096.0);
+pub const EPOCHS: Rule = Rule::integer("epochs", 1.0, f64::INFINITY);
+pub const LEARNING_RATE: Rule = Rule::float("learning_rate", 1e-6, 10.0);
+pub const MINI_BATCH_SIZE: Rule = Rule::integer("mini_batch_size", 1.0, 500_000.0);
+pub const NUM_IP_ENCODER_LAYERS: Rule = Rule::integer("num_ip_encoder_layers", 0.0, 100.0);
+pub const RANDOM_NEGATIVE_SAMPLING_RATE: Rule = Rule::integer("random_negative_sampling_rate", 0.0, 500.0);
+pub const SHUFFLED_NEGATIVE_SAMPLING_RATE: Rule = Rule::integer("shuffled_negative_sampling_rate", 0.0, 500.0);
+pub const WEIGHT_DECAY: Rule = Rule::float("weight_decay", 0.0, 10.0);
+pub const BATCH_METRICS_PUBLISH_INTERVAL: Rule = Rule::integer("batch_metrics_publish_interval", 1.0, f64::INFINITY);
+
+/// Every hyperparameter IP Insights takes.
+pub const RULES: [Rule; 10] = [
+    NUM_ENTITY_VECTORS,
+    VECTOR_DIM,
+    EPOCHS,
+    LEARNING_RATE,
+    MINI_BATCH_SIZE,
+    NUM_IP_ENCODER_LAYERS,
+    RANDOM_NEGATIVE_SAMPLING_RATE,
+    SHUFFLED_NEGATIVE_SAMPLING_RATE,
+    WEIGHT_DECAY,
+    BATCH_METRICS_PUBLISH_INTERVAL,
+];
+
+/// The documented bounds of `random_negative_sampling_rate + shuffled_negative_sampling_rate`.
+pub const NEGATIVE_RATE_SUM: std::ops::RangeInclusive<u64> = 1..=500;
+
+/// The rates the algorithm uses when a job leaves them out (both documented as 1).
+pub const DEFAULT_NEGATIVE_SAMPLING_RATE: u64 = 1;
+
+/// Why a training job's hyperparameters were refused. The messages follow the form of the
+/// `FailureReason` SageMaker's built-in algorithms give (`ClientError: ... (caused by
+/// ValidationError)`); their exact wording for IP Insights is not published.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum HyperparameterError {
+    #[error(
+        "ClientError: No value(s) were specified for '{0}' which are required hyperparameter(s) (caused by ValidationError)"
+    )]
+    Missing(&'static str),
+    #[error(
+        "ClientError: Additional hyperparameters are not allowed ('{0}' was unexpected) (caused by ValidationError)"
+    )]
+    Unknown(String),
+    #[error("ClientError: Hyperparameter '{name}' must be {expected}, got '{value}' (caused by ValidationError)")]
+    NotANumber { name: &'static str, expected: &'static str, value: String },
+    #[error("ClientError: Hyperparameter '{}' must be in {rule}, got {value} (caused by ValidationError)", rule.name)]
+    OutOfRange { rule: Rule, value: String },
+    #[error(
+        "ClientError: Hyperparameters 'random_negative_sampling_rate' + 'shuffled_negative_sampling_rate' must be in [1, 500], got {0} (caused by ValidationError)"
+    )]
+    NegativeRateSum(u64),
+}
+
+impl HyperparameterError {
+    /// The hyperparameter at fault, when there is one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Missing(name) | Self::NotANumber { name, .. } => Some(name),
+            Self::Unknown(name) => Some(name),
+            Self::OutOfRange { rule, .. } => Some(rule.name),
+            Self::NegativeRateSum(_) => None,
+        }
+    }
+}
+
+/// The hyperparameters of one training run, typed and checked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hyperparameters {
     pub num_entity_vectors: usize,
@@ -44,152 +131,107 @@ pub struct Hyperparameters {
     pub batch_metrics_publish_interval: usize,
 }
 
-const NUM_ENTITY_VECTORS: &str = "num_entity_vectors";
-const VECTOR_DIM: &str = "vector_dim";
-const EPOCHS: &str = "epochs";
-const LEARNING_RATE: &str = "learning_rate";
-const MINI_BATCH_SIZE: &str = "mini_batch_size";
-const NUM_IP_ENCODER_LAYERS: &str = "num_ip_encoder_layers";
-const RANDOM_RATE: &str = "random_negative_sampling_rate";
-const SHUFFLED_RATE: &str = "shuffled_negative_sampling_rate";
-const WEIGHT_DECAY: &str = "weight_decay";
-const PUBLISH_INTERVAL: &str = "batch_metrics_publish_interval";
-
-fn check_int(
-    name: &'static str,
-    value: usize,
-    min: usize,
-    max: usize,
-    range: &'static str,
-) -> Result<(), HyperparameterError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(HyperparameterError::OutOfRange { name, range, value: value.to_string() })
+/// Parses a whole number. A negative or too large one is reported against the range, not as junk.
+fn integer(rule: Rule, raw: &str) -> Result<usize, HyperparameterError> {
+    let out_of_range = |value: String| HyperparameterError::OutOfRange { rule, value };
+    let value: i128 = raw.trim().parse().map_err(|_| HyperparameterError::NotANumber {
+        name: rule.name,
+        expected: "an integer",
+        value: raw.to_owned(),
+    })?;
+    // i128 → f64 may round, but only far outside every range, where the answer is the same.
+    if !rule.allows(value as f64) {
+        return Err(out_of_range(value.to_string()));
     }
+    usize::try_from(value).map_err(|_| out_of_range(value.to_string()))
 }
 
-fn check_float(
-    name: &'static str,
-    value: f64,
-    min: f64,
-    max: f64,
-    range: &'static str,
-) -> Result<(), HyperparameterError> {
-    // NaN fails `contains`, so it is refused like any other out-of-range value.
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(HyperparameterError::OutOfRange { name, range, value: value.to_string() })
-    }
-}
-
-/// Parses a non-negative integer; a negative integer is reported as out of range, not as junk.
-fn parse_int(name: &'static str, raw: &str, range: &'static str) -> Result<usize, HyperparameterError> {
-    let trimmed = raw.trim();
-    match trimmed.parse::<i128>() {
-        Ok(v) => usize::try_from(v).map_err(|_| HyperparameterError::OutOfRange { name, range, value: v.to_string() }),
-        Err(_) => Err(HyperparameterError::NotANumber { name, expected: "an integer", value: raw.to_string() }),
-    }
-}
-
-fn parse_float(name: &'static str, raw: &str) -> Result<f64, HyperparameterError> {
-    raw.trim().parse::<f64>().map_err(|_| HyperparameterError::NotANumber {
-        name,
+fn float(rule: Rule, raw: &str) -> Result<f64, HyperparameterError> {
+    let value: f64 = raw.trim().parse().map_err(|_| HyperparameterError::NotANumber {
+        name: rule.name,
         expected: "a number",
-        value: raw.to_string(),
-    })
+        value: raw.to_owned(),
+    })?;
+    if rule.allows(value) { Ok(value) } else { Err(HyperparameterError::OutOfRange { rule, value: raw.to_owned() }) }
 }
 
 impl Hyperparameters {
-    /// The two required values, with SageMaker's documented defaults for everything else.
+    /// The two required values, and the defaults the algorithm's container applies for the rest.
+    /// They are the documented ones, except `mini_batch_size`: the documentation says 10000,
+    /// the container's own logs show 5000, and the container is what runs a job.
     pub fn new(num_entity_vectors: usize, vector_dim: usize) -> Self {
+        let rate = DEFAULT_NEGATIVE_SAMPLING_RATE as usize;
         Self {
             num_entity_vectors,
             vector_dim,
             epochs: 10,
             learning_rate: 0.001,
-            mini_batch_size: 10_000,
+            mini_batch_size: 5000,
             num_ip_encoder_layers: 1,
-            random_negative_sampling_rate: 1,
-            shuffled_negative_sampling_rate: 1,
+            random_negative_sampling_rate: rate,
+            shuffled_negative_sampling_rate: rate,
             weight_decay: 0.00001,
             batch_metrics_publish_interval: 1000,
         }
     }
 
-    /// Checks every value against SageMaker's range, then the rule R + S in [1, 500].
+    /// Checks a typed set (one built in code or read from a model file) against [`RULES`].
     pub fn validate(&self) -> Result<(), HyperparameterError> {
-        check_int(NUM_ENTITY_VECTORS, self.num_entity_vectors, 1, 250_000_000, "[1, 250000000]")?;
-        check_int(VECTOR_DIM, self.vector_dim, 4, 4096, "[4, 4096]")?;
-        check_int(EPOCHS, self.epochs, 1, usize::MAX, "[1, inf)")?;
-        check_float(LEARNING_RATE, self.learning_rate, 1e-6, 10.0, "[1e-06, 10.0]")?;
-        check_int(MINI_BATCH_SIZE, self.mini_batch_size, 1, 500_000, "[1, 500000]")?;
-        check_int(NUM_IP_ENCODER_LAYERS, self.num_ip_encoder_layers, 0, 100, "[0, 100]")?;
-        check_int(RANDOM_RATE, self.random_negative_sampling_rate, 0, 500, "[0, 500]")?;
-        check_int(SHUFFLED_RATE, self.shuffled_negative_sampling_rate, 0, 500, "[0, 500]")?;
-        check_float(WEIGHT_DECAY, self.weight_decay, 0.0, 10.0, "[0.0, 10.0]")?;
-        check_int(PUBLISH_INTERVAL, self.batch_metrics_publish_interval, 1, usize::MAX, "[1, inf)")?;
-        let sum = self.random_negative_sampling_rate + self.shuffled_negative_sampling_rate;
-        if !(1..=500).contains(&sum) {
-            return Err(HyperparameterError::NegativeRateSum(sum));
-        }
-        Ok(())
+        Self::from_strings(&self.to_strings()).map(|_| ())
     }
 
-    /// Builds and validates hyperparameters from the string map a training job receives
-    /// (`hyperparameters.json`). Unknown names are refused; omitted optional ones take defaults.
+    /// Reads and checks the `HyperParameters` string map of a training job, as
+    /// `pipeline::ipinsights::hyperparameters` builds it. Unknown names are refused; omitted
+    /// optional ones take their defaults.
     pub fn from_strings(map: &BTreeMap<String, String>) -> Result<Self, HyperparameterError> {
-        let mut hp = Self::new(0, 0);
-        let (mut entities, mut dim) = (false, false);
-        for (name, raw) in map {
-            match name.as_str() {
-                NUM_ENTITY_VECTORS => {
-                    hp.num_entity_vectors = parse_int(NUM_ENTITY_VECTORS, raw, "[1, 250000000]")?;
-                    entities = true;
-                }
-                VECTOR_DIM => {
-                    hp.vector_dim = parse_int(VECTOR_DIM, raw, "[4, 4096]")?;
-                    dim = true;
-                }
-                EPOCHS => hp.epochs = parse_int(EPOCHS, raw, "[1, inf)")?,
-                LEARNING_RATE => hp.learning_rate = parse_float(LEARNING_RATE, raw)?,
-                MINI_BATCH_SIZE => hp.mini_batch_size = parse_int(MINI_BATCH_SIZE, raw, "[1, 500000]")?,
-                NUM_IP_ENCODER_LAYERS => hp.num_ip_encoder_layers = parse_int(NUM_IP_ENCODER_LAYERS, raw, "[0, 100]")?,
-                RANDOM_RATE => hp.random_negative_sampling_rate = parse_int(RANDOM_RATE, raw, "[0, 500]")?,
-                SHUFFLED_RATE => hp.shuffled_negative_sampling_rate = parse_int(SHUFFLED_RATE, raw, "[0, 500]")?,
-                WEIGHT_DECAY => hp.weight_decay = parse_float(WEIGHT_DECAY, raw)?,
-                PUBLISH_INTERVAL => hp.batch_metrics_publish_interval = parse_int(PUBLISH_INTERVAL, raw, "[1, inf)")?,
-                _ => return Err(HyperparameterError::Unknown(name.clone())),
+        if let Some(unknown) = map.keys().find(|k| !RULES.iter().any(|r| r.name == *k)) {
+            return Err(HyperparameterError::Unknown(unknown.clone()));
+        }
+        let required = |rule: Rule| match map.get(rule.name) {
+            Some(raw) => integer(rule, raw),
+            None => Err(HyperparameterError::Missing(rule.name)),
+        };
+        let mut hp = Self::new(required(NUM_ENTITY_VECTORS)?, required(VECTOR_DIM)?);
+        let optional_integers: [(Rule, &mut usize); 6] = [
+            (EPOCHS, &mut hp.epochs),
+            (MINI_BATCH_SIZE, &mut hp.mini_batch_size),
+            (NUM_IP_ENCODER_LAYERS, &mut hp.num_ip_encoder_layers),
+            (RANDOM_NEGATIVE_SAMPLING_RATE, &mut hp.random_negative_sampling_rate),
+            (SHUFFLED_NEGATIVE_SAMPLING_RATE, &mut hp.shuffled_negative_sampling_rate),
+            (BATCH_METRICS_PUBLISH_INTERVAL, &mut hp.batch_metrics_publish_interval),
+        ];
+        for (rule, field) in optional_integers {
+            if let Some(raw) = map.get(rule.name) {
+                *field = integer(rule, raw)?;
             }
         }
-        if !entities {
-            return Err(HyperparameterError::Missing(NUM_ENTITY_VECTORS));
+        for (rule, field) in [(LEARNING_RATE, &mut hp.learning_rate), (WEIGHT_DECAY, &mut hp.weight_decay)] {
+            if let Some(raw) = map.get(rule.name) {
+                *field = float(rule, raw)?;
+            }
         }
-        if !dim {
-            return Err(HyperparameterError::Missing(VECTOR_DIM));
+        let sum = hp.random_negative_sampling_rate as u64 + hp.shuffled_negative_sampling_rate as u64;
+        if !NEGATIVE_RATE_SUM.contains(&sum) {
+            return Err(HyperparameterError::NegativeRateSum(sum));
         }
-        hp.validate()?;
         Ok(hp)
     }
 
-    /// The string map to send to SageMaker (or back to [`Hyperparameters::from_strings`]).
+    /// The string map a training job takes, with every value spelled out.
     pub fn to_strings(&self) -> BTreeMap<String, String> {
-        [
-            (NUM_ENTITY_VECTORS, self.num_entity_vectors.to_string()),
-            (VECTOR_DIM, self.vector_dim.to_string()),
-            (EPOCHS, self.epochs.to_string()),
-            (LEARNING_RATE, self.learning_rate.to_string()),
-            (MINI_BATCH_SIZE, self.mini_batch_size.to_string()),
-            (NUM_IP_ENCODER_LAYERS, self.num_ip_encoder_layers.to_string()),
-            (RANDOM_RATE, self.random_negative_sampling_rate.to_string()),
-            (SHUFFLED_RATE, self.shuffled_negative_sampling_rate.to_string()),
-            (WEIGHT_DECAY, self.weight_decay.to_string()),
-            (PUBLISH_INTERVAL, self.batch_metrics_publish_interval.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
+        let values = [
+            self.num_entity_vectors.to_string(),
+            self.vector_dim.to_string(),
+            self.epochs.to_string(),
+            self.learning_rate.to_string(),
+            self.mini_batch_size.to_string(),
+            self.num_ip_encoder_layers.to_string(),
+            self.random_negative_sampling_rate.to_string(),
+            self.shuffled_negative_sampling_rate.to_string(),
+            self.weight_decay.to_string(),
+            self.batch_metrics_publish_interval.to_string(),
+        ];
+        RULES.iter().map(|r| r.name.to_owned()).zip(values).collect()
     }
 }
 
@@ -197,157 +239,114 @@ impl Hyperparameters {
 mod tests {
     use super::*;
 
-    fn base() -> Hyperparameters {
-        Hyperparameters::new(100, 16)
-    }
-
-    fn refused_name(hp: &Hyperparameters) -> Option<&'static str> {
-        match hp.validate() {
-            Err(HyperparameterError::OutOfRange { name, .. }) => Some(name),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn defaults_are_valid_and_match_the_docs() {
-        let hp = base();
-        assert_eq!(hp.validate(), Ok(()));
-        assert_eq!((hp.epochs, hp.mini_batch_size, hp.num_ip_encoder_layers), (10, 10_000, 1));
-        assert_eq!((hp.learning_rate, hp.weight_decay, hp.batch_metrics_publish_interval), (0.001, 0.00001, 1000));
-    }
-
-    #[test]
-    fn integer_boundaries_are_accepted_and_just_outside_refused_by_name() {
-        type Setter = fn(&mut Hyperparameters, usize);
-        let cases: [(&str, usize, Option<usize>, Setter); 8] = [
-            ("num_entity_vectors", 1, Some(250_000_000), |h, v| h.num_entity_vectors = v),
-            ("vector_dim", 4, Some(4096), |h, v| h.vector_dim = v),
-            ("epochs", 1, None, |h, v| h.epochs = v),
-            ("mini_batch_size", 1, Some(500_000), |h, v| h.mini_batch_size = v),
-            ("num_ip_encoder_layers", 0, Some(100), |h, v| h.num_ip_encoder_layers = v),
-            ("random_negative_sampling_rate", 0, Some(499), |h, v| h.random_negative_sampling_rate = v),
-            ("shuffled_negative_sampling_rate", 0, Some(499), |h, v| h.shuffled_negative_sampling_rate = v),
-            ("batch_metrics_publish_interval", 1, None, |h, v| h.batch_metrics_publish_interval = v),
-        ];
-        for (name, min, max, set) in cases {
-            for ok in [Some(min), max].into_iter().flatten() {
-                let mut hp = base();
-                set(&mut hp, ok);
-                assert_eq!(hp.validate(), Ok(()), "{name}={ok}");
-            }
-            if min > 0 {
-                let mut hp = base();
-                set(&mut hp, min - 1);
-                assert_eq!(refused_name(&hp), Some(name), "{name}={}", min - 1);
-            }
-            if let Some(max) = max.filter(|_| !name.ends_with("sampling_rate")) {
-                let mut hp = base();
-                set(&mut hp, max + 1);
-                assert_eq!(refused_name(&hp), Some(name), "{name}={}", max + 1);
-            }
-        }
-        let mut hp = base();
-        hp.random_negative_sampling_rate = 501;
-        hp.shuffled_negative_sampling_rate = 0;
-        assert_eq!(refused_name(&hp), Some("random_negative_sampling_rate"));
-    }
-
-    #[test]
-    fn float_boundaries_are_accepted_and_just_outside_refused_by_name() {
-        let mut hp = base();
-        for lr in [1e-6, 10.0] {
-            hp.learning_rate = lr;
-            assert_eq!(hp.validate(), Ok(()));
-        }
-        for lr in [9.9e-7, 10.000001, f64::NAN] {
-            hp.learning_rate = lr;
-            assert_eq!(refused_name(&hp), Some("learning_rate"));
-        }
-        hp = base();
-        for wd in [0.0, 10.0] {
-            hp.weight_decay = wd;
-            assert_eq!(hp.validate(), Ok(()));
-        }
-        for wd in [-1e-9, 10.000001] {
-            hp.weight_decay = wd;
-            assert_eq!(refused_name(&hp), Some("weight_decay"));
-        }
-    }
-
-    #[test]
-    fn the_negative_rates_must_sum_to_between_1_and_500() {
-        let mut hp = base();
-        hp.random_negative_sampling_rate = 0;
-        hp.shuffled_negative_sampling_rate = 0;
-        assert_eq!(hp.validate(), Err(HyperparameterError::NegativeRateSum(0)));
-        hp.random_negative_sampling_rate = 250;
-        hp.shuffled_negative_sampling_rate = 251;
-        assert_eq!(hp.validate(), Err(HyperparameterError::NegativeRateSum(501)));
-        hp.shuffled_negative_sampling_rate = 250;
-        assert_eq!(hp.validate(), Ok(()));
-        hp.random_negative_sampling_rate = 0;
-        hp.shuffled_negative_sampling_rate = 1;
-        assert_eq!(hp.validate(), Ok(()));
-        hp.shuffled_negative_sampling_rate = 500;
-        assert_eq!(hp.validate(), Ok(()));
-        hp.random_negative_sampling_rate = 1;
-        assert_eq!(hp.validate(), Err(HyperparameterError::NegativeRateSum(501)));
-    }
-
-    #[test]
-    fn the_message_reads_like_sagemakers() {
-        let mut hp = base();
-        hp.vector_dim = 2;
-        assert_eq!(
-            hp.validate().map_err(|e| e.to_string()),
-            Err("ClientError: Hyperparameter 'vector_dim' must be in [4, 4096], got 2".to_string())
-        );
-    }
-
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    #[test]
-    fn from_strings_parses_defaults_and_refuses_bad_input() {
-        let hp = Hyperparameters::from_strings(&map(&[("num_entity_vectors", "20000"), ("vector_dim", "128")]));
-        assert_eq!(hp, Ok(Hyperparameters::new(20_000, 128)));
-        let full = Hyperparameters::from_strings(&map(&[
-            ("num_entity_vectors", "20000"),
-            ("vector_dim", "128"),
-            ("learning_rate", "0.01"),
-            ("epochs", "5"),
-        ]));
-        assert_eq!(full.as_ref().map(|h| (h.learning_rate, h.epochs)), Ok((0.01, 5)));
-        let round = full.as_ref().map(|h| Hyperparameters::from_strings(&h.to_strings()));
-        assert_eq!(round, Ok(full.clone()));
+    fn with(name: &str, value: &str) -> Result<Hyperparameters, HyperparameterError> {
+        let mut m = map(&[("num_entity_vectors", "100"), ("vector_dim", "16")]);
+        m.insert(name.to_owned(), value.to_owned());
+        Hyperparameters::from_strings(&m)
+    }
 
-        let unknown = map(&[("num_entity_vectors", "1"), ("vector_dim", "4"), ("vector_size", "4")]);
+    #[test]
+    fn the_table_lists_every_field_once_in_the_order_of_to_strings() {
+        let names: Vec<&str> = RULES.iter().map(|r| r.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), RULES.len());
+        let strings = Hyperparameters::new(1, 4).to_strings();
+        assert_eq!(strings.len(), RULES.len());
+        assert!(names.iter().all(|n| strings.contains_key(*n)));
+    }
+
+    #[test]
+    fn defaults_are_valid_and_round_trip_through_strings() {
+        let hp = Hyperparameters::new(100, 16);
+        assert_eq!(hp.validate(), Ok(()));
+        assert_eq!(Hyperparameters::from_strings(&hp.to_strings()), Ok(hp.clone()));
+        let tuned = Hyperparameters { learning_rate: 0.01, weight_decay: 0.0, epochs: 5, ..hp };
+        assert_eq!(Hyperparameters::from_strings(&tuned.to_strings()), Ok(tuned));
+    }
+
+    #[test]
+    fn every_boundary_is_accepted_and_just_outside_refused_by_name() {
+        for rule in RULES {
+            let step = if rule.kind == Kind::Integer { 1.0 } else { rule.min.max(1e-6) * 1e-3 };
+            let mut inside = vec![rule.min];
+            let mut outside = vec![rule.min - step];
+            if rule.max.is_finite() {
+                inside.push(rule.max);
+                outside.push(rule.max + step);
+            }
+            for v in inside {
+                // The rates' upper bound is reachable only with the other rate at 0.
+                let other = match rule.name {
+                    "random_negative_sampling_rate" => Some(("shuffled_negative_sampling_rate", "0")),
+                    "shuffled_negative_sampling_rate" => Some(("random_negative_sampling_rate", "0")),
+                    _ => None,
+                };
+                let mut m = map(&[("num_entity_vectors", "100"), ("vector_dim", "16")]);
+                m.insert(rule.name.to_owned(), v.to_string());
+                if let (Some((name, value)), true) = (other, v > 0.0) {
+                    m.insert(name.to_owned(), value.to_owned());
+                }
+                assert!(Hyperparameters::from_strings(&m).is_ok(), "{}={v}", rule.name);
+            }
+            for v in outside {
+                let refused = with(rule.name, &v.to_string()).err();
+                assert_eq!(refused.as_ref().and_then(|e| e.name()), Some(rule.name), "{}={v}", rule.name);
+            }
+        }
+        assert!(with("learning_rate", "NaN").is_err());
+        assert!(with("epochs", "99999999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn the_negative_rates_must_sum_to_between_1_and_500() {
+        let rates = |r: &str, s: &str| {
+            let mut m = map(&[("num_entity_vectors", "100"), ("vector_dim", "16")]);
+            m.insert("random_negative_sampling_rate".into(), r.into());
+            m.insert("shuffled_negative_sampling_rate".into(), s.into());
+            Hyperparameters::from_strings(&m).map(|_| ())
+        };
+        assert_eq!(rates("0", "0"), Err(HyperparameterError::NegativeRateSum(0)));
+        assert_eq!(rates("250", "251"), Err(HyperparameterError::NegativeRateSum(501)));
+        assert_eq!(rates("250", "250"), Ok(()));
+        assert_eq!(rates("0", "1"), Ok(()));
         assert_eq!(
-            Hyperparameters::from_strings(&unknown),
-            Err(HyperparameterError::Unknown("vector_size".to_string()))
+            with("random_negative_sampling_rate", "500").map(|_| ()),
+            Err(HyperparameterError::NegativeRateSum(501))
         );
-        let junk = map(&[("num_entity_vectors", "1"), ("vector_dim", "4"), ("epochs", "ten")]);
-        assert!(matches!(
-            Hyperparameters::from_strings(&junk),
-            Err(HyperparameterError::NotANumber { name: "epochs", .. })
-        ));
-        let junk_float = map(&[("num_entity_vectors", "1"), ("vector_dim", "4"), ("learning_rate", "fast")]);
-        assert!(matches!(
-            Hyperparameters::from_strings(&junk_float),
-            Err(HyperparameterError::NotANumber { name: "learning_rate", .. })
-        ));
-        let negative = map(&[("num_entity_vectors", "-1"), ("vector_dim", "4")]);
-        assert!(matches!(
-            Hyperparameters::from_strings(&negative),
-            Err(HyperparameterError::OutOfRange { name: "num_entity_vectors", .. })
-        ));
-        let missing = map(&[("vector_dim", "4")]);
-        assert_eq!(Hyperparameters::from_strings(&missing), Err(HyperparameterError::Missing("num_entity_vectors")));
-        let outside = map(&[("num_entity_vectors", "1"), ("vector_dim", "2")]);
-        assert!(matches!(
-            Hyperparameters::from_strings(&outside),
-            Err(HyperparameterError::OutOfRange { name: "vector_dim", .. })
-        ));
+    }
+
+    #[test]
+    fn messages_read_like_sagemakers_client_errors() {
+        let message = |r: Result<Hyperparameters, HyperparameterError>| r.err().map(|e| e.to_string());
+        assert_eq!(
+            message(with("vector_dim", "2")).as_deref(),
+            Some("ClientError: Hyperparameter 'vector_dim' must be in [4, 4096], got 2 (caused by ValidationError)")
+        );
+        assert_eq!(
+            message(with("epochs", "0")).as_deref(),
+            Some("ClientError: Hyperparameter 'epochs' must be in [1, inf), got 0 (caused by ValidationError)")
+        );
+        assert_eq!(
+            message(Hyperparameters::from_strings(&map(&[("vector_dim", "4")]))).as_deref(),
+            Some(
+                "ClientError: No value(s) were specified for 'num_entity_vectors' which are required hyperparameter(s) (caused by ValidationError)"
+            )
+        );
+        assert_eq!(
+            message(with("vector_size", "4")).as_deref(),
+            Some(
+                "ClientError: Additional hyperparameters are not allowed ('vector_size' was unexpected) (caused by ValidationError)"
+            )
+        );
+        assert!(matches!(with("epochs", "ten"), Err(HyperparameterError::NotANumber { name: "epochs", .. })));
+        assert!(matches!(with("epochs", "2.5"), Err(HyperparameterError::NotANumber { name: "epochs", .. })));
+        assert!(matches!(with("learning_rate", "fast"), Err(HyperparameterError::NotANumber { .. })));
+        assert!(matches!(with("num_entity_vectors", "-1"), Err(HyperparameterError::OutOfRange { .. })));
     }
 }
