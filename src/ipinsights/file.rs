@@ -1,6 +1,26 @@
-//! The model file: the weights as safetensors (f32, little-endian) and, in the safetensors
-//! metadata, a JSON header saying what the weights are, how they were trained, on which data,
-//! and how well they did. The Adam state is not kept: the file is for scoring, not resuming.
+//! The model file, `model.safetensors` in a model directory: the weights as safetensors
+//! tensors (f32, little-endian) and, under the safetensors metadata key `ipinsights`, a JSON
+//! header. One file holds both, so that weights and their description cannot drift apart.
+//!
+//! Tensors (`dim` = `vector_dim`):
+//! - `entity`: `[num_entity_vectors, dim]`, the entity table; an entity's row is
+//!   FNV-1a 64 of its UTF-8 bytes modulo `num_entity_vectors`.
+//! - `ip.bits`: `[32, dim]`, multiplied by the address bits as ±1, most significant first.
+//! - `ip.prefix`: `[65536, dim]`, the prefix table; the /8, /16 and /24 networks of an address
+//!   each add the row FNV-1a 64 of (masked address, big-endian, then the prefix length byte)
+//!   modulo 65536.
+//! - `ip.layers.<l>.weight` `[dim, dim]` (output × input) and `ip.layers.<l>.bias` `[dim]`, for
+//!   `l` in `0..num_ip_encoder_layers`: ReLU after each but the last.
+//!
+//! The header, as JSON:
+//! - `format`: `"lakesight-ipinsights"`, and `format_version`: [`FORMAT_VERSION`], bumped
+//!   whenever the encoder, the hashing or the tensor layout changes;
+//! - `hyperparameters`: every hyperparameter under SageMaker's snake_case name, typed;
+//! - `training_data_sha256`: [`super::data::digest`] of the training pairs;
+//! - `metrics`: per epoch `loss`, `accuracy`, `samples`, `seconds` and `samples_per_second`,
+//!   and `validation_auc` when a validation set was given.
+//!
+//! The Adam state is not kept: the file is for scoring, not for resuming training.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +38,8 @@ use super::train::TrainReport;
 pub const FORMAT: &str = "lakesight-ipinsights";
 /// Bumped whenever the encoder, the hashing or the tensor layout changes.
 pub const FORMAT_VERSION: u32 = 1;
+/// The model file's name in a model directory.
+pub const FILE_NAME: &str = "model.safetensors";
 /// The safetensors metadata key that holds the JSON header.
 const HEADER_KEY: &str = "ipinsights";
 
@@ -147,14 +169,24 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Model, ModelHeader), ModelFileError> 
     Ok((model, header))
 }
 
-/// Writes a model file.
-pub fn save(path: &Path, model: &Model, header: &ModelHeader) -> Result<(), ModelFileError> {
-    let bytes = to_bytes(model, header)?;
-    std::fs::write(path, bytes).map_err(|source| ModelFileError::Io { path: path.to_path_buf(), source })
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelFileError + '_ {
+    move |source| ModelFileError::Io { path: path.to_path_buf(), source }
 }
 
-/// Reads a model file.
+/// Writes `dir/model.safetensors`, creating `dir`. The file is written beside its final name
+/// and renamed into place, so a reader never sees half a model.
+pub fn save(dir: &Path, model: &Model, header: &ModelHeader) -> Result<PathBuf, ModelFileError> {
+    let bytes = to_bytes(model, header)?;
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let (path, partial) = (dir.join(FILE_NAME), dir.join(format!(".{FILE_NAME}.partial")));
+    std::fs::write(&partial, bytes).map_err(io(&partial))?;
+    std::fs::rename(&partial, &path).map_err(io(&path))?;
+    Ok(path)
+}
+
+/// Reads a model from its directory, or from the file itself.
 pub fn load(path: &Path) -> Result<(Model, ModelHeader), ModelFileError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelFileError::Io { path: path.to_path_buf(), source })?;
+    let file = if path.is_dir() { path.join(FILE_NAME) } else { path.to_path_buf() };
+    let bytes = std::fs::read(&file).map_err(io(&file))?;
     from_bytes(&bytes)
 }

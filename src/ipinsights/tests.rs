@@ -122,9 +122,10 @@ fn the_model_file_round_trips() -> Result<(), Box<dyn std::error::Error>> {
     let trained = train(&hp, &data, Some(&data), &TrainOptions::default(), &mut NoProgress)?;
     let header = ModelHeader::new(hp, data::digest(&data), trained.report.clone());
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("model.safetensors");
-    file::save(&path, &trained.model, &header)?;
-    let (model, loaded) = file::load(&path)?;
+    let path = file::save(&dir.path().join("model"), &trained.model, &header)?;
+    assert_eq!(path, dir.path().join("model").join(file::FILE_NAME));
+    let (model, loaded) = file::load(&dir.path().join("model"))?;
+    assert_eq!(file::load(&path)?.0, model);
     // serde_json (without its `float_roundtrip` feature, which would rebuild every SDK crate)
     // may read an f64 back one unit in the last place off: metrics are compared to 1e-12.
     assert_eq!(
