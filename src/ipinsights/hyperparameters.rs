@@ -128,6 +128,8 @@ pub struct Hyperparameters {
     pub random_negative_sampling_rate: usize,
     pub shuffled_negative_sampling_rate: usize,
     pub weight_decay: f64,
+    /// How often SageMaker logs batch metrics. Checked and recorded, but training here reports
+    /// every batch to its [`super::Progress`] and leaves the pacing to the receiver.
     pub batch_metrics_publish_interval: usize,
 }
 

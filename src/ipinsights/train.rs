@@ -54,8 +54,6 @@ pub struct BatchProgress {
     /// Mean loss and accuracy over the epoch so far.
     pub running_loss: f64,
     pub running_accuracy: f64,
-    /// True every `batch_metrics_publish_interval` batches: when SageMaker logs batch metrics.
-    pub publish: bool,
 }
 
 /// Train metrics of one epoch (SageMaker's `binary_classification_cross_entropy` and
@@ -387,7 +385,6 @@ pub fn train(
                 samples_per_second: done as f64 / start.elapsed().as_secs_f64().max(1e-9),
                 running_loss: loss / done as f64,
                 running_accuracy: correct as f64 / done as f64,
-                publish: (b + 1) % hp.batch_metrics_publish_interval == 0,
             });
         }
         let seconds = start.elapsed().as_secs_f64();
@@ -406,4 +403,102 @@ pub fn train(
         report.validation_auc = Some(discriminator_auc(&model, validation, options.seed)?);
     }
     Ok(Trained { model, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mean loss of a batch whose first `positives` samples are observed pairs.
+    fn mean_loss(model: &Model, samples: &[Sample], positives: usize) -> f64 {
+        let scores = model.forward(samples).scores;
+        scores.iter().enumerate().map(|(i, &s)| bce_with_logits(s, i < positives)).sum::<f64>() / samples.len() as f64
+    }
+
+    /// Checks the gradients the optimiser receives (sharded, gathered into table rows, scaled to
+    /// the batch mean) against central differences of the batch's mean loss, for every
+    /// parameter kind and encoder depth.
+    #[test]
+    fn batch_gradients_match_central_differences_through_shards_and_row_gathering() {
+        const H: f32 = 2e-3;
+        for layers in [0, 1, 3] {
+            let mut rng = ChaCha8Rng::seed_from_u64(11);
+            let mut model = Model::init(3, 4, layers, &mut rng);
+            for layer in &mut model.layers {
+                layer.bias = Array1::from_shape_simple_fn(4, || rng.random::<f32>() - 0.5);
+            }
+            model.entity *= 4.0;
+            model.prefix *= 4.0;
+            // Rows repeat across shards of 2, and two addresses share their /8 and /16.
+            let samples: Vec<Sample> = [0x0a00_0001, 0x0a00_0102, 0xc0a8_0101, 0x0a00_0001, 0x0801_0203]
+                .iter()
+                .enumerate()
+                .map(|(i, &ip)| Sample { row: (i % 2) as u32 * 2, ip })
+                .collect();
+            let positives = 2;
+            let (grads, _, _) = batch_gradients(&model, &samples, positives, 2);
+            let numeric = |param: &dyn Fn(&mut Model) -> &mut f32| {
+                let (mut plus, mut minus) = (model.clone(), model.clone());
+                *param(&mut plus) += H;
+                *param(&mut minus) -= H;
+                (mean_loss(&plus, &samples, positives) - mean_loss(&minus, &samples, positives)) / (2.0 * f64::from(H))
+            };
+            let mut checked = 0;
+            let mut check = |name: &str, analytic: f32, param: &dyn Fn(&mut Model) -> &mut f32| {
+                let n = numeric(param);
+                let a = f64::from(analytic);
+                assert!((a - n).abs() <= 2e-4 + 2e-2 * n.abs(), "{layers} layers, {name}: analytic {a} vs numeric {n}");
+                checked += 1;
+            };
+            assert_eq!(grads.entity_rows, [0, 2]);
+            for (slot, &row) in grads.entity_rows.iter().enumerate() {
+                for c in 0..4 {
+                    check("entity", grads.entity[[slot, c]], &|m| &mut m.entity[[row, c]]);
+                }
+            }
+            for (slot, &row) in grads.prefix_rows.iter().enumerate() {
+                for c in 0..4 {
+                    check("prefix", grads.prefix[[slot, c]], &|m| &mut m.prefix[[row, c]]);
+                }
+            }
+            for k in 0..32 {
+                for c in 0..4 {
+                    check("bits", grads.bits[[k, c]], &|m| &mut m.bits[[k, c]]);
+                }
+            }
+            for l in 0..layers {
+                for r in 0..4 {
+                    for c in 0..4 {
+                        check("weight", grads.layers[l].weight[[r, c]], &|m| &mut m.layers[l].weight[[r, c]]);
+                    }
+                    check("bias", grads.layers[l].bias[r], &|m| &mut m.layers[l].bias[r]);
+                }
+            }
+            assert_eq!(checked, 8 + grads.prefix_rows.len() * 4 + 128 + layers * 20);
+            // Three addresses share 10/8, so the prefix table has fewer distinct rows than touches.
+            assert!(grads.prefix_rows.len() < samples.len() * 3, "{:?}", grads.prefix_rows);
+        }
+    }
+
+    /// Lazy Adam: an untouched embedding row keeps its value (no weight decay either), a touched
+    /// one moves, and dense parameters decay every step.
+    #[test]
+    fn only_touched_rows_are_updated() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut model = Model::init(4, 4, 1, &mut rng);
+        let hp = Hyperparameters { weight_decay: 0.5, ..Hyperparameters::new(4, 4) };
+        let mut optimizer = Optimizer::new(&model, &hp);
+        let samples = [Sample { row: 1, ip: 0x0a00_0001 }, Sample { row: 1, ip: 0x0b00_0001 }];
+        let (grads, _, _) = batch_gradients(&model, &samples, 1, 8);
+        let before = model.clone();
+        optimizer.apply(&mut model, &grads);
+        for row in [0, 2, 3] {
+            assert_eq!(model.entity.row(row), before.entity.row(row), "row {row}");
+        }
+        assert_ne!(model.entity.row(1), before.entity.row(1));
+        let touched: std::collections::HashSet<usize> = grads.prefix_rows.iter().copied().collect();
+        let untouched = (0..model.prefix.nrows()).find(|r| !touched.contains(r)).unwrap_or(0);
+        assert_eq!(model.prefix.row(untouched), before.prefix.row(untouched));
+        assert_ne!(model.layers[0].weight, before.layers[0].weight);
+    }
 }
