@@ -33,27 +33,28 @@ pub async fn run(global: &Global, args: &EvaluateArgs, stats: Arc<CallStats>) ->
     let pairs = input::pairs(global, &args.input, stats).await?;
     let evaluation = evaluate(&model, &pairs, Negatives::RandomIp, args.seed)
         .map_err(|e| CliError::Client(format!("ClientError: {e}")))?;
-    match args.output {
+    let text = match args.output {
         OutputFormat::Json => {
             let points: Vec<_> = evaluation
                 .operating_points
                 .iter()
                 .map(|p| json!({"fpr": p.target_fpr, "tpr": p.tpr, "threshold": p.threshold}))
                 .collect();
-            println!("{}", json!({"pairs": pairs.len(), "auc": evaluation.auc, "tpr_at_fpr": points}));
+            format!("{}\n", json!({"pairs": pairs.len(), "auc": evaluation.auc, "tpr_at_fpr": points}))
         }
         OutputFormat::Text => {
-            println!("pairs: {} (each against one random-IP pair of the same entity)", pairs.len());
-            println!("AUC:   {:.4}", evaluation.auc);
+            let mut text = format!(
+                "pairs: {} (each against one random-IP pair of the same entity)\nAUC:   {:.4}\n",
+                pairs.len(),
+                evaluation.auc
+            );
             for p in &evaluation.operating_points {
-                println!(
-                    "TPR at {:>2} % FPR: {:.4} (dot_product > {})",
-                    (p.target_fpr * 100.0).round(),
-                    p.tpr,
-                    p.threshold
-                );
+                let percent = (p.target_fpr * 100.0).round();
+                text.push_str(&format!("TPR at {percent:>2} % FPR: {:.4} (dot_product > {})\n", p.tpr, p.threshold));
             }
+            text
         }
-    }
+    };
+    super::emit(&text)?;
     Ok(exit::SUCCESS)
 }

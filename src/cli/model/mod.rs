@@ -12,6 +12,7 @@ mod progress;
 mod score;
 mod train;
 
+use std::io::Write;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
@@ -40,5 +41,15 @@ pub async fn run(global: &Global, args: &ModelArgs, stats: Arc<CallStats>) -> Re
         ModelCommand::Train(a) => train::run(global, a, stats).await,
         ModelCommand::Evaluate(a) => evaluate::run(global, a, stats).await,
         ModelCommand::Score(a) => score::run(global, a, stats).await,
+    }
+}
+
+/// Writes a command's output to stdout. A reader that stops early (`| head`) is not an error:
+/// `println!` would panic on the closed pipe.
+fn emit(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }

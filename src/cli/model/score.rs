@@ -63,6 +63,6 @@ pub async fn run(global: &Global, args: &ScoreArgs, stats: Arc<CallStats>) -> Re
     let request: Vec<_> = pairs.iter().map(|p| (p.entity.as_str(), p.ip)).collect();
     let prediction = model.predict(&request, verbose);
     let out = render(format, &pairs, &prediction).map_err(|e| CliError::Failed(e.to_string()))?;
-    print!("{out}");
+    super::emit(&out)?;
     Ok(exit::SUCCESS)
 }

@@ -109,6 +109,6 @@ pub async fn run(global: &Global, args: &TrainArgs, stats: Arc<CallStats>) -> Re
     if let (Some(auc), Some(object)) = (trained.report.validation_auc, metrics.as_object_mut()) {
         object.insert(AUC_METRIC.to_owned(), json!(auc));
     }
-    println!("{metrics}");
+    super::emit(&format!("{metrics}\n"))?;
     Ok(exit::SUCCESS)
 }
