@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use lakesight::scorer::Peer;
 use lakesight::scorer::config::DEFAULT_MAX_PAYLOAD_BYTES;
 use lakesight::scorer::extract::{self, ObjectContext};
 use lakesight::scorer::pairs::PairTable;
@@ -148,7 +149,7 @@ fn measure(read: Read, file: &Path, rounds: usize) -> Figures {
     for _ in 0..rounds {
         let started = Instant::now();
         let table = match read {
-            Read::Projected => extract::read_pairs(bytes.clone(), 0).expect("projected read").0,
+            Read::Projected => extract::read_pairs(bytes.clone(), 0, Peer::Source).expect("projected read").0,
             Read::AllColumns => all_columns(bytes.clone()),
         };
         let rows = table.rows();
@@ -174,7 +175,7 @@ fn all_columns(bytes: Bytes) -> PairTable {
     let mut table = PairTable::default();
     let mut context = ObjectContext::default();
     for batch in reader {
-        extract::add_batch(&batch.expect("batch"), 0, &mut table, &mut context).expect("extract");
+        extract::add_batch(&batch.expect("batch"), 0, Peer::Source, &mut table, &mut context).expect("extract");
     }
     table
 }

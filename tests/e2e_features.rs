@@ -83,15 +83,19 @@ async fn sql_prints_the_queries_of_a_run_without_changing_anything() {
 
 const LAKE_AND_FEATURES: &str = "  timeouts:\n    pollInterval: 100ms\n  securityLake: {}\n  features:\n    windowDays: WINDOW\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n";
 
-/// The run record and the object keys under each split.
+/// The latest run's record (run ids are times) and the object keys under `features/`.
 async fn feature_run(emu: &Emulator, bucket: &str) -> (serde_json::Value, Vec<String>) {
     let s3 = emu.s3().await;
     let listed = s3.list_objects_v2().bucket(bucket).prefix("features/").send().await.expect("list");
     let keys: Vec<String> = listed.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
-    let record_key = keys.iter().find(|k| k.starts_with("features/runs/")).expect("a run record").clone();
-    let body =
-        s3.get_object().bucket(bucket).key(&record_key).send().await.expect("get").body.collect().await.expect("body");
-    (serde_json::from_slice(&body.into_bytes()).expect("record JSON"), keys)
+    let mut records = Vec::new();
+    for key in keys.iter().filter(|k| k.starts_with("features/runs/")) {
+        let body = s3.get_object().bucket(bucket).key(key).send().await.expect("get").body.collect().await;
+        let record: serde_json::Value = serde_json::from_slice(&body.expect("body").into_bytes()).expect("record JSON");
+        records.push(record);
+    }
+    let latest = records.into_iter().max_by_key(|r| r["runId"].as_str().map(str::to_owned)).expect("a run record");
+    (latest, keys)
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -160,7 +164,7 @@ type Pairs = Vec<(String, String)>;
 /// records of every day but today (what the lake was seeded with), computed without SQL: the
 /// window ends at the run's reference time, 14 days long with the last 2 for validation, bounded
 /// by `eventDay` (source version 1.0) or `time_dt` (2.0).
-fn expected(lake: &Lake, version: OcsfVersion, now_ms: i64) -> (Pairs, Pairs) {
+fn expected(lake: &Lake, version: OcsfVersion, selection: Selection, now_ms: i64) -> (Pairs, Pairs) {
     let (start, cut) = (now_ms - 14 * DAY_MS, now_ms - 2 * DAY_MS);
     let records: Vec<_> =
         Source::ALL.iter().flat_map(|s| lake.records_between(*s, Day::of_ms(start), lake.spec.last_day)).collect();
@@ -169,7 +173,7 @@ fn expected(lake: &Lake, version: OcsfVersion, now_ms: i64) -> (Pairs, Pairs) {
             OcsfVersion::V1 => Window::Days { from: Day::of_ms(from), to: Day::of_ms(to) },
             OcsfVersion::V2 => Window::Millis { from, to },
         };
-        let mut selected = pairs(&records, &Filter { window: Some(window), ..Filter::new(Selection::SourceEndpoint) });
+        let mut selected = pairs(&records, &Filter { window: Some(window), ..Filter::new(selection) });
         selected.sort();
         selected
     };
@@ -185,8 +189,23 @@ fn lake_of(version: &str) -> String {
     )
 }
 
-/// Seeds a lake of `version`, applies, and checks that the UNLOAD wrote exactly the pairs the
-/// generator's records hold in each split, and that the entity count is the real one.
+/// Checks that the latest run unloaded exactly the pairs of `selection` that the generator's
+/// records hold in each split, and that its entity count is the real one.
+async fn unloaded_as_expected(emu: &Emulator, bucket: &str, lake: &Lake, version: OcsfVersion, selection: Selection) {
+    let (record, _) = feature_run(emu, bucket).await;
+    let run = record["runId"].as_str().expect("run id");
+    let (train, validation) = expected(lake, version, selection, reference_ms(run));
+    assert!(!train.is_empty() && !validation.is_empty(), "the generator fills both splits");
+    let what = |split: &str| format!("{selection:?}, the {split} split");
+    same_pairs(&unloaded(emu, bucket, &format!("features/{run}/train/")).await, &train, &what("training"));
+    same_pairs(&unloaded(emu, bucket, &format!("features/{run}/validation/")).await, &validation, &what("validation"));
+    let entities: std::collections::BTreeSet<&str> = train.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(record["rows"], train.len(), "{record}");
+    assert_eq!(record["distinctEntities"], entities.len(), "the real entity count: {record}");
+}
+
+/// Seeds a lake of `version`, applies, and checks the unloaded pairs; then pairs with the
+/// remote end instead, which the plan shows as a new feature run, and checks those.
 async fn unloads_what_the_lake_holds(version: OcsfVersion, label: &str) {
     let emu = Emulator::start();
     if !emu.is_bundled() {
@@ -205,18 +224,19 @@ async fn unloads_what_the_lake_holds(version: OcsfVersion, label: &str) {
     apply.expect_code(0);
     assert!(apply.stderr.contains("counting the window's pairs"), "progress is shown: {}", apply.stderr);
     let bucket = format!("lakesight-{stack}-123456789012-us-east-1");
-    let (record, _) = feature_run(&emu, &bucket).await;
-    let run = record["runId"].as_str().expect("run id");
-    let (train, validation) = expected(&lake, version, reference_ms(run));
-    assert!(!train.is_empty() && !validation.is_empty(), "the generator fills both splits");
-    same_pairs(&unloaded(&emu, &bucket, &format!("features/{run}/train/")).await, &train, "the training split");
-    same_pairs(&unloaded(&emu, &bucket, &format!("features/{run}/validation/")).await, &validation, "validation");
-    let entities: std::collections::BTreeSet<&str> = train.iter().map(|(e, _)| e.as_str()).collect();
-    assert_eq!(record["rows"], train.len(), "{record}");
-    assert_eq!(record["distinctEntities"], entities.len(), "the real entity count: {record}");
+    unloaded_as_expected(&emu, &bucket, &lake, version, Selection::SourceEndpoint).await;
     emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
 
-    let file = manifest(dir.path(), &stack, &lake_of(label).replace("windowDays: 14", "windowDays: 21"));
+    let remote = lake_of(label).replace("    windowDays: 14\n", "    windowDays: 14\n    peer: remote\n");
+    let file = manifest(dir.path(), &stack, &remote);
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    assert!(plan.stdout.contains("+ features.run/current"), "another pairing, another run: {}", plan.stdout);
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    unloaded_as_expected(&emu, &bucket, &lake, version, Selection::RemotePeer).await;
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+
+    let file = manifest(dir.path(), &stack, &remote.replace("windowDays: 14", "windowDays: 21"));
     let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
     plan.expect_code(2);
     assert!(plan.stdout.contains("+ features.run/current"), "new inputs, new run: {}", plan.stdout);
@@ -288,7 +308,8 @@ async fn a_young_lake_waits_for_data_without_failing_and_a_later_apply_goes_on()
     again.expect_code(0);
     assert!(!again.stdout.contains("waiting for data"), "{}", again.stdout);
     let (record, keys) = feature_run(&emu, bucket).await;
-    let (train, _) = expected(&lake, OcsfVersion::V2, reference_ms(record["runId"].as_str().expect("run id")));
+    let run = record["runId"].as_str().expect("run id");
+    let (train, _) = expected(&lake, OcsfVersion::V2, Selection::SourceEndpoint, reference_ms(run));
     assert_eq!((record["waiting"].clone(), record["rows"].clone()), (serde_json::json!(false), train.len().into()));
     assert!(keys.iter().any(|k| k.contains("/train/")), "{keys:?}");
     emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);

@@ -271,6 +271,24 @@ mod tests {
     }
 
     #[test]
+    fn peer_defaults_to_source_and_remote_pairs_flow_and_dns_sources_only() {
+        let m = Manifest::parse(Path::new("m.yaml"), &format!("{VALID}  features: {{}}\n")).expect("valid");
+        assert_eq!(m.spec.features.expect("features").peer, Peer::Source);
+        let remote = format!("{VALID}  features:\n    peer: remote\n");
+        let m = Manifest::parse(Path::new("m.yaml"), &remote).expect("valid");
+        assert_eq!(m.spec.features.expect("features").peer, Peer::Remote);
+
+        let d = errors(&format!("{VALID}  features:\n    peer: remote\n    sources: [VPC_FLOW, WAF]\n"));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].field, "spec.features.sources[1]");
+        assert!(d[0].message.starts_with("WAF has no remote end to pair with"), "{}", d[0].message);
+        let d = errors(&format!("{VALID}  features:\n    peer: Remote\n"));
+        assert!(d[0].message.contains("source") && d[0].message.contains("remote"), "{d:?}");
+        let source = format!("{VALID}  features:\n    peer: source\n    sources: [VPC_FLOW, WAF]\n");
+        assert!(Manifest::parse(Path::new("m.yaml"), &source).is_ok(), "source pairing reads any source");
+    }
+
+    #[test]
     fn unknown_source_name_lists_allowed_values() {
         let src = format!("{VALID}  securityLake:\n    sources:\n      - name: VPC_FLOWS\n");
         let d = &errors(&src)[0];

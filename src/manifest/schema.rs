@@ -9,6 +9,9 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The feature SQL and the scorer pair each entity the same way, so both read this one type.
+pub use crate::scorer::Peer;
+
 /// A whole manifest: one stack.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -307,6 +310,12 @@ pub struct Features {
     /// Optional region filter.
     #[serde(default)]
     pub regions: Vec<String>,
+    /// The address paired with each instance. `source` (default) pairs it with
+    /// `src_endpoint.ip`, as AWS's blog sample does: on VPC flows that is the instance's own
+    /// address. `remote` pairs it with the other end of each flow, by its direction, and with
+    /// the addresses its DNS queries resolved to. VPC_FLOW and ROUTE53 sources only.
+    #[serde(default)]
+    pub peer: Peer,
     /// Upper bound on bytes one feature query may scan.
     #[serde(default)]
     pub bytes_scanned_cutoff: Option<u64>,

@@ -7,7 +7,7 @@ use regex::Regex;
 
 use super::instance_types::Use;
 use super::locate::Segment;
-use super::schema::{Deployment, Hyperparameters, Manifest, ThresholdPolicy, TrafficRouting};
+use super::schema::{Deployment, Hyperparameters, Manifest, Peer, SourceName, ThresholdPolicy, TrafficRouting};
 use super::{bucket_name, instance_types, kms, tags};
 
 /// One semantic problem in a manifest.
@@ -237,6 +237,19 @@ pub fn validate(manifest: &Manifest) -> Vec<Issue> {
         }
         if features.sources.is_empty() {
             c.issue(&["spec", "features", "sources"], "needs at least one source");
+        }
+        if features.peer == Peer::Remote {
+            for (i, name) in features.sources.iter().enumerate() {
+                if !matches!(name, SourceName::VpcFlow | SourceName::Route53) {
+                    c.issue_at(
+                        path(&["spec", "features", "sources"]).idx(i),
+                        format!(
+                            "{} has no remote end to pair with; peer: remote reads VPC_FLOW and ROUTE53 only",
+                            name.as_str()
+                        ),
+                    );
+                }
+            }
         }
         c.accounts(&["spec", "features", "accounts"], &features.accounts);
         c.regions(&["spec", "features", "regions"], &features.regions);

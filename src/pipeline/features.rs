@@ -6,10 +6,14 @@
 //! `amazon_security_lake_table_<region>_<source>_<major>_<minor>` in the database
 //! `amazon_security_lake_glue_db_<region>`. Version 1 tables are partitioned by `eventDay`
 //! (`YYYYMMDD`), version 2 tables by `time_dt`.
+//!
+//! Which address goes with each entity follows `features.peer` ([`Peer`]), exactly as the scorer
+//! pairs them: both versions carry `connection_info.direction_id` and `answers` alike.
 
 use std::time::{Duration, SystemTime};
 
-use crate::manifest::{Features, SourceName};
+use crate::manifest::{Features, Peer, SourceName};
+use crate::scorer::peer::{INBOUND, OUTBOUND};
 use crate::stack::Stack;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -21,6 +25,7 @@ const IPV4: &str =
 /// One OCSF table the features read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
+    pub source: SourceName,
     pub database: String,
     pub name: String,
     pub version: String,
@@ -75,6 +80,7 @@ pub fn tables(stack: &Stack, features: &Features) -> Vec<Table> {
             let version =
                 lake_sources.iter().find(|s| s.name == *name).map_or("2.0", |s| s.version.as_str()).to_owned();
             Table {
+                source: *name,
                 database: crate::aws::securitylake::glue_database(&region),
                 name: format!(
                     "amazon_security_lake_table_{underscored}_{}_{}",
@@ -121,26 +127,25 @@ impl FeatureSql {
     }
 
     fn select(&self, table: &Table, split: Split) -> String {
-        let mut conditions = vec![
-            "src_endpoint.instance_uid IS NOT NULL".to_owned(),
-            "src_endpoint.instance_uid <> '-'".to_owned(),
-            "src_endpoint.ip IS NOT NULL".to_owned(),
-            "src_endpoint.ip <> '-'".to_owned(),
-            format!("regexp_like(src_endpoint.ip, '{IPV4}')"),
-        ];
-        conditions.extend(self.window(table, split));
+        let mut bounds = self.window(table, split);
         if !self.features.accounts.is_empty() {
-            conditions.push(format!("accountid IN ({})", quoted(&self.features.accounts)));
+            bounds.push(format!("accountid IN ({})", quoted(&self.features.accounts)));
         }
         if !self.features.regions.is_empty() {
-            conditions.push(format!("region IN ({})", quoted(&self.features.regions)));
+            bounds.push(format!("region IN ({})", quoted(&self.features.regions)));
         }
-        format!(
-            "  SELECT src_endpoint.instance_uid AS entity, src_endpoint.ip AS ip\n  FROM \"{}\".\"{}\"\n  WHERE {}",
-            table.database,
-            table.name,
-            conditions.join("\n    AND ")
-        )
+        let from = format!("\"{}\".\"{}\"", table.database, table.name);
+        match self.features.peer {
+            Peer::Source => {
+                let mut conditions = valid("src_endpoint.instance_uid", "src_endpoint.ip");
+                conditions.extend(bounds);
+                format!(
+                    "  SELECT src_endpoint.instance_uid AS entity, src_endpoint.ip AS ip\n  FROM {from}\n  WHERE {}",
+                    conditions.join("\n    AND ")
+                )
+            }
+            Peer::Remote => remote(table.source, &from, bounds),
+        }
     }
 
     /// The partition predicates that bound a split.
@@ -162,8 +167,47 @@ impl FeatureSql {
     }
 }
 
-/// A stable digest of everything that decides which rows a feature run reads (tables and the
-/// features spec, not the time): a new digest means new features, and so a new model.
+/// The pair conditions: an entity that is neither null nor `-`, and a dotted-decimal IPv4 address.
+fn valid(entity: &str, ip: &str) -> Vec<String> {
+    vec![
+        format!("{entity} IS NOT NULL"),
+        format!("{entity} <> '-'"),
+        format!("{ip} IS NOT NULL"),
+        format!("{ip} <> '-'"),
+        format!("regexp_like({ip}, '{IPV4}')"),
+    ]
+}
+
+/// One table's pairs under remote pairing. The inner query forms each row's pair (a flow's
+/// instance and its other end, by direction; a DNS query's instance and each address it
+/// resolved to); the outer one keeps the valid pairs, as the scorer's pair table does.
+fn remote(source: SourceName, from: &str, mut rows: Vec<String>) -> String {
+    let (pair, join) = match source {
+        SourceName::Route53 => (
+            "src_endpoint.instance_uid AS entity, resolved.address AS ip".to_owned(),
+            // `transform` first: Athena expands an array of rows into one column per field.
+            "\n    CROSS JOIN UNNEST(transform(answers, answer -> answer.rdata)) AS resolved (address)",
+        ),
+        // VPC_FLOW: validation admits no other source under remote pairing.
+        _ => {
+            rows.insert(0, format!("connection_info.direction_id IN ({INBOUND}, {OUTBOUND})"));
+            (
+                format!(
+                    "CASE connection_info.direction_id WHEN {INBOUND} THEN dst_endpoint.instance_uid ELSE src_endpoint.instance_uid END AS entity,\n      CASE connection_info.direction_id WHEN {INBOUND} THEN src_endpoint.ip ELSE dst_endpoint.ip END AS ip"
+                ),
+                "",
+            )
+        }
+    };
+    format!(
+        "  SELECT entity, ip FROM (\n    SELECT {pair}\n    FROM {from}{join}\n    WHERE {}\n  )\n  WHERE {}",
+        rows.join("\n      AND "),
+        valid("entity", "ip").join("\n    AND ")
+    )
+}
+
+/// A stable digest of everything that decides which pairs a feature run reads (tables and the
+/// features spec, pairing included, not the time): a new digest means new features, and so a new model.
 pub fn inputs_hash(tables: &[Table], features: &Features) -> String {
     use sha2::{Digest, Sha256};
     let mut hasher = Sha256::new();
@@ -175,6 +219,11 @@ pub fn inputs_hash(tables: &[Table], features: &Features) -> String {
         "window={} validation={} accounts={:?} regions={:?}",
         f.window_days, f.validation_days, f.accounts, f.regions
     ));
+    // Only a pairing other than the default is hashed, so that stacks written before the
+    // setting existed keep their digest, and with it their feature run and model.
+    if f.peer != Peer::Source {
+        hasher.update(format!(" peer={}", f.peer.as_str()));
+    }
     hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
@@ -307,6 +356,74 @@ mod tests {
         assert!(q.pairs(Split::Validation).contains("AND eventDay >= '20261124'\n    AND eventDay < '20261126'"));
     }
 
+    /// The remote select of one table, as `pairs` embeds it.
+    fn remote_select(version: &str, sources: &str) -> String {
+        sql(&format!(
+            "  securityLake:\n    sources:\n      - name: VPC_FLOW\n        version: \"{version}\"\n      - name: ROUTE53\n        version: \"{version}\"\n  features:\n    peer: remote\n    sources: [{sources}]\n    windowDays: 10\n    validationDays: 2\n"
+        ))
+        .pairs(Split::Train)
+    }
+
+    const VALID_PAIR: &str = r#"
+  WHERE entity IS NOT NULL
+    AND entity <> '-'
+    AND ip IS NOT NULL
+    AND ip <> '-'
+    AND regexp_like(ip, '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$')
+) ORDER BY rand()"#;
+
+    #[test]
+    fn remote_flows_pair_the_instance_with_the_other_end_by_direction_at_either_version() {
+        let bounds = [
+            ("1.0", "eventDay >= '20261116'\n      AND eventDay < '20261124'"),
+            ("2.0", "time_dt >= TIMESTAMP '2026-11-16 10:00:00'\n      AND time_dt < TIMESTAMP '2026-11-24 10:00:00'"),
+        ];
+        for (version, bound) in bounds {
+            let table = format!("amazon_security_lake_table_eu_west_1_vpc_flow_{}", version.replace('.', "_"));
+            assert_eq!(
+                remote_select(version, "VPC_FLOW"),
+                format!(
+                    r#"SELECT entity, ip FROM (
+  SELECT entity, ip FROM (
+    SELECT CASE connection_info.direction_id WHEN 1 THEN dst_endpoint.instance_uid ELSE src_endpoint.instance_uid END AS entity,
+      CASE connection_info.direction_id WHEN 1 THEN src_endpoint.ip ELSE dst_endpoint.ip END AS ip
+    FROM "amazon_security_lake_glue_db_eu_west_1"."{table}"
+    WHERE connection_info.direction_id IN (1, 2)
+      AND {bound}
+  ){VALID_PAIR}"#
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn remote_dns_pairs_the_querying_instance_with_each_answer_at_either_version() {
+        for version in ["1.0", "2.0"] {
+            let q = remote_select(version, "ROUTE53");
+            let table = format!("amazon_security_lake_table_eu_west_1_route53_{}", version.replace('.', "_"));
+            let expected = format!(
+                r#"SELECT entity, ip FROM (
+  SELECT entity, ip FROM (
+    SELECT src_endpoint.instance_uid AS entity, resolved.address AS ip
+    FROM "amazon_security_lake_glue_db_eu_west_1"."{table}"
+    CROSS JOIN UNNEST(transform(answers, answer -> answer.rdata)) AS resolved (address)
+    WHERE "#
+            );
+            assert!(q.starts_with(&expected), "{q}");
+            assert!(q.ends_with(VALID_PAIR), "{q}");
+            assert!(!q.contains("direction_id"), "{q}");
+        }
+    }
+
+    #[test]
+    fn remote_filters_apply_inside_and_the_count_reads_the_same_pairs() {
+        let q = sql("  features:\n    peer: remote\n    sources: [VPC_FLOW]\n    accounts: [\"111122223333\"]\n");
+        let train = q.pairs(Split::Train);
+        assert!(train.contains("\n      AND accountid IN ('111122223333')\n  )"), "{train}");
+        let count = q.counts();
+        assert!(count.contains("WHEN 1 THEN dst_endpoint.instance_uid"), "{count}");
+    }
+
     #[test]
     fn a_replicating_lake_is_queried_in_its_roll_up_region_filtered_by_region_and_account() {
         let q = sql(
@@ -334,6 +451,16 @@ mod tests {
         let count = q.counts();
         assert!(count.starts_with("SELECT COUNT(*) AS pairs, COUNT(DISTINCT entity) AS entities FROM ("), "{count}");
         assert!(count.contains("time_dt < TIMESTAMP '2026-11-23 10:00:00'"), "{count}");
+    }
+
+    #[test]
+    fn the_inputs_digest_changes_with_the_pairing_and_a_source_pairing_keeps_its_old_digest() {
+        let digest = |q: &FeatureSql| inputs_hash(&q.tables, &q.features);
+        let default = digest(&sql("  features: {}\n"));
+        // The digest before `peer` existed: a stack that does not set it keeps its run and model.
+        assert_eq!(default, "8094c75b58cd");
+        assert_eq!(digest(&sql("  features:\n    peer: source\n")), default);
+        assert_ne!(digest(&sql("  features:\n    peer: remote\n")), default);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::pairs::MAX_ENTITY_BYTES;
+use super::peer::Peer;
 
 /// Environment variable names.
 pub mod var {
@@ -21,6 +22,8 @@ pub mod var {
     pub const DEAD_LETTER_QUEUE_URL: &str = "LAKESIGHT_DEAD_LETTER_QUEUE_URL";
     pub const SOURCE_ROLE_ARN: &str = "LAKESIGHT_SOURCE_ROLE_ARN";
     pub const SOURCE_EXTERNAL_ID: &str = "LAKESIGHT_SOURCE_EXTERNAL_ID";
+    /// `source` or `remote`: the pairing the model was trained on ([`super::Peer`]).
+    pub const PEER: &str = "LAKESIGHT_PEER";
 
     /// Queue names, which earlier environments carried, and the variable that replaces each. A
     /// new package runs briefly with its old environment while an update is applied; refusing
@@ -50,6 +53,8 @@ pub struct Config {
     pub dead_letter_queue_url: Option<String>,
     /// Read the lake by assuming the subscriber's role, for a lake in another account.
     pub source_role: Option<SourceRole>,
+    /// Which address each entity is paired with: the features' pairing, or the scores mean nothing.
+    pub peer: Peer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +85,7 @@ impl Config {
             findings_queue_url: None,
             dead_letter_queue_url: None,
             source_role: None,
+            peer: Peer::Source,
         }
     }
 
@@ -102,6 +108,9 @@ impl Config {
                     .filter(|v| v.is_finite())
                     .ok_or_else(|| invalid(var::THRESHOLD, &value, "a finite number"))?,
             );
+        }
+        if let Some(value) = get(var::PEER) {
+            config.peer = Peer::parse(&value).ok_or_else(|| invalid(var::PEER, &value, "source or remote"))?;
         }
         if let Some(value) = get(var::OBSERVE_ONLY) {
             config.observe_only =
@@ -162,6 +171,9 @@ impl Config {
             (var::DEAD_LETTER_QUEUE_URL, self.dead_letter_queue_url.clone()),
             (var::SOURCE_ROLE_ARN, self.source_role.as_ref().map(|r| r.arn.clone())),
             (var::SOURCE_EXTERNAL_ID, self.source_role.as_ref().map(|r| r.external_id.clone())),
+            // Left out when it is the default, so that functions deployed before the setting
+            // existed keep their environment.
+            (var::PEER, (self.peer != Peer::Source).then(|| self.peer.as_str().to_owned())),
         ];
         for (name, value) in optional {
             if let Some(value) = value {
@@ -203,9 +215,19 @@ mod tests {
             Some("https://sqs.eu-west-1.amazonaws.com/111122223333/lakesight-demo-ipcheck-findings".into());
         config.source_role =
             Some(SourceRole { arn: "arn:aws:iam::1:role/AmazonSecurityLake-x".into(), external_id: "ext".into() });
+        config.peer = Peer::Remote;
         let vars = config.to_vars();
+        assert_eq!(vars.get(var::PEER).map(String::as_str), Some("remote"));
         assert_eq!(Config::from_lookup(lookup(&vars)).unwrap(), config);
         assert!(config.raises_findings());
+    }
+
+    #[test]
+    fn source_pairing_is_the_default_and_leaves_the_environment_as_it_was() {
+        let config = Config::new("e");
+        assert_eq!(config.peer, Peer::Source);
+        assert!(!config.to_vars().contains_key(var::PEER));
+        assert_eq!(Config::from_lookup(lookup(&config.to_vars())).unwrap(), config);
     }
 
     #[test]
@@ -224,6 +246,10 @@ mod tests {
         let err = Config::from_lookup(lookup(&base(var::MAX_PAYLOAD_BYTES, "7000000"))).unwrap_err();
         assert_eq!(err.to_string(), "LAKESIGHT_MAX_PAYLOAD_BYTES=\"7000000\" is invalid: an integer in 1024..=6000000");
         assert!(Config::from_lookup(lookup(&base(var::THRESHOLD, "NaN"))).is_err());
+        assert_eq!(
+            Config::from_lookup(lookup(&base(var::PEER, "destination"))).unwrap_err().to_string(),
+            "LAKESIGHT_PEER=\"destination\" is invalid: source or remote"
+        );
         assert_eq!(
             Config::from_lookup(lookup(&base(var::SOURCE_ROLE_ARN, "arn"))).unwrap_err(),
             ConfigError::Missing(var::SOURCE_EXTERNAL_ID)

@@ -194,7 +194,8 @@ impl Scorer {
         })?;
         let bytes: Bytes =
             out.body.collect().await.map_err(|e| Failure::Transient(format!("reading {object}: {e}")))?.into_bytes();
-        tokio::task::spawn_blocking(move || extract::read_pairs(bytes, source))
+        let peer = self.config.peer;
+        tokio::task::spawn_blocking(move || extract::read_pairs(bytes, source, peer))
             .await
             .map_err(|e| Failure::Transient(format!("decoding task for {object}: {e}")))?
             .map_err(|e| Failure::Permanent(format!("{object}: {e}")))

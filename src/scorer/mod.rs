@@ -1,7 +1,7 @@
 //! The `ipcheck` Lambda: Security Lake notifications in, IP Insights findings out.
 //!
 //! [`event`] turns SQS bodies into objects, [`batch`] tracks them and their failures per message, [`extract`] reads their pairs from Parquet,
-//! [`pairs`] deduplicates them, [`payload`] cuts request bodies, [`invoke`] scores them on the
+//! pairing each entity as [`peer`] says, [`pairs`] deduplicates them, [`payload`] cuts request bodies, [`invoke`] scores them on the
 //! endpoint, [`findings`] reports them and [`handler`] ties one invocation together.
 
 pub mod batch;
@@ -13,12 +13,14 @@ pub mod handler;
 pub mod invoke;
 pub mod pairs;
 pub mod payload;
+pub mod peer;
 
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
 
 pub use config::Config;
 pub use handler::{Clients, Report, Scorer};
+pub use peer::Peer;
 
 /// One AWS operation the scorer sends, by the SDK's service and operation names, and the IAM
 /// action that allows it.

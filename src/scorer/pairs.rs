@@ -58,6 +58,8 @@ pub struct Rejected {
     pub not_ipv4: u64,
     /// An entity the CSV payload cannot carry: a comma, quote or line break, or too long.
     pub unscorable_entity: u64,
+    /// Remote pairing only: a flow neither inbound nor outbound, or a DNS query without an answer.
+    pub no_remote: u64,
 }
 
 impl Rejected {
@@ -65,6 +67,7 @@ impl Rejected {
         self.missing += other.missing;
         self.not_ipv4 += other.not_ipv4;
         self.unscorable_entity += other.unscorable_entity;
+        self.no_remote += other.no_remote;
     }
 }
 
@@ -115,6 +118,12 @@ impl PairTable {
         true
     }
 
+    /// Counts a row that has no remote end to pair with.
+    pub fn no_remote(&mut self) {
+        self.rows += 1;
+        self.rejected.no_remote += 1;
+    }
+
     /// Folds another table, for example one object's, into this one.
     pub fn merge(&mut self, other: PairTable) {
         self.rows += other.rows;
@@ -132,7 +141,7 @@ impl PairTable {
         }
     }
 
-    /// Rows observed, scorable or not.
+    /// Rows observed, scorable or not. Under remote pairing a DNS query counts once per answer.
     pub fn rows(&self) -> u64 {
         self.rows
     }
@@ -195,7 +204,9 @@ mod tests {
         assert!(!t.observe(Some("a,b"), Some("10.0.0.1"), None, 0));
         assert!(!t.observe(Some(&"x".repeat(MAX_ENTITY_BYTES + 1)), Some("10.0.0.1"), None, 0));
         assert_eq!(t.rows(), 8);
-        assert_eq!(t.rejected(), Rejected { missing: 4, not_ipv4: 2, unscorable_entity: 2 });
+        t.no_remote();
+        assert_eq!(t.rows(), 9);
+        assert_eq!(t.rejected(), Rejected { missing: 4, not_ipv4: 2, unscorable_entity: 2, no_remote: 1 });
         assert_eq!(t.distinct(), 0);
     }
 

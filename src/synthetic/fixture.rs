@@ -251,7 +251,7 @@ mod tests {
         let once = write_flows(OcsfVersion::V2, 20_000, 7, Vec::new()).expect("write");
         let again = write_flows(OcsfVersion::V2, 20_000, 7, Vec::new()).expect("write");
         assert_eq!(once, again);
-        let (table, _) = read_pairs(Bytes::from(once), 0).expect("read");
+        let (table, _) = read_pairs(Bytes::from(once), 0, crate::scorer::Peer::Source).expect("read");
         let rejected = table.rejected();
         assert_eq!(table.rows(), 20_000);
         assert!((100..300).contains(&rejected.not_ipv4), "{rejected:?}");

@@ -10,12 +10,13 @@ use super::record::{Detail, Direction, Record};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Selection {
     /// `src_endpoint.instance_uid` and `src_endpoint.ip`, as the feature SQL and the scorer read
-    /// them. On VPC flow records the instance fields sit on the logging interface's side, so
+    /// them with `features.peer: source`. On VPC flow records the instance fields sit on the logging interface's side, so
     /// this selects outbound records and pairs each instance with its own address; on Route 53
     /// records it pairs the querying instance with its own address too.
     SourceEndpoint,
-    /// The instance and the address on the other side of the flow, whichever the direction;
-    /// for Route 53, the querying instance and each A answer. Planted anomalies show up here.
+    /// The instance and the address on the other side of the flow, whichever the direction
+    /// (flows of no direction give nothing); for Route 53, the querying instance and each
+    /// answer. What `features.peer: remote` selects. Planted anomalies show up here.
     RemotePeer,
 }
 

@@ -429,20 +429,44 @@ fn expected_pairs_follow_the_feature_filters() {
     assert!(!in_scope.is_empty() && in_scope.iter().all(|(e, _)| entities.contains(e.as_str())));
 }
 
+/// Each pair with how often it occurs.
+fn counted(pairs: impl IntoIterator<Item = (String, String)>) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for pair in pairs {
+        *counts.entry(pair).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The scorer forms the pairs the feature SQL forms (the generator's [`pairs`], which the
+/// end-to-end feature test holds the SQL to), as often, under either pairing, from flows and
+/// DNS queries of both source versions.
 #[cfg(feature = "scorer")]
 #[test]
 fn the_scorer_reads_the_pairs_the_generator_expects() {
+    use crate::scorer::Peer;
+    use crate::scorer::extract::read_pairs;
+
     let lake = Lake::new(spec());
-    for version in OcsfVersion::ALL {
-        let o = object(&lake, Source::VpcFlow, version);
-        let (table, context) = crate::scorer::extract::read_pairs(Bytes::from(o.bytes), 0).expect("read");
-        let records = lake.records(Source::VpcFlow, &lake.spec.accounts[0], "us-east-1", lake.spec.last_day);
-        let expected: BTreeSet<(String, String)> =
-            pairs(&records, &Filter::new(Selection::SourceEndpoint)).into_iter().collect();
-        let found: BTreeSet<(String, String)> =
-            table.into_pairs().into_iter().map(|p| (p.entity, p.ip.to_string())).collect();
-        assert_eq!(found, expected);
-        assert_eq!(context.account.as_deref(), Some("123456789012"));
-        assert_eq!(context.product.as_deref(), Some("Amazon VPC"));
+    let mut source_pairs = BTreeMap::new();
+    for (peer, selection) in [(Peer::Source, Selection::SourceEndpoint), (Peer::Remote, Selection::RemotePeer)] {
+        for source in Source::ALL {
+            let records = lake.records(source, &lake.spec.accounts[0], "us-east-1", lake.spec.last_day);
+            let expected = counted(pairs(&records, &Filter::new(selection)));
+            assert!(!expected.is_empty(), "{peer:?} {source:?}");
+            for version in OcsfVersion::ALL {
+                let o = object(&lake, source, version);
+                let (table, context) = read_pairs(Bytes::from(o.bytes), 0, peer).expect("read");
+                let found: BTreeMap<(String, String), u64> =
+                    table.into_pairs().into_iter().map(|p| ((p.entity, p.ip.to_string()), p.seen.count)).collect();
+                assert_eq!(found, expected, "{peer:?} {source:?} {version:?}");
+                assert_eq!(context.account.as_deref(), Some("123456789012"));
+            }
+            if peer == Peer::Source {
+                source_pairs.insert(source, expected);
+            } else {
+                assert_ne!(source_pairs.get(&source), Some(&expected), "remote pairs are other pairs: {source:?}");
+            }
+        }
     }
 }

@@ -100,6 +100,8 @@ pub fn scorer_config(stack: &Stack, scorer: &Scorer) -> Config {
     };
     config.observe_only = scorer.findings.observe_only;
     config.max_payload_bytes = scorer.max_payload_bytes as usize;
+    // The scorer pairs as the model's features were paired, or its scores mean nothing.
+    config.peer = stack.manifest.spec.features.as_ref().map(|f| f.peer).unwrap_or_default();
     config
 }
 
@@ -630,6 +632,18 @@ mod tests {
         let config = scorer_config(&f.stack, &scorer);
         assert_eq!(config.threshold, None);
         assert!(!config.raises_findings());
+    }
+
+    #[tokio::test]
+    async fn remote_pairing_reaches_the_scorer_as_an_environment_update() {
+        let f = fixture("  features:\n    peer: remote\n");
+        let scorer = f.stack.manifest.spec.scorer.clone().expect("scorer");
+        assert_eq!(scorer_config(&f.stack, &scorer).peer, crate::scorer::Peer::Remote);
+        let seen =
+            node(&f, &[&deployed(f.sha.clone(), 1024, "lakesight-demo-endpoint")]).observe().await.expect("observe");
+        let fields: Vec<&str> = seen.changes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["environment"]);
+        assert_eq!(seen.changes[0].to, "{LAKESIGHT_PEER=remote}");
     }
 
     #[tokio::test]
