@@ -176,6 +176,32 @@ async fn a_section_dropped_from_the_manifest_takes_its_resources_with_it() {
 }
 
 #[tokio::test]
+async fn an_apply_right_after_a_destroy_waits_out_the_services_delete_windows() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: the delete windows are the bundled emulator's settings");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file, _) = quickstart(dir.path());
+    // SQS holds a deleted queue's name for a while; an endpoint reads as Deleting for some polls.
+    emu.configure(r#"{"queueDeletedRecentlySeconds": 6, "pendingPolls": {"endpointDelete": 3}}"#);
+    emu.apply_and_seed(&file).await;
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+
+    let destroy = emu.run(&["destroy", "--auto-approve"], &file);
+    destroy.expect_code(0);
+    let endpoints = emu.sagemaker().await.list_endpoints().send().await.expect("ListEndpoints");
+    assert!(endpoints.endpoints().is_empty(), "destroy is done once the endpoint is gone: {}", destroy.stdout);
+
+    let again = emu.run(&["apply", "--auto-approve"], &file);
+    assert_eq!(again.code, 0, "the queues' names come free while apply waits:\n{}\n{}", again.stdout, again.stderr);
+    let queues = emu.sqs().await.list_queues().send().await.expect("ListQueues");
+    assert_eq!(queues.queue_urls().len(), 2, "dead-letter and findings queues: {:?}", queues.queue_urls());
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+}
+
+#[tokio::test]
 async fn plan_json_lists_every_action_with_its_reason() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().expect("tempdir");
