@@ -15,7 +15,7 @@ use aws_sdk_sagemaker::types::{
 };
 
 use super::read_tags;
-use crate::aws::error::service_error;
+use crate::aws::error::{code, service_error};
 use crate::engine::{AFTER_APPLY, Change, Input, Key, Outputs, Ownership, Readiness};
 use crate::manifest::{Deployment, Endpoint as EndpointSpec, TrafficRouting};
 use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags};
@@ -148,13 +148,13 @@ impl Resource for Endpoint {
         if !self.exists().await? {
             return Ok(None);
         }
-        let out = self
-            .client
-            .describe_endpoint()
-            .endpoint_name(self.name())
-            .send()
-            .await
-            .map_err(|e| service_error("DescribeEndpoint", e))?;
+        let out = match self.client.describe_endpoint().endpoint_name(self.name()).send().await {
+            Ok(out) => out,
+            // Gone between the listing and the describe, as a deleting endpoint may be. SageMaker
+            // answers with the code it gives every invalid parameter, so the listing decides.
+            Err(e) if code(&e) == Some("ValidationException") && !self.exists().await? => return Ok(None),
+            Err(e) => return Err(service_error("DescribeEndpoint", e)),
+        };
         let arn = out.endpoint_arn().unwrap_or_default().to_owned();
         let tags = read_tags(&self.client, &arn).await?;
         Ok(Some(Observed {
@@ -276,8 +276,9 @@ impl Resource for Endpoint {
 mod tests {
     use std::time::Duration;
 
+    use aws_sdk_sagemaker::error::ErrorMetadata;
     use aws_sdk_sagemaker::operation::add_tags::AddTagsOutput;
-    use aws_sdk_sagemaker::operation::describe_endpoint::DescribeEndpointOutput;
+    use aws_sdk_sagemaker::operation::describe_endpoint::{DescribeEndpointError, DescribeEndpointOutput};
     use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
     use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
     use aws_sdk_sagemaker::operation::update_endpoint::UpdateEndpointOutput;
@@ -333,6 +334,33 @@ mod tests {
             }
             out.build()
         })
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_gone_between_its_listing_and_its_describe_reads_as_gone() {
+        let listed_then_gone = mock!(Client::list_endpoints)
+            .sequence()
+            .output(|| {
+                ListEndpointsOutput::builder()
+                    .endpoints(EndpointSummary::builder().endpoint_name("lakesight-demo-endpoint").build())
+                    .build()
+            })
+            .output(|| ListEndpointsOutput::builder().build())
+            .build();
+        let not_found = mock!(Client::describe_endpoint).then_error(|| {
+            DescribeEndpointError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationException")
+                    .message("Could not find endpoint \"lakesight-demo-endpoint\".")
+                    .build(),
+            )
+        });
+        let (gone, _, _) = endpoint(&[&listed_then_gone, &not_found]);
+        assert_eq!(gone.read().await.expect("read"), None);
+
+        // Still listed: the ValidationException is a real error.
+        let (listed, _, _) = endpoint(&[&listed(), &not_found]);
+        assert!(listed.read().await.is_err());
     }
 
     #[tokio::test]
