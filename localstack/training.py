@@ -138,11 +138,11 @@ class Job:
         return self.status in ("Completed", "Failed", "Stopped")
 
     def show(self, held_at=None):
-        """Copies the real state onto moto's record, or InProgress at rung `held_at` of the ladder while a
-        pending-polls fault holds the job."""
+        """Copies the real state onto moto's record, or, while a pending-polls fault holds the job, InProgress
+        at rung `held_at` of the ladder whatever the real state."""
         job = self.record
         with self.lock:
-            if held_at is not None and self.terminal():
+            if held_at is not None:
                 job.training_job_status = "InProgress"
                 job.secondary_status = LADDER[min(held_at, len(LADDER) - 1)]
                 job.failure_reason = None

@@ -35,6 +35,8 @@ impl Emulator {
         let mut child = Command::new(repo().join("localstack/.venv/bin/python"))
             .arg(repo().join("localstack/emulator.py"))
             .args(["--port", "0", "--exit-with-stdin"])
+            // The engine the emulator's SageMaker trains and serves with: this build's own binary.
+            .env("LAKESIGHT_BIN", env!("CARGO_BIN_EXE_lakesight"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
