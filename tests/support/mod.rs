@@ -192,6 +192,31 @@ impl Emulator {
         aws_sdk_sagemaker::Client::new(&self.sdk().await)
     }
 
+    /// The dot products `endpoint` gives `pairs` (`(entity, ip)`), asked for as any client would,
+    /// so that a test can say which pairs the deployed model flags.
+    pub async fn endpoint_scores(&self, endpoint: &str, pairs: &[(String, String)]) -> Vec<f64> {
+        let client = aws_sdk_sagemakerruntime::Client::new(&self.sdk().await);
+        let mut scores = Vec::with_capacity(pairs.len());
+        for chunk in pairs.chunks(10_000) {
+            let body: String = chunk.iter().map(|(e, ip)| format!("{e},{ip}\n")).collect();
+            let out = client
+                .invoke_endpoint()
+                .endpoint_name(endpoint)
+                .content_type("text/csv")
+                .accept("application/json")
+                .body(body.into_bytes().into())
+                .send()
+                .await
+                .expect("InvokeEndpoint");
+            let answer: serde_json::Value =
+                serde_json::from_slice(out.body().map(|b| b.as_ref()).unwrap_or_default()).expect("JSON");
+            let predictions = answer["predictions"].as_array().expect("predictions");
+            scores.extend(predictions.iter().map(|p| p["dot_product"].as_f64().expect("dot_product")));
+        }
+        assert_eq!(scores.len(), pairs.len(), "one dot product per pair");
+        scores
+    }
+
     pub async fn athena(&self) -> aws_sdk_athena::Client {
         aws_sdk_athena::Client::new(&self.sdk().await)
     }
