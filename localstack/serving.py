@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
 import threading
@@ -132,9 +133,10 @@ def media(header):
 
 
 def model_error(status, message, name):
-    """SageMaker's ModelError for a container's 4xx answer: HTTP 424 with the container's status and words."""
+    """SageMaker's ModelError for a container's error: HTTP 424 with the container's status and words."""
+    side = "client" if 400 <= status < 500 else "server"
     return 424, {
-        "Message": f'Received client error ({status}) from primary with message "{message}". See '
+        "Message": f'Received {side} error ({status}) from primary with message "{message}". See '
                    f"https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1#logEventViewer:"
                    f"group=/aws/sagemaker/Endpoints/{name} in account 123456789012 for more information.",
         "OriginalStatusCode": status,
@@ -156,6 +158,9 @@ def score(model_dir, body, content_type, accept, name):
         out = engine.score(model_dir, body, kind, accept_kind == "application/json", verbose)
     except engine.Refused as refused:
         return (*model_error(400, refused.reason, name), None)
+    except subprocess.TimeoutExpired:
+        return (*model_error(0, "Your invocation timed out while waiting for a response from container primary.",
+                             name), None)
     return 200, out, accept_kind
 
 

@@ -183,8 +183,12 @@ class Training:
         self.publish(job)
 
     def publish(self, job):
-        """Shows the real state unless a pending-polls fault holds the job."""
-        if not self.behaviour.is_pending("trainingJob", job.record.training_job_name):
+        """Shows the real state, or the rung of the ladder the last poll saw while a pending-polls fault holds
+        the job (a job no poll has seen yet is Starting)."""
+        name = job.record.training_job_name
+        if self.behaviour.is_pending("trainingJob", name) and job.status != "Stopped":
+            job.show(held_at=max(self.behaviour.polls.get(("trainingJob", name), 0) - 1, 0))
+        else:
             job.show()
 
     def describe(self, record):
