@@ -17,6 +17,8 @@ pub mod cli;
 #[cfg(feature = "control-plane")]
 pub mod engine;
 #[cfg(feature = "control-plane")]
+pub mod ipinsights;
+#[cfg(feature = "control-plane")]
 pub mod manifest;
 #[cfg(feature = "control-plane")]
 pub mod pipeline;

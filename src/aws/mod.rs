@@ -54,8 +54,8 @@ pub struct Aws {
     pub env: Environment,
 }
 
-/// Loads the shared configuration and builds every client from it.
-pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<Aws, ConnectError> {
+/// The shared configuration every client is built from.
+async fn load(options: &ConnectOptions) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry::retry_config());
     if let Some(region) = &options.region {
         loader = loader.region(Region::new(region.clone()));
@@ -66,7 +66,12 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
     if let Some(url) = &options.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    let sdk = loader.load().await;
+    loader.load().await
+}
+
+/// Loads the shared configuration and builds every client from it.
+pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<Aws, ConnectError> {
+    let sdk = load(options).await;
     let region = sdk.region().ok_or(ConnectError::NoRegion)?.to_string();
     let clients = Clients::new(&sdk, stats);
 
@@ -120,14 +125,26 @@ macro_rules! common {
     };
 }
 
+/// An S3 client alone, configured as [`connect`] configures its own, for commands that only
+/// read objects: it skips `connect`'s account lookup, which reading needs no part of.
+pub async fn s3_client(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<aws_sdk_s3::Client, ConnectError> {
+    let sdk = load(options).await;
+    sdk.region().ok_or(ConnectError::NoRegion)?;
+    Ok(s3_from(&sdk, &stats))
+}
+
+fn s3_from(sdk: &SdkConfig, stats: &Arc<CallStats>) -> aws_sdk_s3::Client {
+    // Emulators and most S3-compatible endpoints do not serve virtual-hosted buckets.
+    let path_style = sdk.endpoint_url().is_some();
+    aws_sdk_s3::Client::from_conf(
+        common!(aws_sdk_s3::config::Builder::from(sdk), stats).force_path_style(path_style).build(),
+    )
+}
+
 impl Clients {
     fn new(sdk: &SdkConfig, stats: Arc<CallStats>) -> Self {
-        // Emulators and most S3-compatible endpoints do not serve virtual-hosted buckets.
-        let path_style = sdk.endpoint_url().is_some();
         Clients {
-            s3: aws_sdk_s3::Client::from_conf(
-                common!(aws_sdk_s3::config::Builder::from(sdk), stats).force_path_style(path_style).build(),
-            ),
+            s3: s3_from(sdk, &stats),
             athena: client!(aws_sdk_athena, sdk, stats),
             iam: client!(aws_sdk_iam, sdk, stats),
             securitylake: client!(aws_sdk_securitylake, sdk, stats),

@@ -41,6 +41,8 @@ pub fn render_error(error: &CliError) -> String {
             lines.extend(failure.errors.iter().map(|e| format!("error: {e}")));
             lines.join("\n")
         }
+        // Bare, so that the last line starts with `ClientError: ` as a job's FailureReason does.
+        CliError::Client(reason) => reason.clone(),
         other => format!("error: {other}"),
     }
 }

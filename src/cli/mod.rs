@@ -3,6 +3,7 @@
 
 mod apply;
 mod diagnostics;
+mod model;
 mod plan;
 mod progress;
 mod session;
@@ -25,6 +26,9 @@ pub mod exit {
     pub const ERROR: u8 = 1;
     /// `plan --detailed-exitcode` found changes.
     pub const CHANGES: u8 = 2;
+    /// `model` commands: the algorithm refused its input (hyperparameters, data), as a
+    /// SageMaker job fails with a `ClientError`. The last stderr line starts with `ClientError: `.
+    pub const CLIENT_ERROR: u8 = 2;
     /// The command line itself was wrong.
     pub const USAGE: u8 = 64;
     /// Stopped by Ctrl-C or SIGTERM; the next apply resumes.
@@ -110,6 +114,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Print the feature SQL (entity count, train and validation UNLOADs) a run would send to Athena.
     Sql(sql::SqlArgs),
+    /// Train, evaluate and score IP Insights models locally, with the embedded engine.
+    Model(model::ModelArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +132,9 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Failed(String),
+    /// The algorithm's refusal, worded as SageMaker's `ClientError` failure reason.
+    #[error("{0}")]
+    Client(String),
     #[error("interrupted; run the same command again to continue where it stopped")]
     Interrupted,
     #[error(transparent)]
@@ -137,6 +146,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => exit::USAGE,
             CliError::Interrupted => exit::INTERRUPTED,
+            CliError::Client(_) => exit::CLIENT_ERROR,
             _ => exit::ERROR,
         }
     }
@@ -158,6 +168,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Destroy(args) => apply::run_destroy(g, args, Arc::clone(&stats)).await,
         Command::Status(args) => status::run(g, args, Arc::clone(&stats)).await,
         Command::Sql(args) => sql::run(g, args, Arc::clone(&stats)).await,
+        Command::Model(args) => model::run(g, args, Arc::clone(&stats)).await,
     };
     if g.stats {
         eprint!("{}", stats.summary().render(started.elapsed()));

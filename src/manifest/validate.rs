@@ -365,12 +365,6 @@ impl Checker {
         }
     }
 
-    fn optional_range<T: Into<f64> + Copy>(&mut self, keys: &[&str], value: Option<T>, min: f64, max: f64) {
-        if let Some(v) = value {
-            self.range(keys, v.into(), min, max);
-        }
-    }
-
     fn instance_type(&mut self, keys: &[&str], usage: Use, value: &str) {
         if let Some(problem) = instance_types::problem(usage, value) {
             self.issue(keys, problem);
@@ -472,38 +466,142 @@ impl Checker {
         }
     }
 
+    /// The ranges are [`crate::ipinsights::hyperparameters`]'s, which the engine checks a
+    /// training job's string map with too.
     fn hyperparameters(&mut self, hp: &Hyperparameters) {
+        use crate::ipinsights::hyperparameters as rules;
         const HP: [&str; 3] = ["spec", "training", "hyperparameters"];
         let at = |field: &'static str| [HP[0], HP[1], HP[2], field];
-        if let Some(n) = hp.num_entity_vectors {
-            self.range(&at("numEntityVectors"), n as f64, 1.0, 250_000_000.0);
+        let fields: [(&'static str, rules::Rule, Option<f64>); 10] = [
+            ("numEntityVectors", rules::NUM_ENTITY_VECTORS, hp.num_entity_vectors.map(|v| v as f64)),
+            ("vectorDim", rules::VECTOR_DIM, Some(hp.vector_dim.into())),
+            ("epochs", rules::EPOCHS, hp.epochs.map(f64::from)),
+            ("learningRate", rules::LEARNING_RATE, hp.learning_rate),
+            ("miniBatchSize", rules::MINI_BATCH_SIZE, hp.mini_batch_size.map(f64::from)),
+            ("numIpEncoderLayers", rules::NUM_IP_ENCODER_LAYERS, hp.num_ip_encoder_layers.map(f64::from)),
+            (
+                "randomNegativeSamplingRate",
+                rules::RANDOM_NEGATIVE_SAMPLING_RATE,
+                hp.random_negative_sampling_rate.map(f64::from),
+            ),
+            (
+                "shuffledNegativeSamplingRate",
+                rules::SHUFFLED_NEGATIVE_SAMPLING_RATE,
+                hp.shuffled_negative_sampling_rate.map(f64::from),
+            ),
+            ("weightDecay", rules::WEIGHT_DECAY, hp.weight_decay),
+            (
+                "batchMetricsPublishInterval",
+                rules::BATCH_METRICS_PUBLISH_INTERVAL,
+                hp.batch_metrics_publish_interval.map(f64::from),
+            ),
+        ];
+        for (field, rule, value) in fields {
+            match value {
+                Some(v) if rule.max.is_finite() => self.range(&at(field), v, rule.min, rule.max),
+                Some(v) if !rule.allows(v) => {
+                    self.issue(&at(field), format!("{v} is out of range; allowed: at least {}", rule.min));
+                }
+                _ => {}
+            }
         }
-        self.range(&at("vectorDim"), hp.vector_dim.into(), 4.0, 4096.0);
-        self.optional_range(&at("epochs"), hp.epochs, 1.0, f64::from(u32::MAX));
-        self.optional_range(&at("learningRate"), hp.learning_rate, 1e-6, 10.0);
-        self.optional_range(&at("miniBatchSize"), hp.mini_batch_size, 1.0, 500_000.0);
-        self.optional_range(&at("numIpEncoderLayers"), hp.num_ip_encoder_layers, 0.0, 100.0);
-        self.optional_range(&at("randomNegativeSamplingRate"), hp.random_negative_sampling_rate, 0.0, 500.0);
-        self.optional_range(&at("shuffledNegativeSamplingRate"), hp.shuffled_negative_sampling_rate, 0.0, 500.0);
-        self.optional_range(&at("weightDecay"), hp.weight_decay, 0.0, 10.0);
-        self.optional_range(
-            &at("batchMetricsPublishInterval"),
-            hp.batch_metrics_publish_interval,
-            1.0,
-            f64::from(u32::MAX),
-        );
-        // Both rates default to 1 in the algorithm when unset.
-        let random = hp.random_negative_sampling_rate.unwrap_or(1);
-        let shuffled = hp.shuffled_negative_sampling_rate.unwrap_or(1);
-        let sum = u64::from(random) + u64::from(shuffled);
-        if !(1..=500).contains(&sum) {
+        let rate = |v: Option<u32>| v.map_or(rules::DEFAULT_NEGATIVE_SAMPLING_RATE, u64::from);
+        let sum = rate(hp.random_negative_sampling_rate) + rate(hp.shuffled_negative_sampling_rate);
+        if !rules::NEGATIVE_RATE_SUM.contains(&sum) {
             let field = if hp.random_negative_sampling_rate.is_some() {
                 "randomNegativeSamplingRate"
             } else {
                 "shuffledNegativeSamplingRate"
             };
+            let (min, max) = (rules::NEGATIVE_RATE_SUM.start(), rules::NEGATIVE_RATE_SUM.end());
             self.issue(&at(field), format!(
-                "randomNegativeSamplingRate + shuffledNegativeSamplingRate = {sum}; the sum must be between 1 and 500"));
+                "randomNegativeSamplingRate + shuffledNegativeSamplingRate = {sum}; the sum must be between {min} and {max}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipinsights::hyperparameters::{self as rules, Kind, Rule};
+    use crate::pipeline::ipinsights::hyperparameters as sagemaker_strings;
+
+    /// A manifest section with one field set, or `None` when the manifest's type cannot hold the value.
+    fn manifest_with(rule: &Rule, v: f64) -> Option<Hyperparameters> {
+        let mut hp = Hyperparameters::default();
+        let int = || (v >= 0.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX)).then_some(v as u32);
+        match rule.name {
+            "num_entity_vectors" => hp.num_entity_vectors = Some(u64::from(int()?)),
+            "vector_dim" => hp.vector_dim = int()?,
+            "epochs" => hp.epochs = Some(int()?),
+            "learning_rate" => hp.learning_rate = Some(v),
+            "mini_batch_size" => hp.mini_batch_size = Some(int()?),
+            "num_ip_encoder_layers" => hp.num_ip_encoder_layers = Some(int()?),
+            "random_negative_sampling_rate" => {
+                hp.random_negative_sampling_rate = Some(int()?);
+                hp.shuffled_negative_sampling_rate = Some(u32::from(v == 0.0));
+            }
+            "shuffled_negative_sampling_rate" => {
+                hp.shuffled_negative_sampling_rate = Some(int()?);
+                hp.random_negative_sampling_rate = Some(u32::from(v == 0.0));
+            }
+            "weight_decay" => hp.weight_decay = Some(v),
+            "batch_metrics_publish_interval" => hp.batch_metrics_publish_interval = Some(int()?),
+            other => panic!("the manifest has no field for {other}"),
+        }
+        Some(hp)
+    }
+
+    fn manifest_accepts(hp: &Hyperparameters) -> bool {
+        let mut c = Checker::default();
+        c.hyperparameters(hp);
+        c.issues.is_empty()
+    }
+
+    /// What the engine says of the very string map apply would send SageMaker for this section.
+    fn engine_accepts(hp: &Hyperparameters) -> bool {
+        crate::ipinsights::Hyperparameters::from_strings(&sagemaker_strings(hp, 1_000)).is_ok()
+    }
+
+    #[test]
+    fn the_manifest_and_the_engine_agree_on_every_boundary() {
+        let mut checked = 0;
+        for rule in rules::RULES {
+            let step = match rule.kind {
+                Kind::Integer => 1.0,
+                Kind::Float => rule.min.max(1e-6) * 1e-3,
+            };
+            let mut values = vec![rule.min, rule.min - step, rule.min + step];
+            if rule.max.is_finite() {
+                values.extend([rule.max, rule.max - step, rule.max + step]);
+            }
+            if rule.kind == Kind::Float {
+                values.extend([rule.min.next_down(), rule.max.next_up(), f64::NAN]);
+            }
+            for v in values {
+                let Some(hp) = manifest_with(&rule, v) else { continue };
+                let (manifest, engine) = (manifest_accepts(&hp), engine_accepts(&hp));
+                assert_eq!(manifest, engine, "{}={v}: manifest {manifest}, engine {engine}", rule.name);
+                checked += 1;
+            }
+        }
+        for (random, shuffled) in [
+            (None, None),
+            (Some(0), Some(0)),
+            (Some(0), None),
+            (Some(250), Some(250)),
+            (Some(250), Some(251)),
+            (Some(500), None),
+            (None, Some(499)),
+        ] {
+            let hp = Hyperparameters {
+                random_negative_sampling_rate: random,
+                shuffled_negative_sampling_rate: shuffled,
+                ..Hyperparameters::default()
+            };
+            assert_eq!(manifest_accepts(&hp), engine_accepts(&hp), "rates {random:?} + {shuffled:?}");
+            checked += 1;
+        }
+        assert!(checked > 60, "only {checked} cases");
     }
 }
