@@ -22,6 +22,12 @@ pub struct Emulator {
 
 static INSTALL: Once = Once::new();
 
+/// The engine the emulator's SageMaker trains and serves with: this build's own `lakesight`, unless
+/// `LAKESIGHT_BIN` names another (a target directory that other builds share can replace this one's).
+pub fn engine() -> String {
+    std::env::var("LAKESIGHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lakesight").to_owned())
+}
+
 impl Emulator {
     /// Starts a private emulator, unless `AWS_ENDPOINT_URL` names one to share.
     pub fn start() -> Emulator {
@@ -35,8 +41,7 @@ impl Emulator {
         let mut child = Command::new(repo().join("localstack/.venv/bin/python"))
             .arg(repo().join("localstack/emulator.py"))
             .args(["--port", "0", "--exit-with-stdin"])
-            // The engine the emulator's SageMaker trains and serves with: this build's own binary.
-            .env("LAKESIGHT_BIN", env!("CARGO_BIN_EXE_lakesight"))
+            .env("LAKESIGHT_BIN", engine())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
