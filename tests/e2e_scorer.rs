@@ -10,7 +10,7 @@ use support::{EMPTY_ZIP, Emulator, manifest, repo};
 
 fn stack(package: &str) -> String {
     format!(
-        "  timeouts:\n    pollInterval: 100ms\n  securityLake: {{}}\n  subscriber:\n    principal: \"123456789012\"\n    externalId: scorer-e2e-external-id\n  features:\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n  training:\n    minAuc: 0.8\n  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: {package}\n    batchSize: 20\n    batchWindow: 2s\n    maxConcurrency: 4\n    threshold:\n      policy: fixed\n      value: 2.0\n    findings:\n      queue: true\n"
+        "  timeouts:\n    pollInterval: 100ms\n  securityLake: {{}}\n  subscriber:\n    principal: \"123456789012\"\n    externalId: scorer-e2e-external-id\n  features:\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n  training:\n    minAuc: 0.8\n    hyperparameters:\n      epochs: 10\n      learningRate: 0.01\n      miniBatchSize: 100\n  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: {package}\n    batchSize: 20\n    batchWindow: 2s\n    maxConcurrency: 4\n    threshold:\n      policy: fixed\n      value: 2.0\n    findings:\n      queue: true\n"
     )
 }
 
