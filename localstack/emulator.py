@@ -18,17 +18,19 @@ domain dispatcher to add:
   * Athena queries that run their SQL (athena.py, athena_sql.py): sqlglot reads the Trino dialect, the tables
     resolve through the emulator's Glue to Parquet objects in its S3, DuckDB computes; SELECT results, UNLOAD
     output, Trino's failure reasons, data scanned and the workgroup's bytes-scanned cutoff;
+  * SageMaker that trains and serves IP Insights with lakesight's own engine (engine.py runs `lakesight model
+    train|score`, the binary in $LAKESIGHT_BIN): training jobs download their real channels from the emulator's
+    S3, train in the background and write model.tar.gz (training.py); endpoints load their model's artifact,
+    and InvokeEndpoint scores text/csv, JSON and JSON Lines with it, refusing bodies over 6 MB (serving.py);
+    GET /lakesight-emulator/invocations records every call;
   * SageMaker StopTrainingJob and UpdateEndpoint, and Athena UpdateWorkGroup;
-  * SageMaker runtime InvokeEndpoint on the stack's endpoint: IP Insights' text/csv in, its JSON out, with
-    dot products seeded through "endpointScores", and a record of every call at GET /lakesight-emulator/invocations;
   * test behaviour set through POST /lakesight-emulator/config:
       {"pendingPolls": {"endpoint": N, "endpointDelete": N, "trainingJob": N, "dataLake": N, "subscriber": N},
        "queueDeletedRecentlySeconds": s,         # how long SQS holds a deleted queue's name (default 5)
        "latencyMs": {"<Operation>" | "*": ms},  # injected delay per operation
        "conflictEvery": N,                       # every Nth Security Lake mutation -> 409
        "conflictWhilePending": bool, "recreateConflicts": N, "sourceStatus": {...}, "failDataLake": {...},
-       "failQueries": str, "trainingMetrics": {...}, "failTraining": str, "failEndpointUpdate": str,
-       "endpointScores": {"<entity>,<ip>" | "*,<ip>" | "*": dot_product},
+       "failQueries": str, "failTraining": str, "failEndpointUpdate": str,   # named faults
        "loseResponse": [{"method": "POST", "path": "<regex>", "target": "<X-Amz-Target>", "times": N}],
        "holdAtCall": N}                          # the Nth AWS call is carried out, its answer held
     (localstack/README.md describes each setting)
@@ -67,6 +69,10 @@ from lambda_runner import LambdaRunner  # noqa: E402
 from athena import Athena  # noqa: E402
 from securitylake import SecurityLake  # noqa: E402
 from strict import Strict  # noqa: E402
+import engine  # noqa: E402
+import serving  # noqa: E402
+from serving import MAX_BODY, Serving, Unloadable, missing_model_data  # noqa: E402
+from training import Training, missing_input  # noqa: E402
 
 
 
@@ -148,7 +154,7 @@ class Behaviour:
             self.latency_ms.update(body.get("latencyMs", {}))
             self.conflict_every = int(body.get("conflictEvery", self.conflict_every))
             for key in ("conflictWhilePending", "recreateConflicts", "sourceStatus", "failDataLake",
-                        "failQueries", "trainingMetrics", "failTraining", "failEndpointUpdate", "endpointScores",
+                        "failQueries", "failTraining", "failEndpointUpdate",
                         "loseResponse", "holdAtCall", "queueDeletedRecentlySeconds"):
                 if key in body:
                     self.settings[key] = body[key]
@@ -217,7 +223,7 @@ def json_response(status, body, error_type=None, headers=None):
 
 
 def error(status, code, message):
-    return json_response(status, {"message": message}, error_type=code)
+    return json_response(status, {"__type": code, "message": message}, error_type=code)
 
 
 def sagemaker_backend(region):
@@ -227,44 +233,96 @@ def sagemaker_backend(region):
 
 
 class SageMakerExtensions:
-    """Operations moto lacks, and in-progress states that last a configurable number of polls."""
+    """Training jobs that train (training.py), endpoints that serve their model (serving.py), the
+    operations moto lacks, and in-progress states that last a configurable number of polls."""
 
     def __init__(self, behaviour):
         self.behaviour = behaviour
-        self.stopped = set()
+        self.training = Training(behaviour)
+        self.serving = Serving()
         self.failed_updates = {}
+        self.updated_from = {}  # endpoint name -> the configuration that served before an update
+
+    def reset(self):
+        self.training.reset()
+        self.serving.reset()
+        self.failed_updates.clear()
+        self.updated_from.clear()
 
     def handle(self, target, request, region):
+        """Answers an operation moto lacks, or refuses one as SageMaker would before moto records it."""
         body = body_of(request)
         backend = sagemaker_backend(region)
+        if target == "CreateTrainingJob":
+            refusal = missing_input(body, region)
+            return error(400, "ValidationException", refusal) if refusal else None
+        if target == "CreateModel":
+            refusal = missing_model_data(body)
+            return error(400, "ValidationException", refusal) if refusal else None
         if target == "StopTrainingJob":
-            job = backend.training_jobs.get(body.get("TrainingJobName"))
-            if job is None:
+            if not self.training.stop(body.get("TrainingJobName")):
                 return error(400, "ValidationException", "Requested resource not found.")
-            if job.training_job_status == "InProgress" or self.behaviour.is_pending("trainingJob", job.training_job_name):
-                job.training_job_status = "Stopped"
-                job.secondary_status = "Stopped"
-                self.stopped.add(job.training_job_name)
             return json_response(200, {})
         if target == "UpdateEndpoint":
-            name = body.get("EndpointName")
-            endpoint = backend.endpoints.get(name)
-            if endpoint is None:
-                return error(400, "ValidationException", f"Could not find endpoint {name}.")
-            config = body.get("EndpointConfigName")
-            if config not in backend.endpoint_configs:
-                return error(400, "ValidationException", f"Could not find endpoint configuration {config}.")
-            failure = self.behaviour.setting("failEndpointUpdate")
-            if failure:
-                # The update "succeeds" but the old configuration keeps serving, with a FailureReason.
-                self.failed_updates[name] = failure
-            else:
-                endpoint.endpoint_config_name = config
-                endpoint.failure_reason = None
-            endpoint.endpoint_status = "Updating"
-            self.behaviour.restart("endpoint", name)
-            return json_response(200, {"EndpointArn": endpoint.arn})
+            return self.update_endpoint(body, backend)
         return None
+
+    def update_endpoint(self, body, backend):
+        name = body.get("EndpointName")
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            return error(400, "ValidationException", f"Could not find endpoint {name}.")
+        config = body.get("EndpointConfigName")
+        if config not in backend.endpoint_configs:
+            return error(400, "ValidationException", f"Could not find endpoint configuration {config}.")
+        failure = self.behaviour.setting("failEndpointUpdate")
+        if failure:
+            # The update "succeeds" but the old configuration keeps serving, with a FailureReason.
+            self.failed_updates[name] = failure
+        else:
+            self.updated_from[name] = endpoint.endpoint_config_name
+            endpoint.endpoint_config_name = config
+            endpoint.failure_reason = None
+        endpoint.endpoint_status = "Updating"
+        self.behaviour.restart("endpoint", name)
+        if not self.behaviour.is_pending("endpoint", name):
+            self.settle_endpoint(backend, endpoint)
+        return json_response(200, {"EndpointArn": endpoint.arn})
+
+    def after(self, target, request, region):
+        """After moto has carried out a SageMaker operation successfully."""
+        body = body_of(request)
+        backend = sagemaker_backend(region)
+        if target == "CreateTrainingJob":
+            self.training.start(backend.training_jobs[body["TrainingJobName"]])
+        elif target == "CreateEndpoint":
+            endpoint = backend.endpoints[body["EndpointName"]]
+            self.serving.forget(endpoint.endpoint_name)
+            self.behaviour.restart("endpoint", endpoint.endpoint_name)
+            if self.behaviour.is_pending("endpoint", endpoint.endpoint_name):
+                endpoint.endpoint_status = "Creating"
+            else:
+                self.settle_endpoint(backend, endpoint)
+        elif target == "DeleteEndpoint":
+            self.serving.forget(body.get("EndpointName"))
+
+    def settle_endpoint(self, backend, endpoint):
+        """The endpoint's model is loaded: InService. If it cannot be, a new endpoint is Failed and an update
+        is rolled back to the configuration that served, each with SageMaker's FailureReason."""
+        name = endpoint.endpoint_name
+        previous = self.updated_from.pop(name, None)
+        try:
+            self.serving.load(backend, name, endpoint.endpoint_config_name)
+        except Unloadable as unloadable:
+            endpoint.failure_reason = str(unloadable)
+            if previous is None:
+                endpoint.endpoint_status = "Failed"
+                return
+            endpoint.endpoint_config_name = previous
+        endpoint.endpoint_status = "InService"
+        failure = self.failed_updates.pop(name, None)
+        if failure:
+            endpoint.failure_reason = failure
 
     def before_describe(self, target, request, region):
         """Holds a resource in its in-progress state for the configured number of polls."""
@@ -272,43 +330,13 @@ class SageMakerExtensions:
         backend = sagemaker_backend(region)
         if target == "DescribeEndpoint":
             endpoint = backend.endpoints.get(body.get("EndpointName"))
-            if endpoint is not None and endpoint.endpoint_status in ("Creating", "Updating", "InService"):
-                pending = self.behaviour.still_pending("endpoint", endpoint.endpoint_name)
-                if pending and endpoint.endpoint_status == "InService":
-                    endpoint.endpoint_status = "Creating"
-                elif not pending:
-                    endpoint.endpoint_status = "InService"
-                    failure = self.failed_updates.pop(endpoint.endpoint_name, None)
-                    if failure:
-                        endpoint.failure_reason = failure
+            if endpoint is not None and endpoint.endpoint_status in ("Creating", "Updating"):
+                if not self.behaviour.still_pending("endpoint", endpoint.endpoint_name):
+                    self.settle_endpoint(backend, endpoint)
         elif target == "DescribeTrainingJob":
             job = backend.training_jobs.get(body.get("TrainingJobName"))
-            if job is not None and job.training_job_status in ("InProgress", "Completed") and job.training_job_name not in self.stopped:
-                self.settle_training_job(job)
-
-    SECONDARY = ["Starting", "Downloading", "Training", "Uploading"]
-
-    def settle_training_job(self, job):
-        """InProgress (through the secondary statuses) for N polls, then Completed with the seeded
-        metrics, or Failed with the "failTraining" reason."""
-        name = job.training_job_name
-        if self.behaviour.still_pending("trainingJob", name):
-            polls = self.behaviour.polls.get(("trainingJob", name), 1)
-            job.training_job_status = "InProgress"
-            job.secondary_status = self.SECONDARY[min(polls - 1, len(self.SECONDARY) - 1)]
-            return
-        reason = self.behaviour.setting("failTraining")
-        if reason:
-            job.training_job_status, job.secondary_status, job.failure_reason = "Failed", "Failed", reason
-            return
-        job.training_job_status = job.secondary_status = "Completed"
-        channels = {c.get("ChannelName") for c in (job.input_data_config or [])}
-        metrics = dict(self.behaviour.setting("trainingMetrics", {"validation:discriminator_auc": 0.9}))
-        if "validation" not in channels:
-            metrics = {k: v for k, v in metrics.items() if not k.startswith("validation:")}
-        job.final_metric_data_list = [
-            {"MetricName": k, "Value": float(v), "Timestamp": job.creation_time} for k, v in sorted(metrics.items())
-        ]
+            if job is not None:
+                self.training.describe(job)
 
 
 def update_work_group(request, region):
@@ -336,36 +364,51 @@ def update_work_group(request, region):
 
 
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
+# SageMaker's front door refuses an InvokeEndpoint body over the limit before the API validates it. Its
+# answer when the limit was 5 MB was 413 "HTTP content length exceeded 5246976 bytes." (5 MiB + 4 KiB);
+# the same margin over today's 6 MiB. A body between 6 MiB and this gets the model's ValidationError.
+FRONT_DOOR_LIMIT = MAX_BODY + 4096
+
+
+def too_large():
+    """413 with no error type, which botocore reports as error code "413"."""
+    return json_response(413, {"message": f"HTTP content length exceeded {FRONT_DOOR_LIMIT} bytes."})
 
 
 class Runtime:
-    """IP Insights inference on an InService endpoint: one dot product per CSV line, in order."""
+    """IP Insights inference on an InService endpoint, scored by the model it loaded (serving.py)."""
 
-    def __init__(self, behaviour):
-        self.behaviour = behaviour
+    def __init__(self, serving):
+        self.serving = serving
         self.lock = threading.Lock()
         self.calls = []
 
     def invoke(self, name, request, region):
         backend = sagemaker_backend(region)
         endpoint = backend.endpoints.get(name)
-        if endpoint is None or endpoint.endpoint_status != "InService":
+        if endpoint is None or endpoint.endpoint_status not in ("InService", "Updating"):
             return error(400, "ValidationError", f"Endpoint {name} of account {DEFAULT_ACCOUNT} not found.")
-        if not request.content_type.startswith("text/csv"):
-            return error(415, "ValidationError", f"content type {request.content_type} is not text/csv")
-        lines = [line for line in request.get_data().decode("utf-8").splitlines() if line]
-        scores = self.behaviour.setting("endpointScores") or {}
-        predictions = []
-        for line in lines:
-            entity, _, ip = line.partition(",")
-            dot = scores.get(f"{entity},{ip}", scores.get(f"*,{ip}", scores.get("*", 1.0)))
-            predictions.append({"dot_product": float(dot)})
+        body = request.get_data()
+        try:
+            model = self.serving.model_dir(backend, name, endpoint.endpoint_config_name)
+        except (Unloadable, engine.Unavailable) as e:
+            return error(400, "ValidationError", f"Endpoint {name} cannot serve: {e}")
+        status, answer, kind = serving.score(model, body, request.headers.get("Content-Type"),
+                                             request.headers.get("Accept"), name)
+        with self.lock:
+            self.calls.append({"endpoint": name, "bytes": len(body),
+                               "lines": serving.invocation_lines(body, request.headers.get("Content-Type"))})
+        if status != 200:
+            return json_response(status, answer, error_type="ModelError")
+        response = Response(answer, status=200, content_type=kind)
+        response.headers["X-Amzn-Invoked-Production-Variant"] = self.variant(backend, endpoint)
+        return response
+
+    @staticmethod
+    def variant(backend, endpoint):
         config = backend.endpoint_configs.get(endpoint.endpoint_config_name)
         variants = config.production_variants if config else []
-        variant = variants[0].get("VariantName", "AllTraffic") if variants else "AllTraffic"
-        with self.lock:
-            self.calls.append({"endpoint": name, "bytes": len(request.get_data()), "lines": lines})
-        return json_response(200, {"predictions": predictions}, headers={"X-Amzn-Invoked-Production-Variant": variant})
+        return variants[0].get("VariantName", "AllTraffic") if variants else "AllTraffic"
 
 
 class Emulator:
@@ -375,7 +418,7 @@ class Emulator:
         self.security_lake = SecurityLake(self.behaviour)
         self.sagemaker = SageMakerExtensions(self.behaviour)
         self.athena = Athena(self.behaviour, json_response)
-        self.runtime = Runtime(self.behaviour)
+        self.runtime = Runtime(self.sagemaker.serving)
         self.faults = Faults(self.behaviour)
         self.strict = Strict()
         self.deletes = SlowDeletes(self.behaviour, DEFAULT_ACCOUNT)
@@ -418,11 +461,13 @@ class Emulator:
         target = request.headers.get("X-Amz-Target", "")
         operation = target.rsplit(".", 1)[-1] if target else request.values.get("Action", "")
         self.behaviour.delay(operation)
+        invocation = INVOCATIONS.match(request.path)
+        if service == "sagemaker" and invocation and request.method == "POST" and len(body) > FRONT_DOOR_LIMIT:
+            return too_large()(environ, start_response)
         for check in (self.strict.check, self.deletes.check):
             refusal = check(request, service, operation, region)
             if refusal is not None:
                 return refusal(environ, start_response)
-        invocation = INVOCATIONS.match(request.path)
         if service == "sagemaker" and invocation and request.method == "POST":
             return self.runtime.invoke(invocation.group(1), request, region)(environ, start_response)
         if service == "securitylake":
@@ -438,17 +483,14 @@ class Emulator:
             if response is not None:
                 return response(environ, start_response)
             self.sagemaker.before_describe(operation, request, region)
+            return self.moto_then(environ, start_response, lambda: self.sagemaker.after(operation, request, region))
         tags = create_bucket_tags(service, request)
         if tags:
             return self.create_bucket_with_tags(environ, start_response, request, tags)
         return self.moto(environ, start_response)
 
-    def create_bucket_with_tags(self, environ, start_response, request, tags):
-        """CreateBucket with CreateBucketConfiguration.Tags (the S3 service model's CreateBucketConfiguration
-        member Tags; S3 API reference, CreateBucket): S3 tags the bucket in the same call, which moto does
-        not, so the tags are applied once moto has created it."""
-        from moto.s3.models import s3_backends
-
+    def moto_then(self, environ, start_response, then):
+        """Lets moto answer, then calls `then()` if it succeeded."""
         status = {}
 
         def capture(code, headers, exc_info=None):
@@ -457,9 +499,18 @@ class Emulator:
 
         body = self.moto(environ, capture)
         if status.get("code") == 200:
-            bucket = request.path.strip("/").split("/", 1)[0]
-            s3_backends[DEFAULT_ACCOUNT]["aws"].put_bucket_tagging(bucket, tags)
+            then()
         return body
+
+    def create_bucket_with_tags(self, environ, start_response, request, tags):
+        """CreateBucket with CreateBucketConfiguration.Tags (the S3 service model's CreateBucketConfiguration
+        member Tags; S3 API reference, CreateBucket): S3 tags the bucket in the same call, which moto does
+        not, so the tags are applied once moto has created it."""
+        from moto.s3.models import s3_backends
+
+        bucket = request.path.strip("/").split("/", 1)[0]
+        return self.moto_then(environ, start_response,
+                              lambda: s3_backends[DEFAULT_ACCOUNT]["aws"].put_bucket_tagging(bucket, tags))
 
     @staticmethod
     def scope(request):
@@ -481,8 +532,7 @@ class Emulator:
             self.security_lake.reset()
             self.deletes.reset()
             self.strict.reset()
-            self.sagemaker.stopped.clear()
-            self.sagemaker.failed_updates.clear()
+            self.sagemaker.reset()
             self.athena.reset()
             with self.runtime.lock:
                 self.runtime.calls.clear()

@@ -113,9 +113,12 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual(caught.exception.response["ResponseMetadata"]["HTTPStatusCode"], 409)
 
     def test_endpoint_pending_polls_and_update(self):
+        from checks.support import trained_model
+
+        model = trained_model()
         control("config", {"pendingPolls": {"endpoint": 2}})
         sm = client("sagemaker")
-        sm.create_model(ModelName="m1", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm", PrimaryContainer={"Image": "img"})
+        sm.create_model(ModelName="m1", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sm", PrimaryContainer={"Image": "img", "ModelDataUrl": model})
         for config in ("c1", "c2"):
             sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=[{"VariantName": "v", "ModelName": "m1", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
         sm.create_endpoint(EndpointName="e", EndpointConfigName="c1")

@@ -10,7 +10,7 @@ use support::{EMPTY_ZIP, Emulator, manifest, repo};
 
 fn stack(package: &str) -> String {
     format!(
-        "  timeouts:\n    pollInterval: 100ms\n  securityLake: {{}}\n  subscriber:\n    principal: \"123456789012\"\n    externalId: scorer-e2e-external-id\n  features:\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n  training:\n    minAuc: 0.8\n  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: {package}\n    batchSize: 20\n    batchWindow: 2s\n    maxConcurrency: 4\n    threshold:\n      policy: fixed\n      value: 2.0\n    findings:\n      queue: true\n"
+        "  timeouts:\n    pollInterval: 100ms\n  securityLake: {{}}\n  subscriber:\n    principal: \"123456789012\"\n    externalId: scorer-e2e-external-id\n  features:\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n  training:\n    minAuc: 0.8\n    hyperparameters:\n      epochs: 10\n      learningRate: 0.01\n      miniBatchSize: 100\n  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: {package}\n    batchSize: 20\n    batchWindow: 2s\n    maxConcurrency: 4\n    threshold:\n      policy: fixed\n      value: 2.0\n    findings:\n      queue: true\n"
     )
 }
 
@@ -61,15 +61,16 @@ async fn queue_messages(emu: &Emulator, name: &str) -> Vec<String> {
 async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_removes_the_scorer() {
     let emu = Emulator::start();
     if !emu.is_bundled() {
-        eprintln!("skipped: needs the emulator's seeded endpoint scores");
+        eprintln!("skipped: needs the bundled emulator's synthetic lake, training and serving");
         return;
     }
-    // IP Insights' answers: addresses the model expects score 5 (anomaly -5); these two do not.
-    emu.configure(r#"{"endpointScores": {"*": 5.0, "*,203.0.113.5": -12.0, "i-3,198.51.100.7": -9.0}}"#);
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("package");
     let file = manifest(dir.path(), "scorer", &stack("ipcheck.zip"));
-    emu.apply_and_seed(&file).await;
+    let history = emu.apply_and_seed(&file).await;
+    // Three instances of the lake: the first at an address it uses, the others at TEST-NET
+    // addresses that no instance ever uses. The deployed model, trained on the lake, decides.
+    let [(a, a_ip), (b, _), (c, _)] = three_instances(&history);
 
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(0);
@@ -121,10 +122,10 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
     let v2 = synthetic::write_parquet(
         OcsfVersion::V2,
         &[
-            Row::new(1_795_000_000_000, Some("i-1"), Some("10.0.0.1")),
-            Row::new(1_795_000_001_000, Some("i-1"), Some("10.0.0.1")),
-            Row::new(1_795_000_002_000, Some("i-2"), Some("203.0.113.5")),
-            Row::new(1_795_000_003_000, Some("i-2"), Some("2001:db8::5")),
+            Row::new(1_795_000_000_000, Some(a.as_str()), Some(a_ip.as_str())),
+            Row::new(1_795_000_001_000, Some(a.as_str()), Some(a_ip.as_str())),
+            Row::new(1_795_000_002_000, Some(b.as_str()), Some("203.0.113.5")),
+            Row::new(1_795_000_003_000, Some(b.as_str()), Some("2001:db8::5")),
             Row::new(1_795_000_004_000, Some("-"), Some("203.0.113.9")),
         ],
     )
@@ -132,8 +133,8 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
     let v1 = synthetic::write_parquet(
         OcsfVersion::V1,
         &[
-            Row::new(1_795_000_005_000, Some("i-1"), Some("10.0.0.1")),
-            Row::new(1_795_000_006_000, Some("i-3"), Some("198.51.100.7")),
+            Row::new(1_795_000_005_000, Some(a.as_str()), Some(a_ip.as_str())),
+            Row::new(1_795_000_006_000, Some(c.as_str()), Some("198.51.100.7")),
         ],
     )
     .expect("v1 object");
@@ -158,32 +159,43 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
         run.stdout.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     let (response, findings) = lines.split_last().expect("a response");
     assert_eq!(response["batchItemFailures"], serde_json::json!([]), "the missing object is dead-lettered");
-    let found: BTreeSet<(String, String, String)> = findings
-        .iter()
-        .map(|f| {
-            assert_eq!(f["kind"], "finding");
-            assert_eq!(f["threshold"], 2.0);
-            assert_eq!(f["endpoint"], "lakesight-scorer-endpoint");
-            assert_eq!(f["modelGeneration"], "g1", "the variant that answered names the generation");
-            (
-                f["entity"].as_str().unwrap_or_default().into(),
-                f["ip"].as_str().unwrap_or_default().into(),
-                f["score"].to_string(),
-            )
-        })
-        .collect();
-    let expected: BTreeSet<(String, String, String)> = [("i-2", "203.0.113.5", "12.0"), ("i-3", "198.51.100.7", "9.0")]
-        .map(|(e, i, s)| (e.into(), i.into(), s.into()))
-        .into();
-    assert_eq!(found, expected);
-    let i2 = findings.iter().find(|f| f["entity"] == "i-2").expect("i-2");
-    assert_eq!(i2["object"], format!("s3://{}/{v2_key}", d.lake_bucket));
-    assert_eq!(i2["firstSeen"], "2026-11-18T11:06:42.000Z");
-
     let calls = emu.invocations();
     assert_eq!(calls.len(), 1, "three distinct pairs fit one request: {calls:?}");
-    let sent: Vec<&str> = calls[0]["lines"].as_array().expect("lines").iter().filter_map(|l| l.as_str()).collect();
-    assert_eq!(sent, ["i-1,10.0.0.1", "i-2,203.0.113.5", "i-3,198.51.100.7"], "each pair once, IPv4 only");
+    let sent: BTreeSet<&str> = calls[0]["lines"].as_array().expect("lines").iter().filter_map(|l| l.as_str()).collect();
+    let asked =
+        [(a.clone(), a_ip.clone()), (b.clone(), "203.0.113.5".to_owned()), (c.clone(), "198.51.100.7".to_owned())];
+    let lines: BTreeSet<String> = asked.iter().map(|(e, ip)| format!("{e},{ip}")).collect();
+    assert_eq!(sent, lines.iter().map(String::as_str).collect(), "each pair once, IPv4 only");
+
+    // The findings are the pairs whose anomaly score, -dot_product as the endpoint answers it,
+    // is above the threshold; and a model trained on the lake flags the TEST-NET addresses.
+    let scores = emu.endpoint_scores("lakesight-scorer-endpoint", &asked).await;
+    assert!(scores[0] > scores[1].max(scores[2]), "an instance's own address scores above TEST-NET ones: {scores:?}");
+    let expected: BTreeMap<(String, String), f64> =
+        asked.iter().cloned().zip(scores.iter().map(|s| -s)).filter(|(_, score)| *score > 2.0).collect();
+    assert!(!expected.is_empty(), "the deployed model flags an instance at a TEST-NET address: {scores:?}");
+    let mut found = BTreeMap::new();
+    for f in findings {
+        assert_eq!(f["kind"], "finding");
+        assert_eq!(f["threshold"], 2.0);
+        assert_eq!(f["endpoint"], "lakesight-scorer-endpoint");
+        assert_eq!(f["modelGeneration"], "g1", "the variant that answered names the generation");
+        let pair =
+            (f["entity"].as_str().unwrap_or_default().to_owned(), f["ip"].as_str().unwrap_or_default().to_owned());
+        found.insert(pair, f["score"].as_f64().expect("a score"));
+        for (entity, key) in [(&b, v2_key), (&c, v1_key)] {
+            if f["entity"] == entity.as_str() {
+                assert_eq!(f["object"], format!("s3://{}/{key}", d.lake_bucket), "{f}");
+            }
+        }
+    }
+    assert_eq!(found.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "{scores:?}");
+    for (pair, score) in &found {
+        assert!((score - expected[pair]).abs() < 1e-4, "{pair:?} scored {score}, the endpoint says {}", expected[pair]);
+    }
+    if let Some(on_b) = findings.iter().find(|f| f["entity"] == b.as_str()) {
+        assert_eq!(on_b["firstSeen"], "2026-11-18T11:06:42.000Z");
+    }
 
     // Read as the subscriber instead: the same object through credentials from AssumeRole.
     let mut as_subscriber = d.environment.clone();
@@ -196,10 +208,12 @@ async fn a_security_lake_notification_gives_the_expected_findings_and_destroy_re
     again.expect_code(0);
     let last = again.stdout.lines().last().expect("response");
     assert_eq!(last, r#"{"batchItemFailures":[]}"#, "{}", again.stderr);
-    assert!(again.stdout.contains(r#""entity":"i-2","ip":"203.0.113.5""#), "{}", again.stdout);
+    for (entity, ip) in expected.keys().filter(|(e, _)| *e == b) {
+        assert!(again.stdout.contains(&format!(r#""entity":"{entity}","ip":"{ip}""#)), "{}", again.stdout);
+    }
 
     let queued = queue_messages(&emu, "lakesight-scorer-ipcheck-findings").await;
-    assert_eq!(queued.len(), 2, "{queued:?}");
+    assert_eq!(queued.len(), expected.len(), "one message a finding: {queued:?}");
     let dead = queue_messages(&emu, "lakesight-scorer-ipcheck-dlq").await;
     assert_eq!(dead.len(), 1);
     assert!(dead[0].contains("deleted.parquet"), "{dead:?}");
@@ -278,6 +292,35 @@ async fn a_replaced_subscriber_brings_a_new_notification_and_trigger_in_the_same
     emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
 }
 
+/// Three instances of the lake's history, each with an address it used on the last day written.
+fn three_instances(history: &synthetic::Lake) -> [(String, String); 3] {
+    let day = *history.days(Part::History).last().expect("a day of history");
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for net in &history.world.networks {
+        let records = history.records(Source::VpcFlow, &net.account, &net.region, day);
+        for (entity, ip) in pairs(&records, &Filter::new(Selection::SourceEndpoint)) {
+            if ip.parse::<std::net::Ipv4Addr>().is_ok() {
+                seen.entry(entity).or_insert(ip);
+            }
+        }
+    }
+    let mut three = seen.into_iter();
+    [(); 3].map(|()| three.next().expect("three instances in the lake"))
+}
+
+/// Findings from the findings queue until one is on `pair`, for up to 90 seconds.
+async fn findings_until(emu: &Emulator, queue: &str, pair: &(String, String)) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let mut findings = Vec::new();
+    while std::time::Instant::now() < deadline {
+        findings.extend(findings_arriving(emu, queue, std::time::Duration::from_secs(5)).await);
+        if findings.iter().any(|f| f["entity"] == pair.0.as_str() && f["ip"] == pair.1.as_str()) {
+            break;
+        }
+    }
+    findings
+}
+
 /// Findings from the findings queue, waiting up to `patience` for the first.
 async fn findings_arriving(emu: &Emulator, queue: &str, patience: std::time::Duration) -> Vec<serde_json::Value> {
     let deadline = std::time::Instant::now() + patience;
@@ -331,20 +374,39 @@ async fn new_day_runs_the_package(version: OcsfVersion, label: &str) {
     let history = emu.seed_lake(Part::History, &[version]).await;
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
 
-    // One pair of the new day is what the model does not expect; every other pair is normal.
+    // The new day's pairs, and one more in an object of that day: an instance at a TEST-NET
+    // address no instance uses. The deployed model, trained on the history, flags the stranger.
     let last = history.spec.last_day;
     let net = &history.world.networks[0];
-    let new_pairs = pairs(
+    let mut asked = pairs(
         &history.records(Source::VpcFlow, &net.account, &net.region, last),
         &Filter::new(Selection::SourceEndpoint),
     );
-    let (entity, ip) = new_pairs.first().cloned().expect("the new day has pairs");
-    emu.configure(&serde_json::json!({"endpointScores": {"*": 5.0, format!("{entity},{ip}"): -12.0}}).to_string());
+    let entity = asked.first().map(|(e, _)| e.clone()).expect("the new day has pairs");
+    let ip = "203.0.113.5".to_owned();
+    asked.push((entity.clone(), ip.clone()));
+    asked.retain(|(_, a)| a.parse::<std::net::Ipv4Addr>().is_ok());
+    asked.sort();
+    asked.dedup();
+    let scores = emu.endpoint_scores("lakesight-live-endpoint", &asked).await;
+    let flagged: BTreeMap<(String, String), f64> =
+        asked.into_iter().zip(scores.iter().map(|s| -s)).filter(|(_, score)| *score > 2.0).collect();
+    let stranger = (entity.clone(), ip.clone());
+    assert!(flagged.contains_key(&stranger), "the deployed model flags {stranger:?}: {flagged:?}");
 
     // Security Lake writes the new day; the emulator notifies the subscriber's queue, and the
     // event source mapping runs the deployed bootstrap on it.
     emu.write_lake(&history, Part::LastDay).await;
-    let findings = findings_arriving(&emu, "lakesight-live-ipcheck-findings", std::time::Duration::from_secs(90)).await;
+    let s3 = emu.s3().await;
+    let bucket = synthetic::s3::lake_bucket(&s3, "us-east-1").await.expect("the lake's bucket");
+    let row = Row::new(last.start_ms() + 3_600_000, Some(entity.as_str()), Some(ip.as_str()));
+    let object = synthetic::write_parquet(version, &[row]).expect("the stranger's object");
+    let key = format!(
+        "aws/VPC_FLOW/{label}/region={}/accountId={}/eventDay={last}/stranger.parquet",
+        net.region, net.account
+    );
+    s3.put_object().bucket(&bucket).key(&key).body(object.into()).send().await.expect("put the stranger's object");
+    let findings = findings_until(&emu, "lakesight-live-ipcheck-findings", &stranger).await;
     // The function finishes its invocation after it sends the findings: wait for its REPORT line.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut log = emu.function_log("lakesight-live-ipcheck");
@@ -354,8 +416,13 @@ async fn new_day_runs_the_package(version: OcsfVersion, label: &str) {
     }
     assert!(!findings.is_empty(), "findings from the deployed function; its log:\n{}", log.join("\n"));
     for finding in &findings {
-        assert_eq!((finding["entity"].as_str(), finding["ip"].as_str()), (Some(entity.as_str()), Some(ip.as_str())));
-        assert_eq!(finding["score"], 12.0, "{finding}");
+        let pair = (
+            finding["entity"].as_str().unwrap_or_default().to_owned(),
+            finding["ip"].as_str().unwrap_or_default().to_owned(),
+        );
+        let expected = flagged.get(&pair).unwrap_or_else(|| panic!("{finding} is not a pair the endpoint flags"));
+        let score = finding["score"].as_f64().expect("a score");
+        assert!((score - expected).abs() < 1e-4, "{finding}: the endpoint says {expected}");
         let object = finding["object"].as_str().unwrap_or_default();
         assert!(object.contains(&format!("eventDay={last}")), "from the new day: {object}");
     }

@@ -17,7 +17,9 @@ fn emulator_additions_behave_as_documented() {
     let run = Run::of(
         Command::new(repo().join("localstack/.venv/bin/python"))
             .arg(repo().join("localstack/selftest.py"))
-            .arg(&emu.endpoint),
+            .arg(&emu.endpoint)
+            // The SageMaker checks train and score with this build's engine, as the emulator does.
+            .env("LAKESIGHT_BIN", support::engine()),
     );
     run.expect_code(0);
     assert!(run.stderr.contains("\nOK"), "{}", run.stderr);

@@ -18,7 +18,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
-from checks.support import ACCOUNT, ENDPOINT, client, control, inspect
+from checks.support import ACCOUNT, ENDPOINT, client, control, inspect, put_channels, trained_model, wait_for_job
 
 STACK = "demo"
 TAGS = {"lakesight:stack": STACK, "environment": "dev"}
@@ -306,13 +306,14 @@ class LakesightRequestsAccepted(unittest.TestCase):
             return {"ChannelName": name, "ContentType": "text/csv", "CompressionType": "None", "DataSource": {"S3DataSource": {
                 "S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/features/r1/{name}/", "S3DataDistributionType": "FullyReplicated"}}}
 
+        put_channels(bucket, "features/r1")
         sm.create_training_job(
             TrainingJobName=job, AlgorithmSpecification={"TrainingImage": image, "TrainingInputMode": "File"}, RoleArn=ROLE,
             InputDataConfig=[channel("train"), channel("validation")], OutputDataConfig={"S3OutputPath": f"s3://{bucket}/models/"},
             ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
             StoppingCondition={"MaxRuntimeInSeconds": 86400}, Tags=tags,
             HyperParameters={"num_entity_vectors": "20000", "vector_dim": "128", "epochs": "5", "learning_rate": "0.01"})
-        sm.describe_training_job(TrainingJobName=job)
+        self.assertEqual(wait_for_job(job)[0]["TrainingJobStatus"], "Completed")
         sm.list_training_jobs(NameContains=f"lakesight-{STACK}-g")
         quietly(sm.stop_training_job, TrainingJobName=job)
         sm.create_model(ModelName=job, ExecutionRoleArn=ROLE, Tags=tags,
@@ -392,9 +393,10 @@ class SlowDeletes(unittest.TestCase):
             sqs.create_queue(QueueName="q")
 
     def test_an_endpoint_reports_deleting_for_the_configured_polls(self):
+        model = trained_model()
         control("config", {"pendingPolls": {"endpointDelete": 2}})
         sm = unchecked("sagemaker")
-        sm.create_model(ModelName="m1", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "img"})
+        sm.create_model(ModelName="m1", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "img", "ModelDataUrl": model})
         sm.create_endpoint_config(EndpointConfigName="c1", ProductionVariants=[
             {"VariantName": "g1", "ModelName": "m1", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
         sm.create_endpoint(EndpointName="e1", EndpointConfigName="c1")

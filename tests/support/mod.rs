@@ -22,6 +22,12 @@ pub struct Emulator {
 
 static INSTALL: Once = Once::new();
 
+/// The engine the emulator's SageMaker trains and serves with: this build's own `lakesight`, unless
+/// `LAKESIGHT_BIN` names another (a target directory that other builds share can replace this one's).
+pub fn engine() -> String {
+    std::env::var("LAKESIGHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lakesight").to_owned())
+}
+
 impl Emulator {
     /// Starts a private emulator, unless `AWS_ENDPOINT_URL` names one to share.
     pub fn start() -> Emulator {
@@ -35,6 +41,7 @@ impl Emulator {
         let mut child = Command::new(repo().join("localstack/.venv/bin/python"))
             .arg(repo().join("localstack/emulator.py"))
             .args(["--port", "0", "--exit-with-stdin"])
+            .env("LAKESIGHT_BIN", engine())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -188,6 +195,31 @@ impl Emulator {
 
     pub async fn sagemaker(&self) -> aws_sdk_sagemaker::Client {
         aws_sdk_sagemaker::Client::new(&self.sdk().await)
+    }
+
+    /// The dot products `endpoint` gives `pairs` (`(entity, ip)`), asked for as any client would,
+    /// so that a test can say which pairs the deployed model flags.
+    pub async fn endpoint_scores(&self, endpoint: &str, pairs: &[(String, String)]) -> Vec<f64> {
+        let client = aws_sdk_sagemakerruntime::Client::new(&self.sdk().await);
+        let mut scores = Vec::with_capacity(pairs.len());
+        for chunk in pairs.chunks(10_000) {
+            let body: String = chunk.iter().map(|(e, ip)| format!("{e},{ip}\n")).collect();
+            let out = client
+                .invoke_endpoint()
+                .endpoint_name(endpoint)
+                .content_type("text/csv")
+                .accept("application/json")
+                .body(body.into_bytes().into())
+                .send()
+                .await
+                .expect("InvokeEndpoint");
+            let answer: serde_json::Value =
+                serde_json::from_slice(out.body().map(|b| b.as_ref()).unwrap_or_default()).expect("JSON");
+            let predictions = answer["predictions"].as_array().expect("predictions");
+            scores.extend(predictions.iter().map(|p| p["dot_product"].as_f64().expect("dot_product")));
+        }
+        assert_eq!(scores.len(), pairs.len(), "one dot product per pair");
+        scores
     }
 
     pub async fn athena(&self) -> aws_sdk_athena::Client {
