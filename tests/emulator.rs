@@ -19,7 +19,7 @@ fn emulator_additions_behave_as_documented() {
             .arg(repo().join("localstack/selftest.py"))
             .arg(&emu.endpoint)
             // The SageMaker checks train and score with this build's engine, as the emulator does.
-            .env("LAKESIGHT_BIN", support::engine()),
+            .env("LAKESIGHT_BIN", support::binary()),
     );
     run.expect_code(0);
     assert!(run.stderr.contains("\nOK"), "{}", run.stderr);

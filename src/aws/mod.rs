@@ -50,6 +50,7 @@ pub struct Aws {
     pub lakeformation: aws_sdk_lakeformation::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub sagemaker: aws_sdk_sagemaker::Client,
+    pub sagemaker_runtime: aws_sdk_sagemakerruntime::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub env: Environment,
 }
@@ -95,6 +96,7 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
         lakeformation: clients.lakeformation,
         lambda: clients.lambda,
         sagemaker: clients.sagemaker,
+        sagemaker_runtime: clients.sagemaker_runtime,
         sqs: clients.sqs,
         env: Environment { account, region, partition, caller_arn },
     })
@@ -108,6 +110,7 @@ struct Clients {
     lakeformation: aws_sdk_lakeformation::Client,
     lambda: aws_sdk_lambda::Client,
     sagemaker: aws_sdk_sagemaker::Client,
+    sagemaker_runtime: aws_sdk_sagemakerruntime::Client,
     sqs: aws_sdk_sqs::Client,
     sts: aws_sdk_sts::Client,
 }
@@ -151,6 +154,7 @@ impl Clients {
             lakeformation: client!(aws_sdk_lakeformation, sdk, stats),
             lambda: client!(aws_sdk_lambda, sdk, stats),
             sagemaker: client!(aws_sdk_sagemaker, sdk, stats),
+            sagemaker_runtime: client!(aws_sdk_sagemakerruntime, sdk, stats),
             sqs: client!(aws_sdk_sqs, sdk, stats),
             sts: client!(aws_sdk_sts, sdk, stats),
         }

@@ -315,6 +315,7 @@ mod tests {
             lakeformation: aws_sdk_lakeformation::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
             sagemaker: aws_sdk_sagemaker::Client::new(&sdk),
+            sagemaker_runtime: aws_sdk_sagemakerruntime::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             env: stack.env.clone(),
         }

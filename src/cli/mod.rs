@@ -6,6 +6,7 @@ mod diagnostics;
 mod model;
 mod plan;
 mod progress;
+mod score;
 mod session;
 mod sql;
 mod status;
@@ -116,6 +117,8 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// Train, evaluate and score IP Insights models locally, with the embedded engine.
     Model(model::ModelArgs),
+    /// Score (entity, IPv4) pairs on the stack's live endpoint, with the deployed scorer's verdicts.
+    Score(score::ScoreArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +172,7 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Status(args) => status::run(g, args, Arc::clone(&stats)).await,
         Command::Sql(args) => sql::run(g, args, Arc::clone(&stats)).await,
         Command::Model(args) => model::run(g, args, Arc::clone(&stats)).await,
+        Command::Score(args) => score::run(g, args, Arc::clone(&stats)).await,
     };
     if g.stats {
         eprint!("{}", stats.summary().render(started.elapsed()));

@@ -15,6 +15,7 @@ use crate::stack::Stack;
 pub struct Session {
     pub stack: Stack,
     pub graph: Graph,
+    pub aws: aws::Aws,
 }
 
 /// Validates first, so that a bad manifest never reaches AWS.
@@ -43,7 +44,7 @@ pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result
     .await?;
     let stack = Stack { manifest, env: aws.env.clone() };
     let graph = aws::wiring::graph(&stack, &aws).await?;
-    Ok(Session { stack, graph })
+    Ok(Session { stack, graph, aws })
 }
 
 /// A token cancelled by the first Ctrl-C or SIGTERM: nothing new starts, in-flight calls finish.

@@ -2,6 +2,7 @@
 //! byte limit. The sample sent whole objects in one request and failed above 6 MB.
 
 use std::fmt::Write;
+use std::net::Ipv4Addr;
 use std::ops::Range;
 
 use super::pairs::Pair;
@@ -17,13 +18,20 @@ pub struct Chunk {
 /// order. A line never exceeds the limit: entities are capped at
 /// [`super::pairs::MAX_ENTITY_BYTES`] and the configuration keeps the limit above that.
 pub fn chunks(pairs: &[Pair], max_bytes: usize) -> Vec<Chunk> {
+    chunks_of(pairs.iter().map(|p| (p.entity.as_str(), p.ip)), max_bytes)
+}
+
+/// [`chunks`] of any (entity, address) pairs, such as ad-hoc ones read from a file.
+pub fn chunks_of<'a>(pairs: impl Iterator<Item = (&'a str, Ipv4Addr)>, max_bytes: usize) -> Vec<Chunk> {
     let mut out = Vec::new();
     let mut body = String::new();
     let mut start = 0;
     let mut line = String::new();
-    for (i, pair) in pairs.iter().enumerate() {
+    let mut count = 0;
+    for (i, (entity, ip)) in pairs.enumerate() {
+        count = i + 1;
         line.clear();
-        let _ = writeln!(line, "{},{}", pair.entity, pair.ip);
+        let _ = writeln!(line, "{entity},{ip}");
         if !body.is_empty() && body.len() + line.len() > max_bytes {
             out.push(Chunk { body: std::mem::take(&mut body), pairs: start..i });
             start = i;
@@ -31,15 +39,13 @@ pub fn chunks(pairs: &[Pair], max_bytes: usize) -> Vec<Chunk> {
         body.push_str(&line);
     }
     if !body.is_empty() {
-        out.push(Chunk { body, pairs: start..pairs.len() });
+        out.push(Chunk { body, pairs: start..count });
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
     use crate::scorer::pairs::Sightings;
 

@@ -22,9 +22,10 @@ pub struct Emulator {
 
 static INSTALL: Once = Once::new();
 
-/// The engine the emulator's SageMaker trains and serves with: this build's own `lakesight`, unless
-/// `LAKESIGHT_BIN` names another (a target directory that other builds share can replace this one's).
-pub fn engine() -> String {
+/// The `lakesight` under test, which is also the engine the emulator's SageMaker trains and serves
+/// with: this build's own, unless `LAKESIGHT_BIN` names a copy (a target directory that other
+/// builds share can replace this one's while tests run).
+pub fn binary() -> String {
     std::env::var("LAKESIGHT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lakesight").to_owned())
 }
 
@@ -41,7 +42,7 @@ impl Emulator {
         let mut child = Command::new(repo().join("localstack/.venv/bin/python"))
             .arg(repo().join("localstack/emulator.py"))
             .args(["--port", "0", "--exit-with-stdin"])
-            .env("LAKESIGHT_BIN", engine())
+            .env("LAKESIGHT_BIN", binary())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -113,7 +114,7 @@ impl Emulator {
 
     /// The real binary, pointed at this emulator, never at a real account.
     pub fn lakesight(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lakesight"));
+        let mut cmd = Command::new(binary());
         cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")

@@ -7,7 +7,7 @@
 //! run these commands and report their failures as SageMaker would.
 
 mod evaluate;
-mod input;
+pub(super) mod input;
 mod progress;
 mod score;
 mod train;
