@@ -48,6 +48,8 @@ pub struct Observed {
     pub failure: Option<String>,
     pub auc: Option<f64>,
     pub artifact: Option<String>,
+    /// The `train` channel it read: the feature run it was trained on.
+    pub trained_on: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -136,6 +138,12 @@ impl TrainingJob {
                 .and_then(|a| a.s3_model_artifacts())
                 .filter(|a| !a.is_empty())
                 .map(str::to_owned),
+            trained_on: out
+                .input_data_config()
+                .iter()
+                .find(|c| c.channel_name() == Some("train"))
+                .and_then(|c| c.data_source()?.s3_data_source()?.s3_uri().into())
+                .map(str::to_owned),
             tags,
             arn,
         })
@@ -205,10 +213,19 @@ impl Resource for TrainingJob {
 
     fn diff(&self, observed: &Observed) -> Vec<Change> {
         // A failed or stopped job is retrained as the next generation.
-        match observed.status.as_str() {
+        let mut changes = match observed.status.as_str() {
             "Failed" | "Stopped" => vec![Change::replacing("status", &observed.status, "Completed")],
             _ => Vec::new(),
+        };
+        // So is a job trained on another feature run than the current one: the data is an input
+        // too (after a destroy and a new apply, say, the old run's pairs and the job's artifact
+        // went with the artifact bucket).
+        if let (Some(trained_on), Known::Now(current)) = (&observed.trained_on, self.features.train_prefix.get())
+            && *trained_on != current
+        {
+            changes.push(Change::replacing("trainedOn", trained_on, current));
         }
+        changes
     }
 
     fn id(&self, observed: &Observed) -> String {
@@ -508,6 +525,7 @@ mod tests {
             failure: None,
             auc: None,
             artifact: None,
+            trained_on: Some("s3://b/features/r1/train/".into()),
             tags: BTreeMap::new(),
         };
         let j = job(&[&stop]);
@@ -515,6 +533,13 @@ mod tests {
         j.delete(&running).await.expect("stop");
         let completed = Observed { status: "Completed".into(), ..running };
         assert!(j.kept(&completed).is_some_and(|k| k.contains("cannot be deleted")), "reported as kept, not planned");
+        assert!(j.diff(&completed).is_empty(), "trained on the current feature run");
+        let stale = Observed { trained_on: Some("s3://b/features/r0/train/".into()), ..completed };
+        assert_eq!(
+            j.diff(&stale),
+            [Change::replacing("trainedOn", "s3://b/features/r0/train/", "s3://b/features/r1/train/")],
+            "a job trained on another feature run is trained again"
+        );
         assert_eq!(stop.num_calls(), 1);
 
         let throttled = mock!(Client::list_training_jobs)
