@@ -142,7 +142,7 @@ impl TrainingJob {
                 .input_data_config()
                 .iter()
                 .find(|c| c.channel_name() == Some("train"))
-                .and_then(|c| c.data_source()?.s3_data_source()?.s3_uri().into())
+                .and_then(|c| c.data_source()?.s3_data_source()?.s3_uri())
                 .map(str::to_owned),
             tags,
             arn,
