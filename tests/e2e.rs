@@ -211,7 +211,8 @@ async fn an_apply_right_after_a_destroy_waits_out_the_services_delete_windows() 
 
     let again = emu.run(&["apply", "--auto-approve"], &file);
     assert_eq!(again.code, 0, "the queues' names come free while apply waits:\n{}\n{}", again.stdout, again.stderr);
-    let queues = emu.sqs().await.list_queues().send().await.expect("ListQueues");
+    let queues = emu.sqs().await.list_queues().queue_name_prefix("lakesight-quickstart").send().await;
+    let queues = queues.expect("ListQueues");
     assert_eq!(queues.queue_urls().len(), 2, "dead-letter and findings queues: {:?}", queues.queue_urls());
     emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
 }
