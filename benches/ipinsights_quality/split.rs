@@ -46,7 +46,9 @@ pub fn split(lake: &Lake, selection: Selection, window_days: i64, validation_day
     let now = lake.spec.last_day.start_ms();
     let (start, cut) = (now - window_days * DAY_MS, now - validation_days * DAY_MS);
     let history = records(lake, -window_days, 0);
-    let window = |from, to| to_pairs(pairs(&history, &Filter { window: Some(Window::Millis { from, to }), ..Filter::new(selection) }));
+    let window = |from, to| {
+        to_pairs(pairs(&history, &Filter { window: Some(Window::Millis { from, to }), ..Filter::new(selection) }))
+    };
 
     let planted: Vec<Vec<Record>> =
         lake.anomalies.iter().map(|a| anomaly::records(&lake.world, lake.spec.seed, a)).collect();

@@ -62,9 +62,14 @@ struct Weights {
     layers: Vec<(Matrix, Vec<f32>)>,
 }
 
-/// The reference model and its Adam state.
+/// The reference model: what scoring needs.
 pub struct Reference {
     w: Weights,
+}
+
+/// The reference model and its Adam state: what training needs.
+pub struct Trainer {
+    model: Reference,
     m: Weights,
     v: Weights,
     step: i32,
@@ -130,13 +135,7 @@ impl Reference {
             prefix: matrix(&file, "ip.prefix")?,
             layers,
         };
-        let zeros = Weights {
-            entity: w.entity.zeros_like(),
-            bits: w.bits.zeros_like(),
-            prefix: w.prefix.zeros_like(),
-            layers: w.layers.iter().map(|(m, b)| (m.zeros_like(), vec![0.0; b.len()])).collect(),
-        };
-        Ok(Reference { w, m: zeros.clone(), v: zeros, step: 0 })
+        Ok(Reference { w })
     }
 
     /// The entity table row of an entity string.
@@ -203,16 +202,16 @@ impl Reference {
             }
             let (weight, _) = &self.w.layers[l];
             let (gw, gb) = &mut grads.layers[l];
-            for o in 0..dim {
+            for (o, &d_o) in d.iter().enumerate() {
                 for (g, h) in gw.row_mut(o).iter_mut().zip(&hidden[l]) {
-                    *g += d[o] * h;
+                    *g += d_o * h;
                 }
-                gb[o] += d[o];
+                gb[o] += d_o;
             }
             let mut below = vec![0.0; dim];
-            for o in 0..dim {
+            for (o, &d_o) in d.iter().enumerate() {
                 for (b, w) in below.iter_mut().zip(weight.row(o)) {
-                    *b += d[o] * w;
+                    *b += d_o * w;
                 }
             }
             d = below;
@@ -231,13 +230,27 @@ impl Reference {
         }
         bce_with_logits(score, positive)
     }
+}
+
+impl Trainer {
+    /// Starts training from `model`'s weights, with zero Adam moments.
+    pub fn new(model: Reference) -> Trainer {
+        let w = &model.w;
+        let zeros = Weights {
+            entity: w.entity.zeros_like(),
+            bits: w.bits.zeros_like(),
+            prefix: w.prefix.zeros_like(),
+            layers: w.layers.iter().map(|(m, b)| (m.zeros_like(), vec![0.0; b.len()])).collect(),
+        };
+        Trainer { model, m: zeros.clone(), v: zeros, step: 0 }
+    }
 
     /// Lazy Adam over one batch's gradients.
     fn apply(&mut self, grads: &BatchGradients, hp: &Hyperparameters) {
         self.step += 1;
         let correction = (1.0 - f64::from(BETA2).powi(self.step)).sqrt() / (1.0 - f64::from(BETA1).powi(self.step));
         let (lr, wd) = ((hp.learning_rate * correction) as f32, hp.weight_decay as f32);
-        let (w, m, v) = (&mut self.w, &mut self.m, &mut self.v);
+        let (w, m, v) = (&mut self.model.w, &mut self.m, &mut self.v);
         for (&r, g) in &grads.entity {
             adam(w.entity.row_mut(r), g, m.entity.row_mut(r), v.entity.row_mut(r), lr, wd);
         }
@@ -266,7 +279,8 @@ impl Reference {
         order.shuffle(rng);
         let (mut samples, mut loss) = (0, 0.0);
         for batch in order.chunks(hp.mini_batch_size).take(batches) {
-            let mut batch_samples: Vec<(usize, u32, bool)> = batch.iter().map(|&i| (data[i].0, data[i].1, true)).collect();
+            let mut batch_samples: Vec<(usize, u32, bool)> =
+                batch.iter().map(|&i| (data[i].0, data[i].1, true)).collect();
             for _ in 0..hp.random_negative_sampling_rate {
                 batch_samples.extend(batch.iter().map(|&i| (data[i].0, rng.next_u32(), false)));
             }
@@ -284,12 +298,12 @@ impl Reference {
             let mut grads = BatchGradients {
                 entity: HashMap::new(),
                 prefix: HashMap::new(),
-                bits: self.w.bits.zeros_like(),
-                layers: self.w.layers.iter().map(|(m, b)| (m.zeros_like(), vec![0.0; b.len()])).collect(),
+                bits: self.model.w.bits.zeros_like(),
+                layers: self.model.w.layers.iter().map(|(m, b)| (m.zeros_like(), vec![0.0; b.len()])).collect(),
             };
             let scale = 1.0 / batch_samples.len() as f32;
             for &(row, ip, positive) in &batch_samples {
-                loss += self.accumulate(row, ip, positive, scale, &mut grads);
+                loss += self.model.accumulate(row, ip, positive, scale, &mut grads);
             }
             self.apply(&grads, hp);
             samples += batch_samples.len();
