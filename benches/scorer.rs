@@ -7,6 +7,9 @@
 //! prints the table; under `cargo test` the benchmark only checks, on a small file, that both
 //! reads find the same pairs.
 
+#[path = "support/peak_memory.rs"]
+mod peak_memory;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -143,7 +146,7 @@ fn child(read: Read, file: &Path) -> Figures {
 
 fn measure(read: Read, file: &Path, rounds: usize) -> Figures {
     let bytes = Bytes::from(std::fs::read(file).expect("read file"));
-    let baseline_kib = peak_kib();
+    let baseline_kib = peak_memory::peak_kib();
     let mut best = Duration::MAX;
     let mut last = (0, 0, 0);
     for _ in 0..rounds {
@@ -164,7 +167,7 @@ fn measure(read: Read, file: &Path, rounds: usize) -> Figures {
         requests: last.2,
         file_bytes: bytes.len(),
         best,
-        peak_kib: peak_kib(),
+        peak_kib: peak_memory::peak_kib(),
         baseline_kib,
     }
 }
@@ -178,14 +181,4 @@ fn all_columns(bytes: Bytes) -> PairTable {
         extract::add_batch(&batch.expect("batch"), 0, Peer::Source, &mut table, &mut context).expect("extract");
     }
     table
-}
-
-/// The process's peak resident set, from Linux's `VmHWM`.
-fn peak_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }

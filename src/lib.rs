@@ -7,6 +7,7 @@
 //! - [`aws`]: the SDK configuration, clients, retries, call statistics, resource kinds, and the
 //!   wiring that turns a stack into a graph.
 //! - [`cli`]: one module per subcommand.
+//! - [`ipinsights`]: the embedded IP Insights engine (feature `ipinsights`, part of `control-plane`).
 //! - [`scorer`]: the `ipcheck` Lambda's logic, built alone with `--no-default-features --features scorer`.
 //! - [`synthetic`]: a generated Security Lake for the emulator and the tests (feature `synthetic`).
 
@@ -16,7 +17,7 @@ pub mod aws;
 pub mod cli;
 #[cfg(feature = "control-plane")]
 pub mod engine;
-#[cfg(feature = "control-plane")]
+#[cfg(feature = "ipinsights")]
 pub mod ipinsights;
 #[cfg(feature = "control-plane")]
 pub mod manifest;

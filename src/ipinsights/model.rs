@@ -33,8 +33,9 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 
 /// The prefix-table rows of an address's /8, /16 and /24 networks. The hashed bytes are the
 /// masked address (big-endian) followed by the prefix length, so 10.0.0.0/8 and 10.0.0.0/16
-/// land on different rows.
-pub(crate) fn prefix_rows(ip: u32, rows: usize) -> [usize; 3] {
+/// land on different rows. Public because the model file's format is: a reader of the weights
+/// (such as the speed benchmark's reference loop) hashes addresses the same way.
+pub fn prefix_rows(ip: u32, rows: usize) -> [usize; 3] {
     PREFIX_LENGTHS.map(|len| {
         let mut bytes = [0u8; 5];
         bytes[..4].copy_from_slice(&(ip & (u32::MAX << (32 - len))).to_be_bytes());

@@ -430,6 +430,7 @@ fn expected_pairs_follow_the_feature_filters() {
 }
 
 /// Each pair with how often it occurs.
+#[cfg(feature = "scorer")]
 fn counted(pairs: impl IntoIterator<Item = (String, String)>) -> BTreeMap<(String, String), u64> {
     let mut counts = BTreeMap::new();
     for pair in pairs {
