@@ -3,18 +3,23 @@
 .PHONY: quickstart test bench eval
 
 # Builds the scorer package and applies manifests/quickstart.yaml against the bundled emulator:
-# the first apply makes the lake and waits for data, a synthetic lake of 13 days is written into
-# it, and the second apply runs the feature SQL over it, trains and deploys. Then the status. The
-# emulator keeps running for further commands; stop it with localstack/down.
+# the first apply makes the lake and waits for data, a synthetic lake of 13 days (10,000 flows a
+# day) is written into it, and the second apply runs the feature SQL over it, trains and deploys.
+# Then the status, and the last day arrives with its planted anomalies: the deployed function
+# scores the new objects from the subscriber's queue, and the report holds its findings against
+# the ground truth. The last day is pinned once, so that both writes agree however long the run.
+# The emulator keeps running for further commands; stop it with localstack/down.
 quickstart:
 	./scorer/package x86_64 >/dev/null
 	cargo build --quiet
 	./localstack/up >/dev/null
-	eval "$$(./localstack/env)" && \
+	eval "$$(./localstack/env)" && day=$$(date -u +%Y%m%d) && \
 	  ./target/debug/lakesight apply -f manifests/quickstart.yaml --auto-approve && \
-	  ./target/debug/lakesight-data --days 14 --seed 7 --part history && \
+	  ./target/debug/lakesight-data --days 14 --seed 7 --flows-per-day 10000 --last-day $$day --part history && \
 	  ./target/debug/lakesight apply -f manifests/quickstart.yaml --auto-approve && \
-	  ./target/debug/lakesight status -f manifests/quickstart.yaml
+	  ./target/debug/lakesight status -f manifests/quickstart.yaml && \
+	  ./target/debug/lakesight-data --days 14 --seed 7 --flows-per-day 10000 --last-day $$day --part last-day && \
+	  ./target/debug/lakesight-data report --manifest manifests/quickstart.yaml
 
 # Every test: unit, engine, CLI and end-to-end (each end-to-end test starts and stops its own
 # emulator), after building the scorer's Lambda package the way a release does.

@@ -51,7 +51,7 @@ impl Stack {
 
     /// `lakesight-<stack>-<role>`: every physical name starts here.
     pub fn resource_name(&self, role: &str) -> String {
-        format!("lakesight-{}-{role}", self.name())
+        physical_name(self.name(), role)
     }
 
     pub fn artifact_bucket(&self) -> String {
@@ -142,7 +142,7 @@ impl Stack {
 
     /// The scorer Lambda function's name.
     pub fn scorer_function_name(&self) -> String {
-        self.resource_name("ipcheck")
+        scorer_function_name(self.name())
     }
 
     /// The queue that keeps messages the scorer can never process.
@@ -154,6 +154,17 @@ impl Stack {
     pub fn findings_queue_name(&self) -> String {
         format!("{}-findings", self.scorer_function_name())
     }
+}
+
+/// `lakesight-<stack>-<role>`, from the stack's name alone.
+pub fn physical_name(stack: &str, role: &str) -> String {
+    format!("lakesight-{stack}-{role}")
+}
+
+/// The scorer Lambda function's name, from the stack's name alone: what reads a deployed stack
+/// without an environment (the quickstart's report) finds the function by.
+pub fn scorer_function_name(stack: &str) -> String {
+    physical_name(stack, "ipcheck")
 }
 
 /// `arn:aws:sts::<acct>:assumed-role/<role>/<session>` → `arn:aws:iam::<acct>:role/<role>`;

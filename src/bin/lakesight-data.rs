@@ -4,16 +4,54 @@
 //! `--part history` writes every day but the last, and `--part last-day` the last day alone,
 //! with its planted anomalies, so that a demo can train on the history and then watch the
 //! anomalies arrive. The ground truth goes beside the lake, never under a source prefix.
+//!
+//! `lakesight-data report --manifest stack.yaml` waits until the stack's deployed scorer has
+//! handled every notification and holds its findings against that ground truth
+//! (`lakesight::synthetic::report`): the quickstart's last word.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+use lakesight::manifest::Manifest;
 use lakesight::synthetic::lake::{self, GROUND_TRUTH, Written, account_ids};
 use lakesight::synthetic::{Day, Lake, LakeSpec, OcsfVersion, Part, Source, s3};
 
 #[derive(Debug, Parser)]
-#[command(name = "lakesight-data", about = "Writes a synthetic Security Lake with planted anomalies", version)]
+#[command(
+    name = "lakesight-data",
+    about = "Writes a synthetic Security Lake with planted anomalies",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    write: Args,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Waits until the stack's scorer has handled every notification, then reports how many
+    /// objects it scored, its findings, the planted anomalies it found and the normal pairs it
+    /// flagged, at the manifest's fixed threshold. Reads the function's log from the bundled
+    /// emulator; leaves the findings on their queue.
+    Report {
+        /// The stack manifest (its name, pairing and threshold).
+        #[arg(long, short = 'f')]
+        manifest: PathBuf,
+        /// The ground truth. Default: s3://<lake bucket>/synthetic/ground-truth.json.
+        #[arg(long)]
+        truth: Option<String>,
+        /// How long to wait for the scorer to drain its queue.
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        wait: Duration,
+    },
+}
+
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Seed: the same seed and options give the same bytes.
     #[arg(long, default_value_t = 7)]
@@ -82,7 +120,34 @@ fn parse_source(text: &str) -> Result<Source, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Report { manifest, truth, wait }) => report(&manifest, truth.as_deref(), wait),
+        None => write(&cli.write),
+    }
+}
+
+fn report(manifest: &std::path::Path, truth: Option<&str>, wait: Duration) -> ExitCode {
+    let result = Manifest::load(manifest).map_err(|e| e.to_string()).and_then(|manifest| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let sdk = s3::sdk_config().await;
+            lakesight::synthetic::report::deployed::report(&sdk, &manifest, truth, wait).await
+        })
+    });
+    match result {
+        Ok(outcome) => {
+            println!("{outcome}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write(args: &Args) -> ExitCode {
     let spec = LakeSpec {
         seed: args.seed,
         days: args.days.max(1),
@@ -106,11 +171,11 @@ fn main() -> ExitCode {
         Some(dir) => lake::write_dir(&lake, part, dir)
             .map(|w| (w, dir.join(GROUND_TRUTH).display().to_string(), dir.display().to_string()))
             .map_err(|e| e.to_string()),
-        None => to_s3(&lake, part, &args),
+        None => to_s3(&lake, part, args),
     };
     match result {
         Ok((written, truth, place)) => {
-            report(&lake, &written, &truth, &place);
+            summary(&lake, &written, &truth, &place);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -144,7 +209,7 @@ fn to_s3(lake: &Lake, part: Part, args: &Args) -> Result<(Written, String, Strin
     })
 }
 
-fn report(lake: &Lake, written: &Written, truth: &str, place: &str) {
+fn summary(lake: &Lake, written: &Written, truth: &str, place: &str) {
     let s = &lake.spec;
     println!(
         "wrote {} objects ({:.1} MB, {} records) to {place}: {} to {}, seed {}",

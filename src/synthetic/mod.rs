@@ -13,6 +13,8 @@
 //! - [`s3`]: writing to the lake bucket through the AWS SDK.
 //! - [`pairs`]: the (entity, IPv4) pairs a query would select, computed without SQL.
 //! - [`fixture`]: small hand-made objects and notifications for the scorer's tests.
+//! - [`report`]: a deployed scorer's findings held against the ground truth (with the
+//!   `control-plane` feature, whose manifest and Lambda client it reads).
 //!
 //! # What the data follows
 //!
@@ -65,6 +67,8 @@ pub mod lake;
 pub mod ocsf;
 pub mod pairs;
 pub mod record;
+#[cfg(feature = "control-plane")]
+pub mod report;
 pub mod s3;
 pub mod traffic;
 pub mod world;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::Once;
 
+use lakesight::synthetic::lake::Written;
 use lakesight::synthetic::{self, Day, Lake, LakeSpec, OcsfVersion, Part};
 
 pub fn repo() -> PathBuf {
@@ -174,11 +175,11 @@ impl Emulator {
     }
 
     /// Writes `part` of `lake` into the lake bucket, as [`Emulator::seed_lake`] does.
-    pub async fn write_lake(&self, lake: &Lake, part: Part) {
+    pub async fn write_lake(&self, lake: &Lake, part: Part) -> Written {
         let client = self.s3().await;
         let bucket = synthetic::s3::lake_bucket(&client, "us-east-1").await.expect("the lake's bucket");
         let truth = (bucket.as_str(), "synthetic/ground-truth.json");
-        synthetic::s3::write(&client, lake, part, &bucket, truth).await.expect("seed the lake");
+        synthetic::s3::write(&client, lake, part, &bucket, truth).await.expect("seed the lake")
     }
 
     /// Applies `file` once, which makes the data lake and its sources and then waits for data,
