@@ -51,7 +51,7 @@ impl StackLock {
                 if let Some(stale) = took_over {
                     eprintln!("took over the stack's lock from {stale}, whose lease had expired");
                 }
-                Ok(Some(lease))
+                Ok(Some(*lease))
             }
             Acquired::NoBucket => Ok(None),
         }

@@ -147,7 +147,7 @@ pub struct Current {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
-    #[error("stack {stack:?} is locked by {holder}; gave up after waiting {}", humantime::format_duration(*waited))]
+    #[error("stack {stack:?} is locked by {holder}; gave up after waiting {}s", waited.as_secs())]
     Timeout { stack: String, holder: Box<Holder>, waited: Duration },
     #[error("interrupted while waiting for the stack's lock")]
     Interrupted,

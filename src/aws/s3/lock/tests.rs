@@ -97,7 +97,7 @@ async fn take(object: &LockObject, timeout: Duration) -> (Result<Acquired, LockE
 
 fn lease(acquired: Result<Acquired, LockError>) -> (Lease, Option<Holder>) {
     match acquired {
-        Ok(Acquired::Held { lease, took_over }) => (lease, took_over),
+        Ok(Acquired::Held { lease, took_over }) => (*lease, took_over.map(|h| *h)),
         Ok(Acquired::NoBucket) => panic!("no bucket"),
         Err(e) => panic!("{e}"),
     }

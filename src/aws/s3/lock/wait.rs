@@ -12,9 +12,9 @@ use super::{Current, Holder, LockError, LockObject, Put, Timing};
 /// How an attempt to take the lock ended.
 pub enum Acquired {
     Held {
-        lease: Lease,
+        lease: Box<Lease>,
         /// The holder whose expired lease this run took over, if it did.
-        took_over: Option<Holder>,
+        took_over: Option<Box<Holder>>,
     },
     /// There is no artifact bucket to hold the lock yet.
     NoBucket,
@@ -69,7 +69,8 @@ pub async fn acquire(
 }
 
 fn held(object: &LockObject, holder: Holder, etag: String, timing: Timing, took_over: Option<Holder>) -> Acquired {
-    Acquired::Held { lease: Lease::start(object.clone(), holder, etag, timing), took_over }
+    let lease = Box::new(Lease::start(object.clone(), holder, etag, timing));
+    Acquired::Held { lease, took_over: took_over.map(Box::new) }
 }
 
 /// Between half and one and a half times `poll`, so that waiters do not move in step.
