@@ -61,7 +61,7 @@ async fn a_second_apply_waits_for_the_first_or_fails_at_once_naming_it_and_histo
         .spawn()
         .expect("start the waiting apply");
     std::thread::sleep(Duration::from_secs(3));
-    emu.configure("{}"); // lets the first apply finish and release
+    emu.configure(r#"{"holdAtCall": null}"#); // lets the first apply finish and release
     assert!(first.wait().expect("first apply").success());
     let waited = waiter.wait_with_output().expect("waiting apply");
     let stderr = String::from_utf8_lossy(&waited.stderr);
