@@ -5,6 +5,8 @@ domain dispatcher to add:
   * strict requests (strict.py): every AWS request is validated against its service's botocore model before
     any backend sees it, and a violation is answered as that service answers it (ValidationException,
     ValidationError, SQS's and S3's own codes); GET /lakesight-emulator/strict lists the refusals;
+  * S3 object writes to one key that take effect one at a time (conditional.py), so that conditional writes
+    (If-None-Match: *, If-Match: <etag>) are atomic, as S3's are;
   * deletes that take time (deletes.py): SQS's QueueDeletedRecently for "queueDeletedRecentlySeconds", and
     SageMaker endpoints that report Deleting for "pendingPolls": {"endpointDelete": N} polls;
   * a Security Lake backend (securitylake.py) that registers each enabled source's Glue table (ocsf_tables.py),
@@ -63,6 +65,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
+from conditional import ObjectWrites  # noqa: E402
 from deletes import SlowDeletes  # noqa: E402
 import notifications  # noqa: E402
 from lambda_runner import LambdaRunner  # noqa: E402
@@ -422,6 +425,7 @@ class Emulator:
         self.faults = Faults(self.behaviour)
         self.strict = Strict()
         self.deletes = SlowDeletes(self.behaviour, DEFAULT_ACCOUNT)
+        self.object_writes = ObjectWrites()
         self.lambdas = LambdaRunner()
         notifications.install(self.security_lake)
 
@@ -487,6 +491,11 @@ class Emulator:
         tags = create_bucket_tags(service, request)
         if tags:
             return self.create_bucket_with_tags(environ, start_response, request, tags)
+        write = self.object_writes.lock_for(request, service)
+        if write is not None:
+            with write:
+                # moto answers with the whole body in a list: the write is done when it returns.
+                return self.moto(environ, start_response)
         return self.moto(environ, start_response)
 
     def moto_then(self, environ, start_response, then):
@@ -531,6 +540,7 @@ class Emulator:
             self.lambdas.reset()
             self.security_lake.reset()
             self.deletes.reset()
+            self.object_writes.reset()
             self.strict.reset()
             self.sagemaker.reset()
             self.athena.reset()

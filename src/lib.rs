@@ -6,6 +6,7 @@
 //! - [`resource`]: the resource contract and the adapter that erases its types.
 //! - [`aws`]: the SDK configuration, clients, retries, call statistics, resource kinds, and the
 //!   wiring that turns a stack into a graph.
+//! - [`ledger`]: the record of each run of a mutating command.
 //! - [`cli`]: one module per subcommand.
 //! - [`ipinsights`]: the embedded IP Insights engine (feature `ipinsights`, part of `control-plane`).
 //! - [`scorer`]: the `ipcheck` Lambda's logic, built alone with `--no-default-features --features scorer`.
@@ -19,6 +20,8 @@ pub mod cli;
 pub mod engine;
 #[cfg(feature = "ipinsights")]
 pub mod ipinsights;
+#[cfg(feature = "control-plane")]
+pub mod ledger;
 #[cfg(feature = "control-plane")]
 pub mod manifest;
 #[cfg(feature = "control-plane")]

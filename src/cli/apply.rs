@@ -1,4 +1,4 @@
-//! `lakesight apply` and `lakesight destroy`: plan, confirm, walk the graph.
+//! `lakesight apply` and `lakesight destroy`: lock, plan, confirm, walk the graph, record the run.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -6,11 +6,20 @@ use std::sync::Arc;
 use clap::Args;
 use serde::Serialize;
 
+use tokio_util::sync::CancellationToken;
+
+use super::lock::{self, StackLock};
 use super::plan::print_plan;
 use super::progress::Progress;
-use super::{CliError, Global, ManifestArg, OutputFormat, exit, session};
+use super::session::{self, Session};
+use super::timings::Timings;
+use super::{CliError, Global, ManifestArg, OutputFormat, exit};
+use crate::aws::s3::bucket;
+use crate::aws::s3::lock::Lease;
+use crate::aws::s3::runs::{self, Written};
 use crate::aws::stats::CallStats;
-use crate::engine::{self, Direction, ExecOptions, Intent, Outcome, Plan, Report};
+use crate::engine::{self, Action, Direction, ExecOptions, Intent, Outcome, Plan, Report};
+use crate::ledger::{self, RunRecord};
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -74,25 +83,109 @@ struct Request<'a> {
     output: OutputFormat,
 }
 
+/// Takes the stack's lock before planning, so that what is approved is planned against a stack
+/// no other run changes meanwhile; records the run in the ledger and releases the lock however
+/// the command ends.
 async fn converge(global: &Global, request: Request<'_>, stats: Arc<CallStats>) -> Result<u8, CliError> {
-    let Request { manifest, intent, adopt, auto_approve, output } = request;
-    let s = session::open(global, &manifest.file, stats).await?;
+    let s = session::open(global, &request.manifest.file, stats).await?;
+    let cancel = session::interrupt_token();
+    let (command, recorded) = match request.intent {
+        Intent::Present => ("lakesight apply", ledger::Command::Apply { adopt: request.adopt }),
+        Intent::Absent => ("lakesight destroy", ledger::Command::Destroy),
+    };
+    let lock = StackLock::new(&s.stack, &s.aws.s3, command, global);
+    let mut lease = lock.take(&cancel).await?;
+    if lease.is_none() && request.intent == Intent::Absent {
+        eprintln!("note: the stack has no artifact bucket, so no lock to take; destroying without it");
+    }
+    let lock_id = lease.as_ref().map(|l| l.holder().id.clone());
+    let mut record = RunRecord::begin(s.stack.name(), recorded, &s.stack.env.caller_arn, lock_id);
+    let result = walk(global, &request, &s, &lock, &mut lease, &cancel, &mut record).await;
+    match lease {
+        Some(lease) => finish(&s, lease, record, result).await,
+        // No bucket, so nowhere to record the run either.
+        None => result,
+    }
+}
+
+/// Stops renewing, records the run, then releases the lock: a lease lost meanwhile is the
+/// run's result, whatever else happened.
+async fn finish(
+    s: &Session,
+    lease: Lease,
+    mut record: RunRecord,
+    result: Result<u8, CliError>,
+) -> Result<u8, CliError> {
+    let stopped = lease.stop().await?;
+    let result = match stopped.lost() {
+        Some(reason) => Err(CliError::LockLost(reason.to_owned())),
+        None => result,
+    };
+    let (code, error) = match &result {
+        Ok(code) => (*code, None),
+        Err(e) => (e.exit_code(), Some(e.to_string())),
+    };
+    record.finish(code, error);
+    let bucket = s.stack.artifact_bucket();
+    match runs::write(&s.aws.s3, &bucket, &record).await {
+        Ok(Written::At(key)) => tracing::info!("recorded this run at s3://{bucket}/{key}"),
+        Ok(Written::NoBucket) => tracing::debug!("the artifact bucket went with the stack; this run is not recorded"),
+        Err(e) => eprintln!("warning: could not record this run in the stack's ledger: {e}"),
+    }
+    let released = lock::release(stopped).await;
+    let code = result?;
+    released.map(|()| code)
+}
+
+async fn walk(
+    global: &Global,
+    request: &Request<'_>,
+    s: &Session,
+    lock: &StackLock,
+    lease: &mut Option<Lease>,
+    cancel: &CancellationToken,
+    record: &mut RunRecord,
+) -> Result<u8, CliError> {
+    let &Request { intent, adopt, auto_approve, output, .. } = request;
     let parallelism = usize::from(global.parallelism);
     let plan = engine::plan(&s.graph, intent, adopt, parallelism).await?;
+    record.planned(&plan);
     if output == OutputFormat::Text {
         print_plan(&plan, output);
     }
     if plan.has_changes() && !auto_approve {
         let stack = s.stack.name().to_owned();
-        tokio::task::spawn_blocking(move || confirm(intent, &stack))
-            .await
-            .map_err(|e| CliError::Failed(format!("the confirmation prompt failed: {e}")))??;
+        let answer = tokio::task::spawn_blocking(move || confirm(intent, &stack));
+        tokio::select! {
+            answer = answer => answer.map_err(|e| CliError::Failed(format!("the confirmation prompt failed: {e}")))??,
+            _ = cancel.cancelled() => return Err(CliError::Interrupted),
+        }
+    }
+    if lease.is_none() && plan.action_of(bucket::ADDRESS) == Some(Action::Create) {
+        *lease = Some(lock_new_bucket(s, lock, cancel).await?);
+        record.lock_id = lease.as_ref().map(|l| l.holder().id.clone());
     }
     let direction = if intent == Intent::Present { Direction::Forward } else { Direction::Reverse };
-    let options = ExecOptions { parallelism, cancel: session::interrupt_token() };
+    // The walk stops starting work on Ctrl-C, SIGTERM, or a lost lease.
+    let stop = CancellationToken::new();
+    let lost = lease.as_ref().map_or_else(CancellationToken::new, Lease::lost);
+    let forward = {
+        let (stop, cancel) = (stop.clone(), cancel.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = lost.cancelled() => eprintln!("lost the stack's lock: finishing calls in flight, starting nothing new"),
+            }
+            stop.cancel();
+        })
+    };
+    let options = ExecOptions { parallelism, cancel: stop };
     let progress = Arc::new(Progress::new(global.quiet));
-    let report = engine::execute(&s.graph, &plan, direction, &options, progress.clone()).await;
+    let timings = Arc::new(Timings::new(progress.clone(), lease.as_ref().map(Lease::removal)));
+    let report = engine::execute(&s.graph, &plan, direction, &options, timings.clone()).await;
+    forward.abort();
     progress.clear();
+    record.walked(&plan, &report, &timings.durations(), s.graph.values());
 
     match output {
         OutputFormat::Json => println!(
@@ -116,6 +209,23 @@ async fn converge(global: &Global, request: Request<'_>, stats: Arc<CallStats>) 
         })
         .collect();
     Err(CliError::Failed(format!("{} resource(s) failed:\n  {}", failed.len(), failed.join("\n  "))))
+}
+
+/// The first apply: the lock lives in the artifact bucket, which does not exist yet. The bucket
+/// is created first, on its own (its create is idempotent, so two first applies may both send
+/// it), and the lock taken at once, before anything else changes. The walk then finds the bucket
+/// done. A run that had to wait here acts on what the other run left: every node is observed
+/// and planned again just before it acts.
+async fn lock_new_bucket(s: &Session, lock: &StackLock, cancel: &CancellationToken) -> Result<Lease, CliError> {
+    let node = (0..s.graph.len())
+        .map(|i| s.graph.node(i))
+        .find(|n| n.address() == bucket::ADDRESS)
+        .ok_or_else(|| CliError::Failed(format!("the stack has no {} to hold its lock", bucket::ADDRESS)))?;
+    node.apply(Action::Create).await.map_err(|e| CliError::Failed(format!("{}: {e}", bucket::ADDRESS)))?;
+    eprintln!("{}: created first, to hold the stack's lock", bucket::ADDRESS);
+    lock.take(cancel).await?.ok_or_else(|| {
+        CliError::Failed(format!("{} was created, but S3 does not find it to hold the stack's lock", bucket::ADDRESS))
+    })
 }
 
 fn print_report(report: &Report) {

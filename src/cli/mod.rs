@@ -3,6 +3,9 @@
 
 mod apply;
 mod diagnostics;
+mod force_unlock;
+mod history;
+mod lock;
 mod model;
 mod plan;
 mod progress;
@@ -10,6 +13,7 @@ mod score;
 mod session;
 mod sql;
 mod status;
+mod timings;
 mod validate;
 
 use std::path::PathBuf;
@@ -32,6 +36,9 @@ pub mod exit {
     pub const CLIENT_ERROR: u8 = 2;
     /// The command line itself was wrong.
     pub const USAGE: u8 = 64;
+    /// Another run holds the stack's lock and kept it past `--lock-timeout`, or this run lost
+    /// its lease while it ran. A temporary failure: retry later (sysexits' `EX_TEMPFAIL`).
+    pub const LOCKED: u8 = 75;
     /// Stopped by Ctrl-C or SIGTERM; the next apply resumes.
     pub const INTERRUPTED: u8 = 130;
 }
@@ -78,6 +85,10 @@ pub struct Global {
     /// Print AWS calls per service and operation, retries and wall time at the end.
     #[arg(long, global = true)]
     pub stats: bool,
+    /// How long apply and destroy wait for the stack's lock while another run holds it, such as
+    /// 10m, 90s or 0 (fail at once).
+    #[arg(long, global = true, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,6 +130,10 @@ pub enum Command {
     Model(model::ModelArgs),
     /// Score (entity, IPv4) pairs on the stack's live endpoint, with the deployed scorer's verdicts.
     Score(score::ScoreArgs),
+    /// List the stack's recorded runs (apply, destroy), newest first.
+    History(history::HistoryArgs),
+    /// Remove the stack's lock, left by a run that died; the run that held it must be gone.
+    ForceUnlock(force_unlock::ForceUnlockArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +156,10 @@ pub enum CliError {
     #[error("interrupted; run the same command again to continue where it stopped")]
     Interrupted,
     #[error(transparent)]
+    Lock(crate::aws::s3::lock::LockError),
+    #[error("lost the stack's lock while running, so it stopped starting work: {0}")]
+    LockLost(String),
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -150,6 +169,7 @@ impl CliError {
             CliError::Usage(_) => exit::USAGE,
             CliError::Interrupted => exit::INTERRUPTED,
             CliError::Client(_) => exit::CLIENT_ERROR,
+            CliError::Lock(crate::aws::s3::lock::LockError::Timeout { .. }) | CliError::LockLost(_) => exit::LOCKED,
             _ => exit::ERROR,
         }
     }
@@ -173,6 +193,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Sql(args) => sql::run(g, args, Arc::clone(&stats)).await,
         Command::Model(args) => model::run(g, args, Arc::clone(&stats)).await,
         Command::Score(args) => score::run(g, args, Arc::clone(&stats)).await,
+        Command::History(args) => history::run(g, args, Arc::clone(&stats)).await,
+        Command::ForceUnlock(args) => force_unlock::run(g, args, Arc::clone(&stats)).await,
     };
     if g.stats {
         eprint!("{}", stats.summary().render(started.elapsed()));

@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CliError, Global};
 use crate::aws::stats::CallStats;
-use crate::aws::{self, ConnectOptions};
+use crate::aws::{self, Aws, ConnectOptions};
 use crate::engine::Graph;
 use crate::manifest::Manifest;
 use crate::stack::Stack;
@@ -15,11 +15,19 @@ use crate::stack::Stack;
 pub struct Session {
     pub stack: Stack,
     pub graph: Graph,
-    pub aws: aws::Aws,
+    pub aws: Aws,
 }
 
 /// Validates first, so that a bad manifest never reaches AWS.
 pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result<Session, CliError> {
+    let (stack, aws) = connect(global, file, stats).await?;
+    let graph = aws::wiring::graph(&stack, &aws).await?;
+    Ok(Session { stack, graph, aws })
+}
+
+/// The stack and the clients, without the graph: for commands that only touch the stack's
+/// records in its artifact bucket (its lock, its run ledger).
+pub async fn connect(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result<(Stack, Aws), CliError> {
     let manifest = Manifest::load(file)?;
     let region = match (&manifest.spec.region, &global.region) {
         (Some(pinned), Some(flag)) if pinned != flag => {
@@ -43,8 +51,7 @@ pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result
     )
     .await?;
     let stack = Stack { manifest, env: aws.env.clone() };
-    let graph = aws::wiring::graph(&stack, &aws).await?;
-    Ok(Session { stack, graph, aws })
+    Ok((stack, aws))
 }
 
 /// A token cancelled by the first Ctrl-C or SIGTERM: nothing new starts, in-flight calls finish.

@@ -1,7 +1,9 @@
 //! Amazon S3 resources, and the JSON documents the stack keeps in its artifact bucket.
 
 pub mod bucket;
+pub mod lock;
 pub mod record;
+pub mod runs;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
