@@ -52,6 +52,11 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
     let reapply = emu.run(&["apply", "--auto-approve", "--stats"], &file);
     reapply.expect_code(0);
     assert!(reapply.stderr.contains(", 0 mutating,"), "a no-op apply mutates nothing: {}", reapply.stderr);
+    assert!(
+        reapply.stderr.contains("writes of lakesight's records"),
+        "its lock and record are counted apart: {}",
+        reapply.stderr
+    );
 
     let status = emu.run(&["status"], &file);
     status.expect_code(0);

@@ -44,6 +44,9 @@ pub enum ConnectError {
 #[derive(Clone)]
 pub struct Aws {
     pub s3: aws_sdk_s3::Client,
+    /// S3 for lakesight's own records in the artifact bucket (the lock, the run ledger), counted
+    /// apart from changes to the stack's resources.
+    pub records: aws_sdk_s3::Client,
     pub athena: aws_sdk_athena::Client,
     pub iam: aws_sdk_iam::Client,
     pub securitylake: aws_sdk_securitylake::Client,
@@ -90,6 +93,7 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
     let partition = caller_arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws").to_owned();
     Ok(Aws {
         s3: clients.s3,
+        records: clients.records,
         athena: clients.athena,
         iam: clients.iam,
         securitylake: clients.securitylake,
@@ -104,6 +108,7 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
 
 struct Clients {
     s3: aws_sdk_s3::Client,
+    records: aws_sdk_s3::Client,
     athena: aws_sdk_athena::Client,
     iam: aws_sdk_iam::Client,
     securitylake: aws_sdk_securitylake::Client,
@@ -124,7 +129,9 @@ macro_rules! client {
 
 macro_rules! common {
     ($builder:expr, $stats:expr) => {
-        $builder.interceptor(StatsInterceptor(Arc::clone(&$stats))).retry_classifier(retry::ConflictAndRetryAfter)
+        $builder
+            .interceptor(StatsInterceptor { stats: Arc::clone(&$stats), records: false })
+            .retry_classifier(retry::ConflictAndRetryAfter)
     };
 }
 
@@ -144,10 +151,20 @@ fn s3_from(sdk: &SdkConfig, stats: &Arc<CallStats>) -> aws_sdk_s3::Client {
     )
 }
 
+/// The S3 client of lakesight's own records: the same settings, its calls marked as such.
+fn records_from(sdk: &SdkConfig, stats: &Arc<CallStats>) -> aws_sdk_s3::Client {
+    let path_style = sdk.endpoint_url().is_some();
+    let builder = aws_sdk_s3::config::Builder::from(sdk)
+        .interceptor(StatsInterceptor { stats: Arc::clone(stats), records: true })
+        .retry_classifier(retry::ConflictAndRetryAfter);
+    aws_sdk_s3::Client::from_conf(builder.force_path_style(path_style).build())
+}
+
 impl Clients {
     fn new(sdk: &SdkConfig, stats: Arc<CallStats>) -> Self {
         Clients {
             s3: s3_from(sdk, &stats),
+            records: records_from(sdk, &stats),
             athena: client!(aws_sdk_athena, sdk, stats),
             iam: client!(aws_sdk_iam, sdk, stats),
             securitylake: client!(aws_sdk_securitylake, sdk, stats),

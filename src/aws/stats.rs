@@ -21,7 +21,8 @@ const READ_ONLY_PREFIXES: &[&str] = &["Get", "List", "Describe", "Head", "Search
 
 #[derive(Debug, Default)]
 pub struct CallStats {
-    calls: Mutex<BTreeMap<(String, String), u64>>,
+    /// By (service, operation, whether the call was on lakesight's own records).
+    calls: Mutex<BTreeMap<(String, String, bool), u64>>,
     executions: AtomicU64,
     attempts: AtomicU64,
     /// Resources the command observed, to relate reads to them.
@@ -34,7 +35,11 @@ pub struct CallStats {
 pub struct StatsSummary {
     pub calls: Vec<OperationCount>,
     pub total_calls: u64,
+    /// Calls that change the stack's resources.
     pub mutating_calls: u64,
+    /// Writes of lakesight's own records in the artifact bucket (the lock, the run ledger),
+    /// which change no resource of the stack.
+    pub record_writes: u64,
     pub retries: u64,
     /// Resources observed, when the command plans.
     pub resources: u64,
@@ -46,6 +51,8 @@ pub struct OperationCount {
     pub operation: String,
     pub count: u64,
     pub mutating: bool,
+    /// A call on lakesight's own records (the lock, the run ledger).
+    pub records: bool,
 }
 
 pub fn is_mutating(operation: &str) -> bool {
@@ -64,11 +71,12 @@ impl CallStats {
             .lock()
             .map(|m| {
                 m.iter()
-                    .map(|((service, operation), count)| OperationCount {
+                    .map(|((service, operation, records), count)| OperationCount {
                         service: service.clone(),
                         operation: operation.clone(),
                         count: *count,
                         mutating: is_mutating(operation),
+                        records: *records,
                     })
                     .collect()
             })
@@ -76,7 +84,8 @@ impl CallStats {
         let executions = self.executions.load(Ordering::Relaxed);
         StatsSummary {
             total_calls: calls.iter().map(|c| c.count).sum(),
-            mutating_calls: calls.iter().filter(|c| c.mutating).map(|c| c.count).sum(),
+            mutating_calls: calls.iter().filter(|c| c.mutating && !c.records).map(|c| c.count).sum(),
+            record_writes: calls.iter().filter(|c| c.mutating && c.records).map(|c| c.count).sum(),
             retries: self.attempts.load(Ordering::Relaxed).saturating_sub(executions),
             resources: self.resources.load(Ordering::Relaxed),
             calls,
@@ -94,28 +103,37 @@ impl StatsSummary {
                 c.service,
                 c.operation,
                 c.count,
-                if c.mutating { "  (mutating)" } else { "" }
+                match (c.mutating, c.records) {
+                    (_, true) => "  (lakesight's records)",
+                    (true, false) => "  (mutating)",
+                    (false, false) => "",
+                }
             );
         }
         let _ = writeln!(
             out,
-            "total: {} calls, {} mutating, {} retries, wall time {:.1}s",
+            "total: {} calls, {} mutating, {} writes of lakesight's records (lock, run ledger), {} retries, wall time {:.1}s",
             self.total_calls,
             self.mutating_calls,
+            self.record_writes,
             self.retries,
             wall.as_secs_f64()
         );
         if self.resources > 0 {
-            let reads = self.total_calls - self.mutating_calls;
+            let reads = self.total_calls - self.mutating_calls - self.record_writes;
             let _ = writeln!(out, "reads: {reads} read-only calls for {} resources", self.resources);
         }
         out
     }
 }
 
-/// The interceptor registered on every client.
+/// The interceptor registered on every client. `records` marks the client that only touches
+/// lakesight's own records, so that their writes are not counted as changes to the stack.
 #[derive(Debug, Clone)]
-pub struct StatsInterceptor(pub Arc<CallStats>);
+pub struct StatsInterceptor {
+    pub stats: Arc<CallStats>,
+    pub records: bool,
+}
 
 impl Intercept for StatsInterceptor {
     fn name(&self) -> &'static str {
@@ -129,10 +147,10 @@ impl Intercept for StatsInterceptor {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let (Some(meta), Ok(mut calls)) = (cfg.load::<Metadata>(), self.0.calls.lock()) {
-            *calls.entry((meta.service().to_owned(), meta.name().to_owned())).or_default() += 1;
+        if let (Some(meta), Ok(mut calls)) = (cfg.load::<Metadata>(), self.stats.calls.lock()) {
+            *calls.entry((meta.service().to_owned(), meta.name().to_owned(), self.records)).or_default() += 1;
         }
-        self.0.executions.fetch_add(1, Ordering::Relaxed);
+        self.stats.executions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -142,7 +160,7 @@ impl Intercept for StatsInterceptor {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.attempts.fetch_add(1, Ordering::Relaxed);
+        self.stats.attempts.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -150,6 +168,21 @@ impl Intercept for StatsInterceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_of_lakesights_own_records_are_not_changes_to_the_stack() {
+        let stats = CallStats::default();
+        if let Ok(mut calls) = stats.calls.lock() {
+            calls.insert(("S3".into(), "PutObject".into(), true), 2);
+            calls.insert(("S3".into(), "PutObject".into(), false), 1);
+            calls.insert(("S3".into(), "GetObject".into(), true), 4);
+        }
+        let summary = stats.summary();
+        assert_eq!((summary.total_calls, summary.mutating_calls, summary.record_writes), (7, 1, 2));
+        assert!(
+            summary.render(std::time::Duration::ZERO).contains("7 calls, 1 mutating, 2 writes of lakesight's records")
+        );
+    }
 
     #[test]
     fn read_only_operations_are_not_mutating() {

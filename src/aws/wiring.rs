@@ -309,6 +309,7 @@ mod tests {
             .build();
         Aws {
             s3: aws_sdk_s3::Client::new(&sdk),
+            records: aws_sdk_s3::Client::new(&sdk),
             athena: aws_sdk_athena::Client::new(&sdk),
             iam: aws_sdk_iam::Client::new(&sdk),
             securitylake: aws_sdk_securitylake::Client::new(&sdk),

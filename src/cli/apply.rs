@@ -93,7 +93,7 @@ async fn converge(global: &Global, request: Request<'_>, stats: Arc<CallStats>) 
         Intent::Present => ("lakesight apply", ledger::Command::Apply { adopt: request.adopt }),
         Intent::Absent => ("lakesight destroy", ledger::Command::Destroy),
     };
-    let lock = StackLock::new(&s.stack, &s.aws.s3, command, global);
+    let lock = StackLock::new(&s.stack, &s.aws.records, command, global);
     let mut lease = lock.take(&cancel).await?;
     if lease.is_none() && request.intent == Intent::Absent {
         eprintln!("note: the stack has no artifact bucket, so no lock to take; destroying without it");
@@ -127,7 +127,7 @@ async fn finish(
     };
     record.finish(code, error);
     let bucket = s.stack.artifact_bucket();
-    match runs::write(&s.aws.s3, &bucket, &record).await {
+    match runs::write(&s.aws.records, &bucket, &record).await {
         Ok(Written::At(key)) => tracing::info!("recorded this run at s3://{bucket}/{key}"),
         Ok(Written::NoBucket) => tracing::debug!("the artifact bucket went with the stack; this run is not recorded"),
         Err(e) => eprintln!("warning: could not record this run in the stack's ledger: {e}"),

@@ -25,7 +25,7 @@ pub struct ForceUnlockArgs {
 
 pub async fn run(global: &Global, args: &ForceUnlockArgs, stats: Arc<CallStats>) -> Result<u8, CliError> {
     let (stack, aws) = session::connect(global, &args.manifest.file, stats).await?;
-    let object = LockObject::new(aws.s3.clone(), &stack.artifact_bucket(), stack.name());
+    let object = LockObject::new(aws.records.clone(), &stack.artifact_bucket(), stack.name());
     let Some(current) = object.read().await? else {
         println!("Stack {:?} is not locked.", stack.name());
         return Ok(exit::SUCCESS);

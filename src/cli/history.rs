@@ -23,7 +23,7 @@ pub struct HistoryArgs {
 
 pub async fn run(global: &Global, args: &HistoryArgs, stats: Arc<CallStats>) -> Result<u8, CliError> {
     let (stack, aws) = session::connect(global, &args.manifest.file, stats).await?;
-    let entries = runs::history(&aws.s3, &stack.artifact_bucket(), stack.name(), usize::from(args.limit))
+    let entries = runs::history(&aws.records, &stack.artifact_bucket(), stack.name(), usize::from(args.limit))
         .await
         .map_err(|e| CliError::Failed(e.to_string()))?;
     let mut records = Vec::with_capacity(entries.len());
