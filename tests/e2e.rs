@@ -80,19 +80,19 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
         assert!(line.contains("in sync") && line.contains("arn:aws:"), "{line}");
     }
 
-    // Ad-hoc pairs on the live endpoint, judged by the deployed scorer's threshold (0.0).
+    // Ad-hoc pairs on the live endpoint, judged by the deployed scorer's threshold (the manifest's 4.0).
     let pairs = dir.path().join("pairs.csv");
     std::fs::write(&pairs, "i-0001,10.0.0.1\ni-0001,203.0.113.9\n").expect("pairs");
     let score = emu.run(&["score", "--input", pairs.to_str().expect("utf-8 path"), "--output", "json"], &file);
     score.expect_code(0);
     let scored: serde_json::Value = serde_json::from_str(&score.stdout).expect("score JSON");
-    assert_eq!(scored["threshold"], 0.0, "{scored}");
+    assert_eq!(scored["threshold"], 4.0, "{scored}");
     let scored = scored["pairs"].as_array().expect("pairs");
     assert_eq!(scored.len(), 2);
     for pair in scored {
         let (dot, score) = (pair["dotProduct"].as_f64().expect("dot"), pair["score"].as_f64().expect("score"));
         assert_eq!(score, -dot, "{pair}");
-        assert_eq!(pair["verdict"], if score > 0.0 { "finding" } else { "normal" }, "{pair}");
+        assert_eq!(pair["verdict"], if score > 4.0 { "finding" } else { "normal" }, "{pair}");
     }
 
     let destroy = emu.run(&["destroy", "--auto-approve"], &file);
