@@ -1,6 +1,5 @@
 //! `lakesight apply` and `lakesight destroy`: lock, plan, confirm, walk the graph, record the run.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 use clap::Args;
@@ -251,14 +250,9 @@ fn print_report(report: &Report) {
 /// Asks on a terminal; refuses elsewhere, so that pipelines never hang on a prompt.
 fn confirm(intent: Intent, stack: &str) -> Result<(), CliError> {
     let verb = if intent == Intent::Present { "apply these changes to" } else { "destroy" };
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage(format!(
-            "refusing to {verb} stack {stack:?} without a terminal to confirm on; pass --auto-approve"
-        )));
-    }
-    eprint!("Do you want to {verb} stack {stack:?}? Only 'yes' is accepted: ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == "yes" { Ok(()) } else { Err(CliError::Failed("cancelled; nothing was changed".into())) }
+    super::confirm::yes(
+        &format!("{verb} stack {stack:?}"),
+        &format!("Do you want to {verb} stack {stack:?}?"),
+        "cancelled; nothing was changed",
+    )
 }

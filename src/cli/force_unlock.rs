@@ -2,7 +2,6 @@
 //! releasing it, as Terraform's `force-unlock` does. A lease that is not renewed expires by
 //! itself after a minute, and the next run takes it over; this is for when nobody should wait.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 use clap::Args;
@@ -49,14 +48,9 @@ pub async fn run(global: &Global, args: &ForceUnlockArgs, stats: Arc<CallStats>)
 }
 
 fn confirm(stack: &str) -> Result<(), CliError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage(format!(
-            "refusing to remove the lock of stack {stack:?} without a terminal to confirm on; pass --auto-approve"
-        )));
-    }
-    eprint!("A run that still holds it would race the next one. Remove it? Only 'yes' is accepted: ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == "yes" { Ok(()) } else { Err(CliError::Failed("cancelled; the lock stays".into())) }
+    super::confirm::yes(
+        &format!("remove the lock of stack {stack:?}"),
+        "A run that still holds it would race the next one. Remove it?",
+        "cancelled; the lock stays",
+    )
 }

@@ -2,6 +2,7 @@
 //! calls the engine and renders the result. Diagnostics and exit codes live only here.
 
 mod apply;
+mod confirm;
 mod diagnostics;
 mod force_unlock;
 mod history;
