@@ -3,9 +3,10 @@
 //! its CI log is gone. It is a record, not state: planning never reads it, and the cloud stays
 //! the only source of truth.
 //!
-//! Each command adds what it knows through its [`Command`] variant: `apply` and `destroy` their
-//! options; `retrain` and `calibrate` are to add theirs (the data window, the gate's decision,
-//! the threshold and its evidence) as variants of their own, beside the fields every run shares.
+//! Each command adds what it knows through its [`Command`] variant (its options, a retrain's
+//! data window), beside the fields every run shares. What the run decided travels in the nodes'
+//! outputs: the feature run's query ids and bytes scanned, the training job, its AUC and the
+//! quality gate's verdict, the calibration's threshold and evidence.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
@@ -43,15 +44,27 @@ pub struct RunRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "camelCase")]
 pub enum Command {
-    Apply { adopt: bool },
+    Apply {
+        adopt: bool,
+    },
     Destroy,
+    /// A new generation from the window that ends at `window_end`.
+    #[serde(rename_all = "camelCase")]
+    Retrain {
+        #[serde(with = "humantime_serde")]
+        window_end: SystemTime,
+    },
+    /// The serving generation's threshold chosen again.
+    Calibrate,
 }
 
 impl Command {
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Command::Apply { .. } => "apply",
             Command::Destroy => "destroy",
+            Command::Retrain { .. } => "retrain",
+            Command::Calibrate => "calibrate",
         }
     }
 }
@@ -216,5 +229,17 @@ mod tests {
         assert_eq!(back.exit, record.exit);
         assert_eq!(back.nodes, record.nodes);
         assert_eq!(back.command, record.command);
+    }
+
+    #[test]
+    fn a_retrain_records_its_window() {
+        let window_end = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_687_200);
+        let record = RunRecord::begin("demo", Command::Retrain { window_end }, "arn", None);
+        let json = serde_json::to_value(&record).expect("serialise");
+        assert_eq!(
+            (json["command"].as_str(), json["windowEnd"].as_str()),
+            (Some("retrain"), Some("2026-11-26T10:00:00Z"))
+        );
+        assert!(record.key().ends_with("-retrain.json"), "{}", record.key());
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use super::Aws;
 use super::athena::{feature_run, workgroup};
@@ -13,11 +14,12 @@ use super::lakeformation::grant;
 use super::lambda::{event_source_mapping, function};
 use super::s3::{bucket, record};
 use super::sagemaker::generation::{Generation, ItemKind};
-use super::sagemaker::{Lineage, endpoint, endpoint_config, generations, model, training_job};
+use super::sagemaker::{Lineage, calibration, endpoint, endpoint_config, generations, model, training_job};
 use super::securitylake::{data_lake, log_source};
 use super::securitylake::{notification, subscriber};
 use super::sqs::queue;
 use crate::engine::{Graph, GraphError, Input, Node, Undeclared, Values};
+use crate::manifest::ThresholdPolicy;
 use crate::resource::{Managed, Resource};
 use crate::stack::{RoleKind, Stack};
 
@@ -32,6 +34,16 @@ pub enum WiringError {
     Defaults(String),
 }
 
+/// What a run asks of the stack beyond its manifest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// A retrain's fresh data window, which ends here.
+    pub window_end: Option<SystemTime>,
+    /// `lakesight calibrate`: the serving generation is calibrated again, whatever the
+    /// threshold policy.
+    pub recalibrate: bool,
+}
+
 /// Builds the stack's nodes, wired to one store of values, as a checked graph. It reads one
 /// object first: the record of the untaggable resources the stack made, so that those the
 /// manifest no longer names are planned for removal.
@@ -40,9 +52,9 @@ pub enum WiringError {
 /// the owner tag: the stack is wired a second time as if every optional section were declared,
 /// and each resource of that wiring that the manifest does not declare joins the graph as
 /// [`Undeclared`], which the plan removes when it exists and is ours.
-pub async fn graph(stack: &Stack, aws: &Aws) -> Result<Graph, WiringError> {
+pub async fn graph(stack: &Stack, aws: &Aws, options: RunOptions) -> Result<Graph, WiringError> {
     let values = Values::new();
-    let mut nodes = taggable(stack, aws, &values, Pass::Declared);
+    let mut nodes = taggable(stack, aws, &values, Pass::Declared(options));
     untaggable(stack, aws, &mut nodes).await?;
     let declared: HashSet<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
     for node in taggable(&every_section(stack)?, aws, &values, Pass::Undeclared) {
@@ -68,10 +80,10 @@ fn released_by(stack: &Stack, address: &str) -> Vec<String> {
 }
 
 /// Which wiring of the stack is being built.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Pass {
-    /// What the manifest declares.
-    Declared,
+    /// What the manifest declares, for this run.
+    Declared(RunOptions),
     /// Every section filled in, to find what the manifest no longer declares. Kinds whose names
     /// depend on settings (a generation's model and configuration) look for every item of their
     /// kind the stack owns, not only the one today's defaults would name.
@@ -81,7 +93,7 @@ enum Pass {
 impl Pass {
     fn generation<K: ItemKind>(self, item: Generation<K>) -> Generation<K> {
         match self {
-            Pass::Declared => item,
+            Pass::Declared(_) => item,
             Pass::Undeclared => item.leftovers(),
         }
     }
@@ -95,8 +107,8 @@ fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass) -> Vec<A
     nodes.extend(super::iam::role::nodes(stack, aws));
     nodes.extend(super::sqs::queue::nodes(stack, aws));
     data_lakes(stack, aws, &mut nodes);
-    features(stack, aws, &mut nodes);
-    scorer_function(stack, aws, values, &mut nodes);
+    features(stack, aws, pass, &mut nodes);
+    scorer_function(stack, aws, values, pass, &mut nodes);
     scorer_trigger(stack, aws, values, &mut nodes);
     model_chain(stack, aws, values, pass, &mut nodes);
     nodes
@@ -214,7 +226,7 @@ fn data_lakes(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) {
 /// The workgroup, after the bucket its results go to; the feature run, after its workgroup and,
 /// in a lake the stack manages, after the sources whose tables it reads and the grants that let
 /// it read them.
-fn features(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) {
+fn features(stack: &Stack, aws: &Aws, pass: Pass, nodes: &mut Vec<Arc<dyn Node>>) {
     let Some(features) = &stack.manifest.spec.features else { return };
     let workgroup = workgroup::Workgroup::new(stack, aws.athena.clone());
     let workgroup = add_after(nodes, workgroup, [bucket::ADDRESS.to_owned()]);
@@ -226,19 +238,29 @@ fn features(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) {
             after.extend(stack.lake_regions().iter().map(|r| grant::address(r)));
         }
     }
-    let run = feature_run::FeatureRun::new(stack, features, aws.athena.clone(), aws.s3.clone());
+    let mut run = feature_run::FeatureRun::new(stack, features, aws.athena.clone(), aws.s3.clone());
+    if let Pass::Declared(RunOptions { window_end: Some(end), .. }) = pass {
+        run = run.ending_at(end);
+    }
     add_after(nodes, run, after);
 }
 
-/// Queues → the function, whose environment names them by URL.
-fn scorer_function(stack: &Stack, aws: &Aws, values: &Arc<Values>, nodes: &mut Vec<Arc<dyn Node>>) {
+/// Queues → the function, whose environment names them by URL; the calibration → the
+/// function's threshold, when the stack calibrates one.
+fn scorer_function(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass, nodes: &mut Vec<Arc<dyn Node>>) {
     let Some(scorer) = &stack.manifest.spec.scorer else { return };
     let url = |address: &str| Input::new(values, address, queue::QUEUE_URL);
     let queues = function::Queues {
         findings: scorer.findings.queue.then(|| url(queue::FINDINGS)),
         dead_letter: scorer.dead_letter_queue.then(|| url(queue::DEAD_LETTER)),
     };
-    let function = function::Function::new(stack, scorer, aws.lambda.clone(), queues);
+    let calibrated = (calibrates(stack, pass) && scorer.threshold.policy == ThresholdPolicy::Calibrated).then(|| {
+        function::Calibrated {
+            threshold: Input::new(values, calibration::ADDRESS, calibration::THRESHOLD),
+            variant: Input::new(values, calibration::ADDRESS, calibration::VARIANT),
+        }
+    });
+    let function = function::Function::new(stack, scorer, aws.lambda.clone(), queues, calibrated);
     add_after(nodes, function, own_role(stack, RoleKind::Scorer));
 }
 
@@ -267,7 +289,18 @@ fn scorer_trigger(stack: &Stack, aws: &Aws, values: &Arc<Values>, nodes: &mut Ve
     add(nodes, mapping);
 }
 
-/// Feature run → training job → model → endpoint configuration → endpoint → old generations.
+/// Whether the serving generation is calibrated: with a calibrated threshold policy, or when
+/// `lakesight calibrate` asks, in a stack that trains, serves and scores.
+fn calibrates(stack: &Stack, pass: Pass) -> bool {
+    let spec = &stack.manifest.spec;
+    let Some(scorer) = &spec.scorer else { return false };
+    let serves = spec.features.is_some() && spec.training.is_some() && spec.endpoint.is_some();
+    let asked = matches!(pass, Pass::Declared(RunOptions { recalibrate: true, .. }));
+    serves && (scorer.threshold.policy == ThresholdPolicy::Calibrated || asked)
+}
+
+/// Feature run → training job → model → endpoint configuration → endpoint → old generations,
+/// and the endpoint → the calibration of what it serves.
 fn model_chain(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass, nodes: &mut Vec<Arc<dyn Node>>) {
     let spec = &stack.manifest.spec;
     let (Some(features), Some(training)) = (&spec.features, &spec.training) else { return };
@@ -293,6 +326,30 @@ fn model_chain(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass, nodes
     let config_name = Input::new(values, &config, endpoint_config::CONFIG_NAME);
     let serving = add(nodes, endpoint::Endpoint::new(stack, endpoint_spec.clone(), aws.sagemaker.clone(), config_name));
     let serving = Input::new(values, &serving, endpoint::SERVING_CONFIG);
+    if calibrates(stack, pass)
+        && let Some(scorer) = &spec.scorer
+    {
+        let inputs = calibration::Inputs {
+            serving_config: serving.clone(),
+            job: Input::new(values, &job, training_job::JOB_NAME),
+            trained_on: Input::new(values, &job, training_job::TRAINED_ON),
+            validated_on: Input::new(values, &job, training_job::VALIDATED_ON),
+        };
+        let clients = (aws.s3.clone(), aws.sagemaker_runtime.clone());
+        let threshold = scorer.threshold.clone();
+        let mut run = calibration::CalibrationRun::new(
+            stack,
+            lineage.clone(),
+            threshold,
+            scorer.max_payload_bytes as usize,
+            clients,
+            inputs,
+        );
+        if matches!(pass, Pass::Declared(RunOptions { recalibrate: true, .. })) {
+            run = run.again();
+        }
+        add(nodes, run);
+    }
     add(nodes, generations::Generations::new(stack, lineage, aws.sagemaker.clone(), serving));
 }
 
@@ -323,7 +380,7 @@ mod tests {
     }
 
     fn dependencies(stack: &Stack) -> std::collections::BTreeMap<String, Vec<String>> {
-        let nodes = taggable(stack, &offline(stack), &Values::new(), Pass::Declared);
+        let nodes = taggable(stack, &offline(stack), &Values::new(), Pass::Declared(RunOptions::default()));
         nodes.iter().map(|n| (n.address().to_owned(), n.depends_on().to_vec())).collect()
     }
 

@@ -17,6 +17,7 @@ use crate::aws::s3::bucket;
 use crate::aws::s3::lock::Lease;
 use crate::aws::s3::runs::{self, Written};
 use crate::aws::stats::CallStats;
+use crate::aws::wiring::RunOptions;
 use crate::engine::{self, Action, Direction, ExecOptions, Intent, Outcome, Plan, Report};
 use crate::ledger::{self, RunRecord};
 
@@ -49,22 +50,26 @@ pub async fn run_apply(global: &Global, args: &ApplyArgs, stats: Arc<CallStats>)
     let request = Request {
         manifest: &args.manifest,
         intent: Intent::Present,
+        command: ledger::Command::Apply { adopt: args.adopt },
+        options: RunOptions::default(),
         adopt: args.adopt,
         auto_approve: args.auto_approve,
         output: args.output,
     };
-    converge(global, request, stats).await
+    converge(global, request, stats).await.0
 }
 
 pub async fn run_destroy(global: &Global, args: &DestroyArgs, stats: Arc<CallStats>) -> Result<u8, CliError> {
     let request = Request {
         manifest: &args.manifest,
         intent: Intent::Absent,
+        command: ledger::Command::Destroy,
+        options: RunOptions::default(),
         adopt: false,
         auto_approve: args.auto_approve,
         output: args.output,
     };
-    converge(global, request, stats).await
+    converge(global, request, stats).await.0
 }
 
 #[derive(Serialize)]
@@ -73,38 +78,56 @@ struct JsonResult<'a> {
     report: &'a Report,
 }
 
-/// What apply and destroy share: one direction of the same walk.
-struct Request<'a> {
-    manifest: &'a ManifestArg,
-    intent: Intent,
-    adopt: bool,
-    auto_approve: bool,
-    output: OutputFormat,
+/// What apply, destroy and retrain share: one direction of the same walk.
+pub(super) struct Request<'a> {
+    pub manifest: &'a ManifestArg,
+    pub intent: Intent,
+    /// What the ledger records the run as.
+    pub command: ledger::Command,
+    pub options: RunOptions,
+    pub adopt: bool,
+    pub auto_approve: bool,
+    pub output: OutputFormat,
 }
 
 /// Takes the stack's lock before planning, so that what is approved is planned against a stack
 /// no other run changes meanwhile; records the run in the ledger and releases the lock however
-/// the command ends.
-async fn converge(global: &Global, request: Request<'_>, stats: Arc<CallStats>) -> Result<u8, CliError> {
-    let s = session::open(global, &request.manifest.file, stats).await?;
+/// the command ends. Returns the run's record too, once the walk began, for commands that tell
+/// what it decided.
+pub(super) async fn converge(
+    global: &Global,
+    request: Request<'_>,
+    stats: Arc<CallStats>,
+) -> (Result<u8, CliError>, Option<RunRecord>) {
+    match locked_walk(global, request, stats).await {
+        Ok((result, record)) => (result, record),
+        Err(e) => (Err(e), None),
+    }
+}
+
+async fn locked_walk(
+    global: &Global,
+    request: Request<'_>,
+    stats: Arc<CallStats>,
+) -> Result<(Result<u8, CliError>, Option<RunRecord>), CliError> {
+    let s = session::open_for(global, &request.manifest.file, stats, request.options).await?;
     let cancel = session::interrupt_token();
-    let (command, recorded) = match request.intent {
-        Intent::Present => ("lakesight apply", ledger::Command::Apply { adopt: request.adopt }),
-        Intent::Absent => ("lakesight destroy", ledger::Command::Destroy),
-    };
-    let lock = StackLock::new(&s.stack, &s.aws.records, command, global);
+    let command = format!("lakesight {}", request.command.name());
+    let lock = StackLock::new(&s.stack, &s.aws.records, &command, global);
     let mut lease = lock.take(&cancel).await?;
     if lease.is_none() && request.intent == Intent::Absent {
         eprintln!("note: the stack has no artifact bucket, so no lock to take; destroying without it");
     }
     let lock_id = lease.as_ref().map(|l| l.holder().id.clone());
-    let mut record = RunRecord::begin(s.stack.name(), recorded, &s.stack.env.caller_arn, lock_id);
+    let mut record = RunRecord::begin(s.stack.name(), request.command.clone(), &s.stack.env.caller_arn, lock_id);
     let result = walk(global, &request, &s, &lock, &mut lease, &cancel, &mut record).await;
-    match lease {
+    let walked = record.clone();
+    let result = match lease {
         Some(lease) => finish(&s, lease, record, result).await,
         // No bucket, so nowhere to record the run either.
         None => result,
-    }
+    };
+    Ok((result, Some(walked)))
 }
 
 /// Stops renewing, records the run, then releases the lock: a lease lost meanwhile is the

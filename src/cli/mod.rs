@@ -2,6 +2,7 @@
 //! calls the engine and renders the result. Diagnostics and exit codes live only here.
 
 mod apply;
+mod calibrate;
 mod confirm;
 mod diagnostics;
 mod force_unlock;
@@ -10,6 +11,7 @@ mod lock;
 mod model;
 mod plan;
 mod progress;
+mod retrain;
 mod score;
 mod session;
 mod sql;
@@ -129,9 +131,13 @@ pub enum Command {
     Sql(sql::SqlArgs),
     /// Train, evaluate and score IP Insights models locally, with the embedded engine.
     Model(model::ModelArgs),
+    /// Train a new generation on a fresh data window; deploy it only if it passes the quality gate.
+    Retrain(retrain::RetrainArgs),
+    /// Choose the serving generation's threshold again from scored held-out data, and report it.
+    Calibrate(calibrate::CalibrateArgs),
     /// Score (entity, IPv4) pairs on the stack's live endpoint, with the deployed scorer's verdicts.
     Score(score::ScoreArgs),
-    /// List the stack's recorded runs (apply, destroy), newest first.
+    /// List the stack's recorded runs (apply, destroy, retrain, calibrate), newest first.
     History(history::HistoryArgs),
     /// Remove the stack's lock, left by a run that died; the run that held it must be gone.
     ForceUnlock(force_unlock::ForceUnlockArgs),
@@ -193,6 +199,8 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Status(args) => status::run(g, args, Arc::clone(&stats)).await,
         Command::Sql(args) => sql::run(g, args, Arc::clone(&stats)).await,
         Command::Model(args) => model::run(g, args, Arc::clone(&stats)).await,
+        Command::Retrain(args) => retrain::run(g, args, Arc::clone(&stats)).await,
+        Command::Calibrate(args) => calibrate::run(g, args, Arc::clone(&stats)).await,
         Command::Score(args) => score::run(g, args, Arc::clone(&stats)).await,
         Command::History(args) => history::run(g, args, Arc::clone(&stats)).await,
         Command::ForceUnlock(args) => force_unlock::run(g, args, Arc::clone(&stats)).await,

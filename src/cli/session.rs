@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{CliError, Global};
 use crate::aws::stats::CallStats;
+use crate::aws::wiring::RunOptions;
 use crate::aws::{self, Aws, ConnectOptions};
 use crate::engine::Graph;
 use crate::manifest::Manifest;
@@ -20,8 +21,18 @@ pub struct Session {
 
 /// Validates first, so that a bad manifest never reaches AWS.
 pub async fn open(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result<Session, CliError> {
+    open_for(global, file, stats, RunOptions::default()).await
+}
+
+/// A session for a run that asks more of the stack than its manifest: a retrain's window.
+pub async fn open_for(
+    global: &Global,
+    file: &Path,
+    stats: Arc<CallStats>,
+    options: RunOptions,
+) -> Result<Session, CliError> {
     let (stack, aws) = connect(global, file, stats).await?;
-    let graph = aws::wiring::graph(&stack, &aws).await?;
+    let graph = aws::wiring::graph(&stack, &aws, options).await?;
     Ok(Session { stack, graph, aws })
 }
 

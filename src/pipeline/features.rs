@@ -251,6 +251,12 @@ pub struct RunRecord {
     /// The UNLOAD queries of the run, to stop if it was interrupted.
     #[serde(default)]
     pub queries: Vec<String>,
+    /// The query that counted the window's pairs.
+    #[serde(default)]
+    pub count_query: Option<String>,
+    /// What the run's queries scanned, as Athena bills it.
+    #[serde(default)]
+    pub bytes_scanned: u64,
 }
 
 /// The key of a run's record in the artifact bucket.

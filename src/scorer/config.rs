@@ -14,6 +14,8 @@ use super::peer::Peer;
 pub mod var {
     pub const ENDPOINT: &str = "LAKESIGHT_ENDPOINT";
     pub const THRESHOLD: &str = "LAKESIGHT_THRESHOLD";
+    /// The production variant (`g3`) a calibrated threshold belongs to.
+    pub const THRESHOLD_VARIANT: &str = "LAKESIGHT_THRESHOLD_VARIANT";
     pub const OBSERVE_ONLY: &str = "LAKESIGHT_OBSERVE_ONLY";
     pub const MAX_PAYLOAD_BYTES: &str = "LAKESIGHT_MAX_PAYLOAD_BYTES";
     pub const INVOKE_CONCURRENCY: &str = "LAKESIGHT_INVOKE_CONCURRENCY";
@@ -44,6 +46,9 @@ pub struct Config {
     pub endpoint: String,
     /// Scores above it are findings. None: no threshold is calibrated yet, so only scores are logged.
     pub threshold: Option<f64>,
+    /// The generation's variant a calibrated threshold was chosen for. Scores from any other
+    /// variant (a new generation that serves before it is calibrated) are only logged.
+    pub threshold_variant: Option<String>,
     pub observe_only: bool,
     pub max_payload_bytes: usize,
     pub invoke_concurrency: usize,
@@ -78,6 +83,7 @@ impl Config {
         Config {
             endpoint: endpoint.into(),
             threshold: None,
+            threshold_variant: None,
             observe_only: false,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             invoke_concurrency: 4,
@@ -109,6 +115,7 @@ impl Config {
                     .ok_or_else(|| invalid(var::THRESHOLD, &value, "a finite number"))?,
             );
         }
+        config.threshold_variant = get(var::THRESHOLD_VARIANT);
         if let Some(value) = get(var::PEER) {
             config.peer = Peer::parse(&value).ok_or_else(|| invalid(var::PEER, &value, "source or remote"))?;
         }
@@ -167,6 +174,7 @@ impl Config {
         set(var::READ_CONCURRENCY, self.read_concurrency.to_string());
         let optional = [
             (var::THRESHOLD, self.threshold.map(|t| t.to_string())),
+            (var::THRESHOLD_VARIANT, self.threshold_variant.clone()),
             (var::FINDINGS_QUEUE_URL, self.findings_queue_url.clone()),
             (var::DEAD_LETTER_QUEUE_URL, self.dead_letter_queue_url.clone()),
             (var::SOURCE_ROLE_ARN, self.source_role.as_ref().map(|r| r.arn.clone())),
@@ -186,6 +194,15 @@ impl Config {
     /// Findings need a threshold and a mode that raises them.
     pub fn raises_findings(&self) -> bool {
         !self.observe_only && self.threshold.is_some()
+    }
+
+    /// The threshold for scores from `variant`: none for another generation than the one it
+    /// was calibrated for.
+    pub fn threshold_for(&self, variant: Option<&str>) -> Option<f64> {
+        match &self.threshold_variant {
+            Some(calibrated) if variant != Some(calibrated.as_str()) => None,
+            _ => self.threshold,
+        }
     }
 }
 
@@ -228,6 +245,22 @@ mod tests {
         assert_eq!(config.peer, Peer::Source);
         assert!(!config.to_vars().contains_key(var::PEER));
         assert_eq!(Config::from_lookup(lookup(&config.to_vars())).unwrap(), config);
+    }
+
+    #[test]
+    fn a_calibrated_threshold_applies_only_to_its_own_generation() {
+        let vars = BTreeMap::from([
+            (var::ENDPOINT.to_owned(), "e".to_owned()),
+            (var::THRESHOLD.to_owned(), "3.5".to_owned()),
+            (var::THRESHOLD_VARIANT.to_owned(), "g3".to_owned()),
+        ]);
+        let config = Config::from_lookup(lookup(&vars)).unwrap();
+        assert_eq!(config.to_vars(), vars);
+        assert_eq!(config.threshold_for(Some("g3")), Some(3.5));
+        assert_eq!(config.threshold_for(Some("g4")), None, "a new generation is not judged by g3's threshold");
+        assert_eq!(config.threshold_for(None), None);
+        let fixed = Config { threshold_variant: None, ..config };
+        assert_eq!(fixed.threshold_for(Some("g4")), Some(3.5), "a fixed threshold holds for every generation");
     }
 
     #[test]

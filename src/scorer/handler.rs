@@ -98,7 +98,6 @@ impl Scorer {
         let scored =
             invoke::score_chunks(&self.clients.runtime, &self.config.endpoint, &chunks, self.config.invoke_concurrency)
                 .await;
-        let threshold = self.config.threshold;
         for outcome in scored {
             let range = chunks[outcome.chunk].pairs.clone();
             let scores = match outcome.scores {
@@ -115,11 +114,13 @@ impl Scorer {
                 }
             };
             report.scored += scores.values.len();
+            let threshold = self.config.threshold_for(scores.variant.as_deref());
             for (pair, score) in pairs[range].iter().zip(scores.values) {
                 let kind = match threshold {
-                    _ if !self.config.raises_findings() => Kind::Score,
+                    _ if self.config.observe_only => Kind::Score,
+                    None => Kind::Score,
                     Some(t) if score > t => Kind::Finding,
-                    _ => continue,
+                    Some(_) => continue,
                 };
                 let first = pair.seen.sources[0] as usize;
                 let origin = Origin {

@@ -48,11 +48,14 @@ pub struct Scores {
 /// Sends every chunk, at most `concurrency` at a time. Each pair's anomaly score is
 /// `-dot_product`: IP Insights rates expected pairs high.
 pub async fn score_chunks(client: &Client, endpoint: &str, chunks: &[Chunk], concurrency: usize) -> Vec<Scored> {
-    stream::iter(chunks.iter().enumerate())
+    // The futures are made first, so that the stream holds no closure over borrowed arguments,
+    // whose lifetimes would keep callers' futures from being `Send`.
+    let requests: Vec<_> = chunks
+        .iter()
+        .enumerate()
         .map(|(i, chunk)| async move { Scored { chunk: i, scores: score(client, endpoint, chunk).await } })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await
+        .collect();
+    stream::iter(requests).buffer_unordered(concurrency.max(1)).collect().await
 }
 
 async fn score(client: &Client, endpoint: &str, chunk: &Chunk) -> Result<Scores, InvokeError> {

@@ -5,6 +5,10 @@
 //! outputs. The queries run while the resource is "pending", so they hold no worker slot, and an
 //! interrupted run stops them.
 //!
+//! A retrain asks for a fresh window, ending at a given time: a run whose window ends elsewhere
+//! is replaced, and one that already ends there is kept, so that retrying the same window trains
+//! nothing new.
+//!
 //! A young lake may not hold enough data yet. When the count is below `features.minRows` pairs
 //! or `features.minEntities` entities, nothing is unloaded: the record says "waiting", the node
 //! reports it, everything downstream waits, and the next apply counts again.
@@ -33,6 +37,10 @@ pub const TRAIN_PREFIX: Key<String> = Key::new("trainPrefix");
 pub const VALIDATION_PREFIX: Key<String> = Key::new("validationPrefix");
 /// Distinct entities in the train split, which size the model.
 pub const DISTINCT_ENTITIES: Key<u64> = Key::new("distinctEntities");
+/// The run's Athena queries (count, then the two UNLOADs), for the run ledger.
+pub const QUERY_IDS: Key<Vec<String>> = Key::new("queryIds");
+/// What they scanned.
+pub const BYTES_SCANNED: Key<u64> = Key::new("bytesScanned");
 
 /// Queries started by `create` and not yet finished.
 #[derive(Debug, Clone)]
@@ -51,6 +59,8 @@ pub struct FeatureRun {
     inputs: String,
     tables: Vec<Table>,
     features: crate::manifest::Features,
+    /// The end of the window a retrain asks for; `None` keeps whichever window the run has.
+    window_end: Option<SystemTime>,
     in_flight: Mutex<Option<InFlight>>,
 }
 
@@ -74,8 +84,14 @@ impl FeatureRun {
             inputs,
             tables,
             features: features.clone(),
+            window_end: None,
             in_flight: Mutex::new(None),
         }
+    }
+
+    /// A run over the window that ends at `end`.
+    pub fn ending_at(self, end: SystemTime) -> Self {
+        FeatureRun { window_end: Some(end), ..self }
     }
 
     async fn start(&self, sql: String) -> Result<String, ResourceError> {
@@ -93,8 +109,8 @@ impl FeatureRun {
             .ok_or_else(|| ResourceError::Invalid("Athena returned no query id".into()))
     }
 
-    /// The query's state, and Athena's reason when it failed or was cancelled.
-    async fn state(&self, id: &str) -> Result<(QueryExecutionState, Option<String>), ResourceError> {
+    /// The query's state, Athena's reason when it failed or was cancelled, and what it scanned.
+    async fn state(&self, id: &str) -> Result<(QueryExecutionState, Option<String>, u64), ResourceError> {
         let out = self
             .athena
             .get_query_execution()
@@ -105,16 +121,21 @@ impl FeatureRun {
         let status = out.query_execution().and_then(|q| q.status());
         let state = status.and_then(|s| s.state()).cloned().unwrap_or(QueryExecutionState::Queued);
         let reason = status.and_then(|s| s.athena_error().and_then(|e| e.error_message()).or(s.state_change_reason()));
-        Ok((state, reason.map(str::to_owned)))
+        let scanned = out.query_execution().and_then(|q| q.statistics()).and_then(|s| s.data_scanned_in_bytes());
+        Ok((state, reason.map(str::to_owned), scanned.and_then(|b| u64::try_from(b).ok()).unwrap_or(0)))
     }
 
-    /// Whether every query has succeeded; a failed or cancelled one fails the run with Athena's reason.
-    async fn succeeded(&self, ids: &[&String]) -> Result<bool, ResourceError> {
-        let mut done = 0;
+    /// The bytes the queries scanned, once every one has succeeded; `None` while any runs. A
+    /// failed or cancelled one fails the run with Athena's reason.
+    async fn succeeded(&self, ids: &[&String]) -> Result<Option<u64>, ResourceError> {
+        let (mut done, mut scanned) = (0, 0);
         for id in ids {
             match self.state(id).await? {
-                (QueryExecutionState::Succeeded, _) => done += 1,
-                (state @ (QueryExecutionState::Failed | QueryExecutionState::Cancelled), reason) => {
+                (QueryExecutionState::Succeeded, _, bytes) => {
+                    done += 1;
+                    scanned += bytes;
+                }
+                (state @ (QueryExecutionState::Failed | QueryExecutionState::Cancelled), reason, _) => {
                     return Err(ResourceError::Service {
                         operation: "Athena query",
                         code: state.as_str().to_owned(),
@@ -124,7 +145,7 @@ impl FeatureRun {
                 _ => {}
             }
         }
-        Ok(done == ids.len())
+        Ok((done == ids.len()).then_some(scanned))
     }
 
     /// (pairs, distinct entities) from the count query's one row.
@@ -204,6 +225,11 @@ impl Resource for FeatureRun {
     /// Inputs are in the address: different inputs are a different run. A run that found too
     /// little data is run again, so that a lake that has filled up since is trained on.
     fn diff(&self, observed: &RunRecord) -> Vec<Change> {
+        if let Some(end) = self.window_end.map(run_id)
+            && observed.run_id != end
+        {
+            return vec![Change::replacing("window", format!("ends {}", observed.run_id), format!("ends {end}"))];
+        }
         if observed.unloading {
             return vec![Change::replacing(
                 "run",
@@ -232,18 +258,22 @@ impl Resource for FeatureRun {
         observed.waiting.then(|| self.waiting_reason(observed.rows, observed.distinct_entities))
     }
 
+    /// A run to be replaced publishes nothing: training waits for the new one.
     fn outputs(&self, observed: &RunRecord) -> Outputs {
-        if observed.waiting || observed.unloading {
+        if !self.diff(observed).is_empty() {
             return Outputs::new();
         }
+        let queries: Vec<String> = observed.count_query.iter().chain(&observed.queries).cloned().collect();
         Outputs::new()
             .with(TRAIN_PREFIX, &observed.train_prefix)
             .with(VALIDATION_PREFIX, &observed.validation_prefix)
             .with(DISTINCT_ENTITIES, &observed.distinct_entities)
+            .with(QUERY_IDS, &queries)
+            .with(BYTES_SCANNED, &observed.bytes_scanned)
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
-        let now = SystemTime::now();
+        let now = self.window_end.unwrap_or_else(SystemTime::now);
         let run = run_id(now);
         let sql = FeatureSql::new(self.tables.clone(), self.features.clone(), now);
         let count = self.start(sql.counts()).await?;
@@ -257,6 +287,8 @@ impl Resource for FeatureRun {
             waiting: false,
             unloading: false,
             queries: Vec::new(),
+            count_query: Some(count.clone()),
+            bytes_scanned: 0,
         };
         self.set_in_flight(Some(InFlight::Counting { record, count, sql }));
         Ok(())
@@ -289,11 +321,11 @@ impl Resource for FeatureRun {
         match self.in_flight() {
             None => Ok(Readiness::Ready),
             Some(InFlight::Counting { record, count, sql }) => {
-                if !self.succeeded(&[&count]).await? {
+                let Some(scanned) = self.succeeded(&[&count]).await? else {
                     return Ok(self.identity.pending("counting the window's pairs"));
-                }
+                };
                 let (rows, entities) = self.counts(&count).await?;
-                let record = RunRecord { rows, distinct_entities: entities, ..record };
+                let record = RunRecord { rows, distinct_entities: entities, bytes_scanned: scanned, ..record };
                 if !self.enough(rows, entities) {
                     self.write_record(&RunRecord { waiting: true, ..record }).await?;
                     self.set_in_flight(None);
@@ -313,9 +345,10 @@ impl Resource for FeatureRun {
                 Ok(self.identity.pending("unloading train and validation pairs"))
             }
             Some(InFlight::Unloading { record, unloads }) => {
-                if !self.succeeded(&[&unloads[0], &unloads[1]]).await? {
+                let Some(scanned) = self.succeeded(&[&unloads[0], &unloads[1]]).await? else {
                     return Ok(self.identity.pending("unloading train and validation pairs"));
-                }
+                };
+                let record = RunRecord { bytes_scanned: record.bytes_scanned + scanned, ..record };
                 self.write_record(&record).await?;
                 self.set_in_flight(None);
                 Ok(Readiness::Ready)
@@ -487,6 +520,8 @@ mod tests {
             waiting: false,
             unloading: true,
             queries: vec!["train".into(), "validation".into()],
+            count_query: None,
+            bytes_scanned: 0,
         };
         assert!(run.diff(&interrupted).iter().any(|c| c.requires_replace), "run again");
         assert!(run.outputs(&interrupted).is_empty(), "nothing for training to read");
@@ -527,11 +562,56 @@ mod tests {
             waiting: true,
             unloading: false,
             queries: Vec::new(),
+            count_query: None,
+            bytes_scanned: 0,
         };
         assert!(run.diff(&waited).iter().any(|c| c.requires_replace), "counted again on the next apply");
         assert!(run.outputs(&waited).is_empty(), "nothing for training to read");
         let old_empty = RunRecord { waiting: false, rows: 0, distinct_entities: 0, ..waited };
         assert!(run.diff(&old_empty).iter().any(|c| c.requires_replace), "an empty run is not kept forever");
+    }
+
+    #[test]
+    fn a_retrain_replaces_a_run_of_another_window_and_keeps_one_of_the_same() {
+        let s = stack(
+            "  features: {}
+",
+        );
+        let features = s.manifest.spec.features.as_ref().expect("features");
+        let run = |end: Option<SystemTime>| {
+            let run =
+                FeatureRun::new(&s, features, mocked_client!(aws_sdk_athena, &[]), mocked_client!(aws_sdk_s3, &[]));
+            match end {
+                Some(end) => run.ending_at(end),
+                None => run,
+            }
+        };
+        let end = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_687_200);
+        let done = RunRecord {
+            run_id: run_id(end),
+            inputs: "i".into(),
+            train_prefix: "t".into(),
+            validation_prefix: "v".into(),
+            distinct_entities: 30,
+            rows: 12_000,
+            waiting: false,
+            unloading: false,
+            queries: vec!["u1".into(), "u2".into()],
+            count_query: Some("c".into()),
+            bytes_scanned: 4096,
+        };
+        assert!(run(None).diff(&done).is_empty(), "an apply keeps the run it has");
+        assert!(run(Some(end)).diff(&done).is_empty(), "the same window again is not run again");
+        assert_eq!(run(Some(end)).outputs(&done).get(QUERY_IDS), Some(vec!["c".into(), "u1".into(), "u2".into()]));
+        assert_eq!(run(Some(end)).outputs(&done).get(BYTES_SCANNED), Some(4096));
+        let later = end + std::time::Duration::from_secs(86_400);
+        let fresh = run(Some(later));
+        assert_eq!(
+            fresh.diff(&done),
+            [Change::replacing("window", "ends 20261126T100000Z", "ends 20261127T100000Z")],
+            "a new window is a new run"
+        );
+        assert!(fresh.outputs(&done).is_empty(), "training waits for the new run");
     }
 
     #[tokio::test]

@@ -78,6 +78,13 @@ pub struct Queues {
     pub dead_letter: Option<Input<String>>,
 }
 
+/// A calibrated threshold and the generation's variant it belongs to, from the calibration.
+#[derive(Debug, Clone)]
+pub struct Calibrated {
+    pub threshold: Input<f64>,
+    pub variant: Input<String>,
+}
+
 pub struct Function {
     identity: Identity,
     client: Client,
@@ -86,6 +93,7 @@ pub struct Function {
     settings: Settings,
     config: Config,
     queues: Queues,
+    calibrated: Option<Calibrated>,
     tags: BTreeMap<String, String>,
 }
 
@@ -93,7 +101,8 @@ pub struct Function {
 /// the queues' resources.
 pub fn scorer_config(stack: &Stack, scorer: &Scorer) -> Config {
     let mut config = Config::new(stack.endpoint_name());
-    // A calibrated threshold comes with retraining; until then the scorer logs scores only.
+    // A calibrated threshold comes from the calibration of the serving generation, through
+    // [`Calibrated`]; without one the scorer logs scores only.
     config.threshold = match scorer.threshold.policy {
         ThresholdPolicy::Fixed => scorer.threshold.value,
         ThresholdPolicy::Calibrated => None,
@@ -106,10 +115,14 @@ pub fn scorer_config(stack: &Stack, scorer: &Scorer) -> Config {
 }
 
 impl Function {
-    pub fn new(stack: &Stack, scorer: &Scorer, client: Client, queues: Queues) -> Self {
+    /// `calibrated`: the calibration's outputs, when the stack calibrates its threshold.
+    pub fn new(stack: &Stack, scorer: &Scorer, client: Client, queues: Queues, calibrated: Option<Calibrated>) -> Self {
         let mut identity = Identity::new(stack, ADDRESS, stack.scorer_function_name());
         for queue in [&queues.dead_letter, &queues.findings].into_iter().flatten() {
             identity.depends_on.push(queue.source().to_owned());
+        }
+        if let Some(c) = &calibrated {
+            identity.depends_on.push(c.threshold.source().to_owned());
         }
         let package = scorer
             .package
@@ -136,6 +149,7 @@ impl Function {
             },
             config: scorer_config(stack, scorer),
             queues,
+            calibrated,
             tags: stack.tags(),
         }
     }
@@ -159,20 +173,31 @@ impl Function {
                 }
             });
         }
-        (config.to_vars(), unknown)
+        let mut vars = config.to_vars();
+        if let Some(c) = &self.calibrated {
+            for (name, value) in
+                [(var::THRESHOLD, c.threshold.get().render()), (var::THRESHOLD_VARIANT, c.variant.get().render())]
+            {
+                if value == AFTER_APPLY {
+                    unknown.push(name);
+                }
+                vars.insert(name.to_owned(), value);
+            }
+        }
+        (vars, unknown)
     }
 
     fn package(&self) -> Result<&Package, ResourceError> {
         self.package.as_ref().map_err(|e| ResourceError::Invalid(e.clone()))
     }
 
-    /// The environment to send: every queue URL must be known by then, since its queue is a
-    /// dependency and exists before the function is created or updated.
+    /// The environment to send: every value must be known by then, since what it comes from
+    /// (a queue, the calibration) is a dependency and has settled before the function acts.
     fn environment(&self) -> Result<Environment, ResourceError> {
         let (vars, unknown) = self.environment_now();
         if let Some(name) = unknown.first() {
             return Err(ResourceError::Invalid(format!(
-                "{name}: the queue's URL is not known, as it does not exist yet"
+                "{name} is not known: the resource it comes from has not produced it yet"
             )));
         }
         Ok(Environment::builder().set_variables(Some(vars.into_iter().collect())).build())
@@ -473,7 +498,7 @@ mod tests {
             findings: scorer.findings.queue.then(|| url(FINDINGS)),
             dead_letter: scorer.dead_letter_queue.then(|| url(DEAD_LETTER)),
         };
-        Managed::new(Function::new(&f.stack, &scorer, mocked_client!(aws_sdk_lambda, rules), queues))
+        Managed::new(Function::new(&f.stack, &scorer, mocked_client!(aws_sdk_lambda, rules), queues, None))
     }
 
     fn node(f: &Fixture, rules: &[&Rule]) -> Managed<Function> {

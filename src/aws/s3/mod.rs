@@ -33,6 +33,38 @@ pub async fn read_json<T: DeserializeOwned>(
         .map_err(|e| ResourceError::Invalid(format!("{key} in the artifact bucket is not valid: {e}")))
 }
 
+/// Every object under `prefix`, as (key, bytes), in key order: a run's output files read in a
+/// fixed order, so that whatever is drawn from them with a seed is drawn the same way again. A
+/// key ending in `/` is a console "folder", not data.
+pub async fn read_prefix(client: &Client, bucket: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, ResourceError> {
+    let mut keys = Vec::new();
+    let mut pages = client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| service_error("ListObjectsV2", e))?;
+        keys.extend(page.contents().iter().filter_map(|o| o.key()).filter(|k| !k.ends_with('/')).map(str::to_owned));
+    }
+    keys.sort();
+    let mut objects = Vec::with_capacity(keys.len());
+    for key in keys {
+        let out =
+            client.get_object().bucket(bucket).key(&key).send().await.map_err(|e| service_error("GetObject", e))?;
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| ResourceError::Invalid(format!("reading s3://{bucket}/{key}: {e}")))?;
+        objects.push((key, bytes.into_bytes().to_vec()));
+    }
+    Ok(objects)
+}
+
+/// `s3://bucket/prefix` as (bucket, prefix).
+pub fn split_uri(uri: &str) -> Option<(&str, &str)> {
+    let rest = uri.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    (!bucket.is_empty()).then_some((bucket, prefix))
+}
+
 /// Deletes every object under `prefix` (an unversioned listing: the artifact bucket's feature
 /// output is written once and never overwritten).
 pub async fn delete_prefix(client: &Client, bucket: &str, prefix: &str) -> Result<(), ResourceError> {

@@ -1,8 +1,10 @@
 //! Amazon SageMaker: per model generation, the IP Insights training job, the model and the
 //! endpoint configuration; and the endpoint, whose name is stable across generations.
 
+pub mod calibration;
 pub mod endpoint;
 pub mod endpoint_config;
+pub mod gate;
 pub mod generation;
 pub mod generations;
 pub mod model;
@@ -11,6 +13,7 @@ pub mod training_job;
 use std::collections::BTreeMap;
 
 use aws_sdk_sagemaker::Client;
+use aws_sdk_sagemaker::types::Tag;
 
 use crate::aws::error::service_error;
 use crate::manifest::{Endpoint, Features, Training};
@@ -95,6 +98,19 @@ pub async fn read_tags(client: &Client, arn: &str) -> Result<BTreeMap<String, St
     Ok(out.tags().iter().filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned()))).collect())
 }
 
+/// Adds `tags` to a SageMaker resource.
+pub async fn add_tags(client: &Client, arn: &str, tags: &[(&str, &str)]) -> Result<(), ResourceError> {
+    let tags = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build()).collect();
+    client.add_tags().resource_arn(arn).set_tags(Some(tags)).send().await.map_err(|e| service_error("AddTags", e))?;
+    Ok(())
+}
+
+/// Text reduced to what a SageMaker tag value may hold: at most 256 characters of letters,
+/// digits, spaces and `_.:/=+-@`.
+pub fn tag_value(text: &str) -> String {
+    text.chars().map(|c| if c.is_alphanumeric() || " _.:/=+-@".contains(c) { c } else { ' ' }).take(256).collect()
+}
+
 /// A digest of everything that decides what a job learns, and of the stack it belongs to.
 fn job_digest(stack: &str, features: &str, image: &str, training: &Training) -> String {
     use sha2::{Digest, Sha256};
@@ -131,6 +147,12 @@ mod tests {
         assert_eq!(lineage.generation_of("lakesight-demo-g1-0a1b2c3d-cxyz"), None);
         assert!(lineage.is_current("lakesight-demo-g12-0a1b2c3d"));
         assert!(!lineage.is_current("lakesight-demo-g12-ffffffff"));
+    }
+
+    #[test]
+    fn tag_values_keep_only_what_sagemaker_allows() {
+        assert_eq!(tag_value("a\"b{c}\n"), "a b c  ");
+        assert_eq!(tag_value(&"x".repeat(300)).len(), 256);
     }
 
     #[test]

@@ -2,9 +2,16 @@
 //! each job is named `lakesight-<stack>-g<generation>-<inputs digest>`: the digest covers the
 //! hyperparameters, the feature inputs, the image and the resources, so a job is trained again
 //! only when one of them changes, and the plan says which. A completed job must pass the quality
-//! gate (`training.minAuc` on `validation:discriminator_auc`) before anything may deploy it.
+//! gate ([`gate`](super::gate)) before anything may deploy it.
+//!
+//! The node's outputs name the *deployable* generation: the newest job that passed the gate,
+//! whatever inputs trained it. While a new job trains, and after the gate rejects it, the
+//! generation before it stays the one the model, the endpoint and the threshold follow. While a
+//! new generation is on its way, the node publishes none, so the plan shows what follows it as
+//! known after apply.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use aws_sdk_sagemaker::Client;
@@ -13,7 +20,8 @@ use aws_sdk_sagemaker::types::{
     S3DataSource, S3DataType, StoppingCondition, Tag, TrainingInputMode, TrainingInstanceType, TrainingJobStatus,
 };
 
-use super::{Lineage, read_tags};
+use super::gate::{Baseline, Gate, Verdict};
+use super::{Lineage, add_tags, read_tags};
 use crate::aws::error::service_error;
 use crate::aws::propagation::{self, Bound, Service};
 use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership, Readiness};
@@ -24,12 +32,18 @@ use crate::stack::{RoleKind, Stack};
 
 pub const ADDRESS: &str = "sagemaker.training_job/current";
 
-/// The job trained from the current inputs.
+/// The deployable generation's job: the newest that passed the quality gate.
 pub const JOB_NAME: Key<String> = Key::new("trainingJobName");
-/// Where the job wrote `model.tar.gz`, once it has completed.
+/// Where that job wrote `model.tar.gz`.
 pub const MODEL_ARTIFACT: Key<String> = Key::new("modelArtifact");
-/// `validation:discriminator_auc`, once the job has reported it.
+/// Its `validation:discriminator_auc`, when it reported one.
 pub const AUC: Key<f64> = Key::new("auc");
+/// The feature run's train split it read (its `train` channel).
+pub const TRAINED_ON: Key<String> = Key::new("trainedOn");
+/// The validation split it was measured on (its `validation` channel).
+pub const VALIDATED_ON: Key<String> = Key::new("validatedOn");
+/// The newest job's verdict, `<job> passed|rejected: <reason>`, for the run ledger.
+pub const GATE: Key<String> = Key::new("qualityGate");
 
 /// What a job trains on: a feature run's outputs.
 #[derive(Debug, Clone)]
@@ -39,8 +53,9 @@ pub struct FeatureInputs {
     pub distinct_entities: Input<u64>,
 }
 
+/// One training job, as described.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observed {
+pub struct Job {
     pub name: String,
     pub arn: String,
     pub status: String,
@@ -50,7 +65,28 @@ pub struct Observed {
     pub artifact: Option<String>,
     /// The `train` channel it read: the feature run it was trained on.
     pub trained_on: Option<String>,
+    /// The `validation` channel.
+    pub validated_on: Option<String>,
     pub tags: BTreeMap<String, String>,
+}
+
+impl Job {
+    /// The quality gate's verdict, once the job has been judged.
+    pub fn verdict(&self) -> Option<Verdict> {
+        Verdict::from_tags(&self.tags)
+    }
+
+    fn completed(&self) -> bool {
+        self.status == TrainingJobStatus::Completed.as_str()
+    }
+}
+
+/// The newest job trained from the current inputs, and the generation that may serve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub job: Job,
+    /// The newest completed job of the stack, of any inputs, that passed the quality gate.
+    pub deployable: Option<Job>,
 }
 
 pub struct TrainingJob {
@@ -62,10 +98,13 @@ pub struct TrainingJob {
     bucket: String,
     features: FeatureInputs,
     training: Training,
-    min_auc: Option<f64>,
+    gate: Gate,
     tags: BTreeMap<String, String>,
     /// The newest job of the stack, as the last `read` found it.
     latest: std::sync::Mutex<Option<String>>,
+    /// Whether this run acted on the job: only then may readiness judge it, and only then does
+    /// a rejection fail the run.
+    acted: AtomicBool,
 }
 
 impl TrainingJob {
@@ -96,9 +135,13 @@ impl TrainingJob {
             bucket: stack.artifact_bucket(),
             features,
             training: training.clone(),
-            min_auc: training.min_auc.or(stack.manifest.spec.retrain.as_ref().and_then(|r| r.min_auc)),
+            gate: Gate {
+                min_auc: training.min_auc.or(stack.manifest.spec.retrain.as_ref().and_then(|r| r.min_auc)),
+                max_auc_drop: stack.manifest.spec.retrain.as_ref().and_then(|r| r.max_auc_drop),
+            },
             tags: stack.tags(),
             latest: std::sync::Mutex::new(None),
+            acted: AtomicBool::new(false),
         }
     }
 
@@ -112,7 +155,7 @@ impl TrainingJob {
         input.get().now().ok_or_else(|| ResourceError::Invalid(format!("the feature run has not produced {input:?}")))
     }
 
-    async fn describe(&self, name: &str) -> Result<Observed, ResourceError> {
+    async fn describe(&self, name: &str) -> Result<Job, ResourceError> {
         let out = self
             .client
             .describe_training_job()
@@ -122,7 +165,14 @@ impl TrainingJob {
             .map_err(|e| service_error("DescribeTrainingJob", e))?;
         let arn = out.training_job_arn().unwrap_or_default().to_owned();
         let tags = read_tags(&self.client, &arn).await?;
-        Ok(Observed {
+        let channel = |channel: &str| {
+            out.input_data_config()
+                .iter()
+                .find(|c| c.channel_name() == Some(channel))
+                .and_then(|c| c.data_source()?.s3_data_source()?.s3_uri())
+                .map(str::to_owned)
+        };
+        Ok(Job {
             name: name.to_owned(),
             status: out.training_job_status().map_or("Unknown", |s| s.as_str()).to_owned(),
             secondary: out.secondary_status().map(|s| s.as_str().to_owned()),
@@ -138,12 +188,8 @@ impl TrainingJob {
                 .and_then(|a| a.s3_model_artifacts())
                 .filter(|a| !a.is_empty())
                 .map(str::to_owned),
-            trained_on: out
-                .input_data_config()
-                .iter()
-                .find(|c| c.channel_name() == Some("train"))
-                .and_then(|c| c.data_source()?.s3_data_source()?.s3_uri())
-                .map(str::to_owned),
+            trained_on: channel("train"),
+            validated_on: channel("validation"),
             tags,
             arn,
         })
@@ -163,24 +209,43 @@ impl TrainingJob {
             .build()
     }
 
-    fn active(observed: &Observed) -> bool {
-        [TrainingJobStatus::InProgress.as_str(), TrainingJobStatus::Stopping.as_str()]
-            .contains(&observed.status.as_str())
+    fn active(job: &Job) -> bool {
+        [TrainingJobStatus::InProgress.as_str(), TrainingJobStatus::Stopping.as_str()].contains(&job.status.as_str())
     }
 
-    /// The quality gate: a model below `minAuc`, or without the metric when a minimum is set, is not deployable.
-    fn gate(&self, observed: &Observed) -> Result<(), ResourceError> {
-        let Some(min) = self.min_auc else { return Ok(()) };
-        match observed.auc {
-            Some(auc) if auc >= min => Ok(()),
-            Some(auc) => Err(ResourceError::Invalid(format!(
-                "quality gate: {} reached {AUC_METRIC} {auc:.4}, below the minimum {min}; it will not be deployed",
-                observed.name
-            ))),
-            None => Err(ResourceError::Invalid(format!(
-                "quality gate: {} reported no {AUC_METRIC}; the gate needs it to deploy",
-                observed.name
-            ))),
+    /// The newest completed job of the stack that passed the gate and carries its owner tag.
+    /// `newest` is already described.
+    async fn deployable(&self, jobs: &BTreeMap<u32, String>, newest: &Job) -> Result<Option<Job>, ResourceError> {
+        for name in jobs.values().rev() {
+            let job = if *name == newest.name { newest.clone() } else { self.describe(name).await? };
+            let ours = ownership_from_tags(&job.tags, &self.identity.stack) == Ownership::Owned;
+            if ours && job.completed() && job.artifact.is_some() && job.verdict().is_some_and(|v| v.passed) {
+                return Ok(Some(job));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Judges a completed job against the generation that may serve now, and keeps the verdict
+    /// on the job.
+    async fn judge(&self, observed: &Observed) -> Result<Verdict, ResourceError> {
+        let baseline = observed.deployable.as_ref().map(|d| Baseline { job: d.name.clone(), auc: d.auc });
+        let verdict = self.gate.judge(observed.job.auc, baseline.as_ref());
+        let tags = verdict.tags();
+        let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        add_tags(&self.client, &observed.job.arn, &tags).await?;
+        Ok(verdict)
+    }
+
+    fn acted(&self) -> bool {
+        self.acted.load(Ordering::SeqCst)
+    }
+
+    /// What still serves while `job` does not.
+    fn fallback(observed: &Observed) -> String {
+        match &observed.deployable {
+            Some(d) => format!("{} stays the deployed generation", d.name),
+            None => "no generation has passed the gate yet".to_owned(),
         }
     }
 }
@@ -193,43 +258,57 @@ impl Resource for TrainingJob {
         &self.identity
     }
 
-    /// The newest job trained from these inputs; `None` means these inputs have not been trained.
+    /// The newest job trained from these inputs, and the deployable generation; `None` means
+    /// these inputs have not been trained.
     async fn read(&self) -> Result<Option<Observed>, ResourceError> {
         self.image()?;
         let jobs = self.lineage.jobs(&self.client).await?;
         if let Ok(mut latest) = self.latest.lock() {
             *latest = jobs.values().next_back().cloned();
         }
-        let ours = jobs.values().rev().find(|name| self.lineage.is_current(name));
-        match ours {
-            Some(name) => Ok(Some(self.describe(name).await?)),
-            None => Ok(None),
-        }
+        let Some(name) = jobs.values().rev().find(|name| self.lineage.is_current(name)) else { return Ok(None) };
+        let job = self.describe(name).await?;
+        let deployable = self.deployable(&jobs, &job).await?;
+        Ok(Some(Observed { job, deployable }))
     }
 
     fn owner(&self, observed: &Observed) -> Ownership {
-        ownership_from_tags(&observed.tags, &self.identity.stack)
+        ownership_from_tags(&observed.job.tags, &self.identity.stack)
     }
 
     fn diff(&self, observed: &Observed) -> Vec<Change> {
+        let job = &observed.job;
         // A failed or stopped job is retrained as the next generation.
-        let mut changes = match observed.status.as_str() {
-            "Failed" | "Stopped" => vec![Change::replacing("status", &observed.status, "Completed")],
+        let mut changes = match job.status.as_str() {
+            "Failed" | "Stopped" => vec![Change::replacing("status", &job.status, "Completed")],
             _ => Vec::new(),
         };
-        // So is a job trained on another feature run than the current one: the data is an input
-        // too (after a destroy and a new apply, say, the old run's pairs and the job's artifact
-        // went with the artifact bucket).
-        if let (Some(trained_on), Known::Now(current)) = (&observed.trained_on, self.features.train_prefix.get())
-            && *trained_on != current
-        {
-            changes.push(Change::replacing("trainedOn", trained_on, current));
+        // So is a job trained on another feature run than the current one, or than the new run
+        // on its way (a retrain's fresh window): the data is an input too.
+        match (&job.trained_on, self.features.train_prefix.get()) {
+            (Some(trained_on), Known::Now(current)) if *trained_on != current => {
+                changes.push(Change::replacing("trainedOn", trained_on, current));
+            }
+            (Some(trained_on), Known::AfterApply) => {
+                changes.push(Change::replacing("trainedOn", trained_on, AFTER_APPLY))
+            }
+            _ => {}
         }
-        changes
+        if !changes.is_empty() {
+            return changes;
+        }
+        // A job a killed run left training, or left unjudged, is waited for and judged.
+        if Self::active(job) {
+            vec![Change::in_place("status", &job.status, "Completed, then judged by the quality gate")]
+        } else if job.completed() && job.verdict().is_none() {
+            vec![Change::in_place("qualityGate", "not judged", "judged")]
+        } else {
+            Vec::new()
+        }
     }
 
     fn id(&self, observed: &Observed) -> String {
-        observed.arn.clone()
+        observed.job.arn.clone()
     }
 
     fn absence_note(&self) -> Option<String> {
@@ -245,12 +324,29 @@ impl Resource for TrainingJob {
         })
     }
 
+    /// The deployable generation, unless a newer one is on its way.
     fn outputs(&self, observed: &Observed) -> Outputs {
-        let mut outputs = Outputs::new().with(JOB_NAME, &observed.name);
-        if let Some(artifact) = &observed.artifact {
-            outputs = outputs.with(MODEL_ARTIFACT, artifact);
+        let job = &observed.job;
+        let mut outputs = Outputs::new();
+        if let Some(verdict) = job.verdict() {
+            let word = if verdict.passed { "passed" } else { "rejected" };
+            outputs = outputs.with(GATE, &format!("{} {word}: {}", job.name, verdict.reason));
         }
-        if let Some(auc) = observed.auc {
+        let Some(deployable) = observed.deployable.as_ref().filter(|_| self.diff(observed).is_empty()) else {
+            return outputs;
+        };
+        outputs = outputs.with(JOB_NAME, &deployable.name);
+        let values = [
+            (MODEL_ARTIFACT, &deployable.artifact),
+            (TRAINED_ON, &deployable.trained_on),
+            (VALIDATED_ON, &deployable.validated_on),
+        ];
+        for (key, value) in values {
+            if let Some(value) = value {
+                outputs = outputs.with(key, value);
+            }
+        }
+        if let Some(auc) = deployable.auc {
             outputs = outputs.with(AUC, &auc);
         }
         outputs
@@ -258,19 +354,25 @@ impl Resource for TrainingJob {
 
     /// Only a running job can be stopped; SageMaker keeps every job on record.
     fn kept(&self, observed: &Observed) -> Option<String> {
-        (!Self::active(observed)).then(|| {
-            format!("kept: SageMaker keeps {} training jobs on record; they cannot be deleted", observed.status)
+        (!Self::active(&observed.job)).then(|| {
+            format!("kept: SageMaker keeps {} training jobs on record; they cannot be deleted", observed.job.status)
         })
     }
 
     /// A finished job is as deleted as SageMaker allows: a new generation can be trained.
     fn deleted_enough(&self, observed: &Observed) -> bool {
-        !Self::active(observed)
+        !Self::active(&observed.job)
     }
 
     fn health(&self, observed: &Observed) -> Option<String> {
-        let auc = observed.auc.map(|a| format!(", AUC {a:.4}")).unwrap_or_default();
-        Some(format!("{}{auc}", observed.status))
+        let job = &observed.job;
+        let auc = job.auc.map(|a| format!(", AUC {a:.4}")).unwrap_or_default();
+        let verdict = match job.verdict() {
+            Some(v) if v.passed => ", passed the quality gate".to_owned(),
+            Some(v) => format!(", rejected by the quality gate ({}); {}", v.reason, Self::fallback(observed)),
+            None => String::new(),
+        };
+        Some(format!("{}{auc}{verdict}", job.status))
     }
 
     async fn create(&self) -> Result<(), ResourceError> {
@@ -319,20 +421,27 @@ impl Resource for TrainingJob {
             let request = request.clone();
             async move { request.send().await.map(drop).map_err(|e| service_error("CreateTrainingJob", e)) }
         })
-        .await
+        .await?;
+        self.acted.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
-    async fn update(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
-        // Jobs are immutable: a change is a new generation (Replace), never an update.
+    /// Jobs are immutable: a change of inputs is a new generation (Replace). An update only
+    /// takes over a job a killed run left: judged now when it has completed, else by readiness.
+    async fn update(&self, observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
+        if observed.job.completed() && observed.job.verdict().is_none() {
+            self.judge(observed).await?;
+        }
+        self.acted.store(true, Ordering::SeqCst);
         Ok(())
     }
 
     /// Jobs cannot be deleted: one still running is stopped, a finished one stays on record.
     async fn delete(&self, observed: &Observed) -> Result<(), ResourceError> {
-        if observed.status == TrainingJobStatus::InProgress.as_str() {
+        if observed.job.status == TrainingJobStatus::InProgress.as_str() {
             self.client
                 .stop_training_job()
-                .training_job_name(&observed.name)
+                .training_job_name(&observed.job.name)
                 .send()
                 .await
                 .map_err(|e| service_error("StopTrainingJob", e))?;
@@ -340,14 +449,35 @@ impl Resource for TrainingJob {
         Ok(())
     }
 
+    /// A job this run trained or took over is judged once it completes, and a rejection fails
+    /// the run. A job judged by an earlier run is only read: its rejection fails nothing while
+    /// an earlier generation can serve.
     async fn readiness(&self) -> Result<Readiness, ResourceError> {
-        let Some(job) = self.read().await? else {
+        let Some(observed) = self.read().await? else {
             return Ok(self.identity.pending("not listed yet"));
         };
+        let job = observed.job.clone();
         match job.status.as_str() {
             "Completed" => {
-                self.gate(&job)?;
-                Ok(Readiness::Ready)
+                let verdict = match job.verdict() {
+                    Some(verdict) => verdict,
+                    None if self.acted() => self.judge(&observed).await?,
+                    None => {
+                        return Err(ResourceError::Invalid(format!(
+                            "{} has not been judged by the quality gate; apply judges it",
+                            job.name
+                        )));
+                    }
+                };
+                if verdict.passed || (!self.acted() && observed.deployable.is_some()) {
+                    return Ok(Readiness::Ready);
+                }
+                Err(ResourceError::Invalid(format!(
+                    "quality gate: {} rejected: {}; {}",
+                    job.name,
+                    verdict.reason,
+                    Self::fallback(&observed)
+                )))
             }
             "Failed" => Err(ResourceError::Service {
                 operation: "TrainingJob",
@@ -365,12 +495,13 @@ impl Resource for TrainingJob {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_sagemaker::operation::add_tags::AddTagsOutput;
     use aws_sdk_sagemaker::operation::create_training_job::{CreateTrainingJobError, CreateTrainingJobOutput};
     use aws_sdk_sagemaker::operation::describe_training_job::DescribeTrainingJobOutput;
     use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
     use aws_sdk_sagemaker::operation::list_training_jobs::{ListTrainingJobsError, ListTrainingJobsOutput};
     use aws_sdk_sagemaker::operation::stop_training_job::StopTrainingJobOutput;
-    use aws_sdk_sagemaker::types::{MetricData, SecondaryStatus, TrainingJobSummary};
+    use aws_sdk_sagemaker::types::{MetricData, ModelArtifacts, SecondaryStatus, TrainingJobSummary};
     use aws_smithy_mocks::{Rule, mock};
     use aws_smithy_types::error::ErrorMetadata;
 
@@ -406,24 +537,65 @@ mod tests {
         })
     }
 
-    fn described(status: TrainingJobStatus, auc: Option<f32>, failure: Option<&'static str>) -> Rule {
-        mock!(Client::describe_training_job).then_output(move || {
-            let mut out = DescribeTrainingJobOutput::builder()
-                .training_job_arn("arn:aws:sagemaker:eu-west-1:111122223333:training-job/x")
-                .training_job_status(status.clone())
-                .secondary_status(SecondaryStatus::Training)
-                .set_failure_reason(failure.map(str::to_owned));
-            if let Some(v) = auc {
-                out = out.final_metric_data_list(MetricData::builder().metric_name(AUC_METRIC).value(v).build());
-            }
-            out.build()
-        })
+    /// A job as DescribeTrainingJob and ListTags answer for it: its status, its AUC and, once
+    /// judged, its gate verdict.
+    fn known(name: &str, status: TrainingJobStatus, auc: Option<f32>, gate: Option<&'static str>) -> [Rule; 2] {
+        let (name, arn) = (name.to_owned(), format!("arn:aws:sagemaker:eu-west-1:111122223333:training-job/{name}"));
+        let (wanted, tagged) = (name.clone(), arn.clone());
+        let describe = mock!(Client::describe_training_job)
+            .match_requests(move |r| r.training_job_name() == Some(wanted.as_str()))
+            .then_output(move || {
+                let mut out = DescribeTrainingJobOutput::builder()
+                    .training_job_arn(&arn)
+                    .training_job_status(status.clone())
+                    .secondary_status(SecondaryStatus::Training)
+                    .input_data_config(TrainingJob::channel("train", "s3://b/features/r1/train/"))
+                    .input_data_config(TrainingJob::channel("validation", "s3://b/features/r1/validation/"));
+                if status == TrainingJobStatus::Completed {
+                    let artifact = format!("s3://b/models/{name}/output/model.tar.gz");
+                    out = out.model_artifacts(ModelArtifacts::builder().s3_model_artifacts(artifact).build());
+                }
+                if let Some(v) = auc {
+                    out = out.final_metric_data_list(MetricData::builder().metric_name(AUC_METRIC).value(v).build());
+                }
+                out.build()
+            });
+        let tags = mock!(Client::list_tags)
+            .match_requests(move |r| r.resource_arn() == Some(tagged.as_str()))
+            .then_output(move || {
+                let mut out =
+                    ListTagsOutput::builder().tags(Tag::builder().key("lakesight:stack").value("demo").build());
+                if let Some(word) = gate {
+                    out = out.tags(Tag::builder().key(crate::aws::sagemaker::gate::GATE_TAG).value(word).build());
+                }
+                out.build()
+            });
+        [describe, tags]
     }
 
-    fn owned() -> Rule {
-        mock!(Client::list_tags).then_output(|| {
-            ListTagsOutput::builder().tags(Tag::builder().key("lakesight:stack").value("demo").build()).build()
-        })
+    fn failed(name: &str, failure: &'static str) -> [Rule; 2] {
+        let [_, tags] = known(name, TrainingJobStatus::Failed, None, None);
+        let wanted = name.to_owned();
+        let describe = mock!(Client::describe_training_job)
+            .match_requests(move |r| r.training_job_name() == Some(wanted.as_str()))
+            .then_output(move || {
+                DescribeTrainingJobOutput::builder()
+                    .training_job_arn("arn")
+                    .training_job_status(TrainingJobStatus::Failed)
+                    .failure_reason(failure)
+                    .build()
+            });
+        [describe, tags]
+    }
+
+    fn tagged(word: &'static str) -> Rule {
+        mock!(Client::add_tags)
+            .match_requests(move |r| {
+                r.tags()
+                    .iter()
+                    .any(|t| t.key() == Some(crate::aws::sagemaker::gate::GATE_TAG) && t.value() == Some(word))
+            })
+            .then_output(|| AddTagsOutput::builder().build())
     }
 
     #[tokio::test]
@@ -479,45 +651,91 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_next_generation_follows_the_highest_and_a_job_from_these_inputs_is_found() {
-        let j = job(&[]);
-        let ours = format!("lakesight-demo-g2-{}", j.lineage.digest);
-        let (list, describe, tags) = (
-            listed(&["lakesight-demo-g1-00000000", &ours]),
-            described(TrainingJobStatus::Completed, Some(0.91), None),
-            owned(),
-        );
+    async fn the_next_generation_follows_the_highest_and_a_judged_job_from_these_inputs_is_found() {
+        let ours = format!("lakesight-demo-g2-{}", job(&[]).lineage.digest);
+        let list = listed(&["lakesight-demo-g1-00000000", &ours]);
+        let [describe, tags] = known(&ours, TrainingJobStatus::Completed, Some(0.91), Some("passed"));
         let n = Managed::new(job(&[&list, &describe, &tags]));
         let observed = n.observe().await.expect("observe");
         assert_eq!((observed.ownership, observed.changes), (Some(Ownership::Owned), vec![]));
-        assert_eq!(observed.health.as_deref(), Some("Completed, AUC 0.9100"));
+        assert_eq!(observed.health.as_deref(), Some("Completed, AUC 0.9100, passed the quality gate"));
+        assert_eq!(observed.outputs.get(JOB_NAME), Some(ours));
+        assert_eq!(observed.outputs.get(VALIDATED_ON).as_deref(), Some("s3://b/features/r1/validation/"));
     }
 
     #[tokio::test]
-    async fn readiness_reports_progress_gate_and_failure() {
-        let j = job(&[]);
-        let ours = format!("lakesight-demo-g1-{}", j.lineage.digest);
-        let readiness = |status, auc, failure| {
-            let (list, describe, tags) = (listed(&[&ours]), described(status, auc, failure), owned());
-            async move { job(&[&list, &describe, &tags]).readiness().await }
+    async fn a_rejected_generation_leaves_the_one_before_it_deployable() {
+        let digest = job(&[]).lineage.digest;
+        let (before, rejected) = (format!("lakesight-demo-g1-{digest}"), format!("lakesight-demo-g2-{digest}"));
+        let list = listed(&[&before, &rejected]);
+        let [d1, t1] = known(&before, TrainingJobStatus::Completed, Some(0.9), Some("passed"));
+        let [d2, t2] = known(&rejected, TrainingJobStatus::Completed, Some(0.6), Some("rejected"));
+        let rules = [&list, &d1, &t1, &d2, &t2];
+        let n = Managed::new(job(&rules));
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(observed.changes, vec![], "the same window is not trained again");
+        assert_eq!(observed.outputs.get(JOB_NAME), Some(before.clone()), "the model follows the one that passed");
+        assert_eq!(observed.outputs.get(AUC), Some(0.8999999761581421));
+        let health = observed.health.unwrap_or_default();
+        assert!(health.contains(&format!("rejected by the quality gate (); {before} stays the deployed")), "{health}");
+        // An earlier run judged it: a later run reads the verdict and goes on with g1.
+        assert_eq!(job(&rules).readiness().await.expect("ready"), Readiness::Ready);
+    }
+
+    #[tokio::test]
+    async fn the_run_that_trains_a_job_judges_it_against_the_deployed_generation() {
+        let digest = job(&[]).lineage.digest;
+        let (before, new) = (format!("lakesight-demo-g1-{digest}"), format!("lakesight-demo-g2-{digest}"));
+        let list = listed(&[&before, &new]);
+        let [d1, t1] = known(&before, TrainingJobStatus::Completed, Some(0.95), Some("passed"));
+        let judge = |auc| {
+            let [d2, t2] = known(&new, TrainingJobStatus::Completed, Some(auc), None);
+            let (passed, rejected) = (tagged("passed"), tagged("rejected"));
+            let j = job(&[&list, &d1, &t1, &d2, &t2, &passed, &rejected]);
+            j.acted.store(true, Ordering::SeqCst);
+            async move { (j.readiness().await, passed.num_calls(), rejected.num_calls()) }
         };
-        assert!(
-            matches!(readiness(TrainingJobStatus::InProgress, None, None).await, Ok(Readiness::Pending { status, .. }) if status == "InProgress / Training")
-        );
-        assert_eq!(readiness(TrainingJobStatus::Completed, Some(0.85), None).await.ok(), Some(Readiness::Ready));
-        let below = readiness(TrainingJobStatus::Completed, Some(0.5), None).await.expect_err("gated");
-        assert!(below.to_string().contains("0.5000, below the minimum 0.8"), "{below}");
-        let missing = readiness(TrainingJobStatus::Completed, None, None).await.expect_err("gated");
-        assert!(missing.to_string().contains("reported no validation:discriminator_auc"), "{missing}");
-        let failed =
-            readiness(TrainingJobStatus::Failed, None, Some("ClientError: bad channel")).await.expect_err("failed");
+        let (ready, passed, rejected) = judge(0.96).await;
+        assert_eq!((ready.ok(), passed, rejected), (Some(Readiness::Ready), 1, 0));
+        // The manifest's gate is minAuc 0.8 and the default maxAucDrop: none. A stack that sets
+        // one is judged against g1's AUC.
+        let (ready, passed, rejected) = judge(0.5).await;
+        let error = ready.expect_err("below the minimum");
+        assert!(error.to_string().contains(&format!("{before} stays the deployed generation")), "{error}");
+        assert!(error.to_string().contains("is below minAuc 0.8"), "{error}");
+        assert_eq!((passed, rejected), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn readiness_reports_progress_and_failure_and_waits_for_judgement() {
+        let ours = format!("lakesight-demo-g1-{}", job(&[]).lineage.digest);
+        let list = listed(&[&ours]);
+        let [d, t] = known(&ours, TrainingJobStatus::InProgress, None, None);
+        let running = job(&[&list, &d, &t]).readiness().await;
+        assert!(matches!(running, Ok(Readiness::Pending { status, .. }) if status == "InProgress / Training"));
+        let observed = Managed::new(job(&[&list, &d, &t])).observe().await.expect("observe");
+        assert!(observed.changes.iter().any(|c| c.field == "status" && !c.requires_replace), "{observed:?}");
+        assert_eq!(observed.outputs.get(JOB_NAME), None, "no generation is deployable yet");
+
+        let [d, t] = known(&ours, TrainingJobStatus::Completed, Some(0.9), None);
+        let unjudged = job(&[&list, &d, &t]).readiness().await.expect_err("judged only by an action");
+        assert!(unjudged.to_string().contains("has not been judged"), "{unjudged}");
+        let [d, t] = known(&ours, TrainingJobStatus::Completed, None, None);
+        let rejected = tagged("rejected");
+        let j = job(&[&list, &d, &t, &rejected]);
+        j.acted.store(true, Ordering::SeqCst);
+        let missing = j.readiness().await.expect_err("gated");
+        assert!(missing.to_string().contains("no validation AUC was reported"), "{missing}");
+        assert!(missing.to_string().contains("no generation has passed the gate yet"), "{missing}");
+        let [d, t] = failed(&ours, "ClientError: bad channel");
+        let failed = job(&[&list, &d, &t]).readiness().await.expect_err("failed");
         assert!(failed.to_string().contains("ClientError: bad channel"), "{failed}");
     }
 
     #[tokio::test]
     async fn destroy_stops_a_running_job_and_throttled_reads_are_retried() {
         let stop = mock!(Client::stop_training_job).then_output(|| StopTrainingJobOutput::builder().build());
-        let running = Observed {
+        let job_running = Job {
             name: "lakesight-demo-g1-x".into(),
             arn: String::new(),
             status: "InProgress".into(),
@@ -526,15 +744,20 @@ mod tests {
             auc: None,
             artifact: None,
             trained_on: Some("s3://b/features/r1/train/".into()),
+            validated_on: None,
             tags: BTreeMap::new(),
         };
+        let running = Observed { job: job_running.clone(), deployable: None };
         let j = job(&[&stop]);
         assert_eq!(j.kept(&running), None, "a running job is stopped on destroy");
         j.delete(&running).await.expect("stop");
-        let completed = Observed { status: "Completed".into(), ..running };
+        let judged = [(crate::aws::sagemaker::gate::GATE_TAG.to_owned(), "passed".to_owned())].into();
+        let completed = Job { status: "Completed".into(), tags: judged, ..job_running };
+        let completed = Observed { job: completed, deployable: None };
         assert!(j.kept(&completed).is_some_and(|k| k.contains("cannot be deleted")), "reported as kept, not planned");
         assert!(j.diff(&completed).is_empty(), "trained on the current feature run");
-        let stale = Observed { trained_on: Some("s3://b/features/r0/train/".into()), ..completed };
+        let stale = Job { trained_on: Some("s3://b/features/r0/train/".into()), ..completed.job };
+        let stale = Observed { job: stale, deployable: None };
         assert_eq!(
             j.diff(&stale),
             [Change::replacing("trainedOn", "s3://b/features/r0/train/", "s3://b/features/r1/train/")],

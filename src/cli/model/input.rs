@@ -103,30 +103,10 @@ async fn s3(global: &Global, bucket: &str, prefix: &str, stats: Arc<CallStats>) 
         endpoint_url: global.endpoint_url.clone(),
     };
     let client = aws::s3_client(&options, stats).await?;
-    let failed = |what: String, e: String| CliError::Failed(format!("{what}: {e}"));
-    let mut keys = Vec::new();
-    let mut pages = client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            failed(
-                format!("cannot list s3://{bucket}/{prefix}"),
-                aws::error::service_error("ListObjectsV2", e).to_string(),
-            )
-        })?;
-        // A key ending in `/` is a console "folder", not data.
-        keys.extend(page.contents().iter().filter_map(|o| o.key()).filter(|k| !k.ends_with('/')).map(str::to_owned));
-    }
-    keys.sort();
-    let mut objects = Vec::with_capacity(keys.len());
-    for key in keys {
-        let name = format!("s3://{bucket}/{key}");
-        let object = client.get_object().bucket(bucket).key(&key).send().await.map_err(|e| {
-            failed(format!("cannot read {name}"), aws::error::service_error("GetObject", e).to_string())
-        })?;
-        let bytes = object.body.collect().await.map_err(|e| failed(format!("cannot read {name}"), e.to_string()))?;
-        objects.push(Object { name, bytes: bytes.into_bytes().to_vec() });
-    }
-    Ok(objects)
+    let objects = aws::s3::read_prefix(&client, bucket, prefix)
+        .await
+        .map_err(|e| CliError::Failed(format!("cannot read s3://{bucket}/{prefix}: {e}")))?;
+    Ok(objects.into_iter().map(|(key, bytes)| Object { name: format!("s3://{bucket}/{key}"), bytes }).collect())
 }
 
 #[cfg(test)]
