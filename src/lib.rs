@@ -8,12 +8,15 @@
 //!   wiring that turns a stack into a graph.
 //! - [`ledger`]: the record of each run of a mutating command.
 //! - [`cli`]: one module per subcommand.
+//! - [`calibration`]: the anomaly threshold chosen on held-out scores, with its evidence and plots.
 //! - [`ipinsights`]: the embedded IP Insights engine (feature `ipinsights`, part of `control-plane`).
 //! - [`scorer`]: the `ipcheck` Lambda's logic, built alone with `--no-default-features --features scorer`.
 //! - [`synthetic`]: a generated Security Lake for the emulator and the tests (feature `synthetic`).
 
 #[cfg(feature = "control-plane")]
 pub mod aws;
+#[cfg(feature = "control-plane")]
+pub mod calibration;
 #[cfg(feature = "control-plane")]
 pub mod cli;
 #[cfg(feature = "control-plane")]

@@ -32,13 +32,35 @@ pub enum EvaluateError {
     NoPairs,
 }
 
+/// A score the metrics below accept: the engine's own `f32`, or the `f64` that an endpoint's
+/// JSON answer decodes to (the calibration of a deployed scorer's threshold), so that a
+/// threshold is chosen among the very values it will be compared with.
+pub trait Score: Copy + PartialOrd {
+    const NEG_INFINITY: Self;
+    fn total_cmp(&self, other: &Self) -> Ordering;
+}
+
+impl Score for f32 {
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    fn total_cmp(&self, other: &Self) -> Ordering {
+        f32::total_cmp(self, other)
+    }
+}
+
+impl Score for f64 {
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    fn total_cmp(&self, other: &Self) -> Ordering {
+        f64::total_cmp(self, other)
+    }
+}
+
 /// The true positive rate at one false positive rate: pairs scoring strictly above
 /// `threshold` are called positive.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OperatingPoint {
+pub struct OperatingPoint<S = f32> {
     pub target_fpr: f64,
     /// `-inf` when every pair may be called positive.
-    pub threshold: f32,
+    pub threshold: S,
     pub tpr: f64,
     /// The achieved rate, at most `target_fpr`.
     pub fpr: f64,
@@ -55,11 +77,11 @@ pub struct Evaluation {
 }
 
 /// ROC AUC by the Mann-Whitney U statistic, ties counted as one half; `None` if a set is empty.
-pub fn auc(positives: &[f32], negatives: &[f32]) -> Option<f64> {
+pub fn auc<S: Score>(positives: &[S], negatives: &[S]) -> Option<f64> {
     if positives.is_empty() || negatives.is_empty() {
         return None;
     }
-    let mut all: Vec<(f32, bool)> =
+    let mut all: Vec<(S, bool)> =
         positives.iter().map(|&s| (s, true)).chain(negatives.iter().map(|&s| (s, false))).collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut positive_rank_sum = 0.0;
@@ -79,7 +101,7 @@ pub fn auc(positives: &[f32], negatives: &[f32]) -> Option<f64> {
 /// negatives positive, and the fraction of positives it calls positive. Higher scores mean
 /// "more positive"; to rate anomaly detection (generated pairs as the positive class), pass
 /// the negated scores the other way round.
-pub fn tpr_at_fpr(positives: &[f32], negatives: &[f32], targets: &[f64]) -> Vec<OperatingPoint> {
+pub fn tpr_at_fpr<S: Score>(positives: &[S], negatives: &[S], targets: &[f64]) -> Vec<OperatingPoint<S>> {
     let mut negs = negatives.to_vec();
     negs.sort_by(|a, b| b.total_cmp(a));
     targets
@@ -87,8 +109,8 @@ pub fn tpr_at_fpr(positives: &[f32], negatives: &[f32], targets: &[f64]) -> Vec<
         .map(|&target| {
             // The number of negatives allowed above the threshold (tolerant of 0.29 * 100 < 29).
             let allowed = (target * negs.len() as f64 + 1e-9).floor().max(0.0) as usize;
-            let threshold = negs.get(allowed).copied().unwrap_or(f32::NEG_INFINITY);
-            let above = |scores: &[f32]| scores.iter().filter(|&&s| s > threshold).count();
+            let threshold = negs.get(allowed).copied().unwrap_or(S::NEG_INFINITY);
+            let above = |scores: &[S]| scores.iter().filter(|&&s| s > threshold).count();
             let rate = |count: usize, total: usize| if total == 0 { 0.0 } else { count as f64 / total as f64 };
             OperatingPoint {
                 target_fpr: target,
