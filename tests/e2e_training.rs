@@ -4,7 +4,7 @@ mod support;
 
 use std::collections::HashMap;
 
-use support::{Emulator, manifest};
+use support::{EMPTY_ZIP, Emulator, manifest};
 
 const STACK: &str = "  timeouts:\n    pollInterval: 100ms\n  securityLake: {}\n  features:\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n  training:\n    minAuc: 0.8\n    hyperparameters:\n      epochs: EPOCHS\n";
 
@@ -110,13 +110,9 @@ async fn a_model_below_the_gate_and_a_failed_job_stop_the_apply_with_the_reason(
     let apply = emu.run(&["apply", "--auto-approve"], &file);
     apply.expect_code(1);
     let gate = apply.stderr.lines().find(|l| l.contains("quality gate:")).unwrap_or_else(|| panic!("{}", apply.stderr));
-    let auc: f64 = gate
-        .split("validation:discriminator_auc ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("the job's AUC in {gate}"));
-    assert!(auc < 0.8 && gate.contains("below the minimum 0.8"), "{gate}");
+    let auc = auc_in(gate);
+    assert!(auc < 0.8 && gate.contains("is below minAuc 0.8"), "{gate}");
+    assert!(gate.contains("no generation has passed the gate yet"), "{gate}");
     assert!(apply.stdout.contains("skipped sagemaker.endpoint/scorer"), "never deployed: {}", apply.stdout);
 
     emu.configure(r#"{"failTraining": "AlgorithmError: no validation data"}"#);
@@ -252,4 +248,166 @@ async fn collecting_old_generations_never_touches_another_stack_that_shares_the_
     let destroy = emu.run(&["destroy", "--auto-approve"], &manifest(dir.path(), "demo", &reader(7)));
     destroy.expect_code(0);
     assert_eq!(models(&emu, "demo-g7").await, theirs, "nor does destroying stack demo touch it");
+}
+
+/// The AUC a gate verdict names: `... AUC 0.6123 is below ...`.
+fn auc_in(verdict: &str) -> f64 {
+    verdict
+        .split("AUC ")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ',', ':']).next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("an AUC in {verdict}"))
+}
+
+/// A stack that trains, serves, calibrates its threshold and scores, with remote pairing (the
+/// planted strangers are other ends of flows), and a gate against the deployed generation.
+fn scored(hyperparameters: &str, gate: &str) -> String {
+    format!(
+        "  timeouts:\n    pollInterval: 100ms\n  securityLake: {{}}\n  features:\n    peer: remote\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n  training:\n    hyperparameters:\n{hyperparameters}  endpoint:\n    instanceType: ml.m5.large\n  retrain:\n{gate}  scorer:\n    package: ipcheck.zip\n    threshold:\n      targetFalsePositiveRate: 0.05\n"
+    )
+}
+
+const WEAK: &str = "      epochs: 1\n      learningRate: 0.002\n      vectorDim: 16\n";
+const STRONG: &str = "      epochs: 5\n      learningRate: 0.01\n      miniBatchSize: 500\n      vectorDim: 32\n";
+const UNTRAINED: &str = "      epochs: 1\n      learningRate: 0.000001\n      vectorDim: 16\n";
+const GATE: &str = "    minAuc: 0.3\n    maxAucDrop: 0.02\n";
+
+/// The deployed function's environment variable `name`.
+async fn function_env(emu: &Emulator, stack: &str, name: &str) -> Option<String> {
+    let config = emu
+        .lambda()
+        .await
+        .get_function_configuration()
+        .function_name(format!("lakesight-{stack}-ipcheck"))
+        .send()
+        .await
+        .expect("GetFunctionConfiguration");
+    config.environment().and_then(|e| e.variables()).and_then(|v| v.get(name)).cloned()
+}
+
+fn window(hours_ahead: u64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let end = std::time::UNIX_EPOCH + std::time::Duration::from_secs(now - now % 3600 + hours_ahead * 3600);
+    humantime::format_rfc3339_seconds(end).to_string()
+}
+
+#[tokio::test]
+async fn retrain_promotes_a_better_generation_refuses_a_worse_one_and_keeps_serving_through_a_failed_update() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: needs the bundled emulator's synthetic lake, training and serving");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
+    let file = manifest(dir.path(), "cycle", &scored(WEAK, GATE));
+    emu.apply_and_seed(&file).await;
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let first = serving(&emu, "cycle").await.expect("g1 serves");
+    let threshold = function_env(&emu, "cycle", "LAKESIGHT_THRESHOLD").await.expect("a calibrated threshold");
+    assert_eq!(function_env(&emu, "cycle", "LAKESIGHT_THRESHOLD_VARIANT").await.as_deref(), Some("g1"));
+
+    // A fresh window with a stronger configuration: planned first, then promoted.
+    let file = manifest(dir.path(), "cycle", &scored(STRONG, GATE));
+    let dry = emu.run(&["retrain", "--dry-run", "--window-end", &window(1)], &file);
+    dry.expect_code(0);
+    assert!(dry.stdout.contains("-/+ features.run/current") && dry.stdout.contains("window: ends"), "{}", dry.stdout);
+    assert_eq!(jobs(&emu, "cycle").await.len(), 1, "a dry run trains nothing");
+    let better = emu.run(&["retrain", "--window-end", &window(1)], &file);
+    better.expect_code(0);
+    let verdict =
+        better.stdout.lines().find(|l| l.contains("quality gate:")).unwrap_or_else(|| panic!("{}", better.stdout));
+    assert!(verdict.contains("-g2-") && verdict.contains(" passed: "), "{verdict}");
+    let second = serving(&emu, "cycle").await.expect("g2 serves");
+    assert!(second.contains("-g2-") && second != first, "{second}");
+    assert_eq!(function_env(&emu, "cycle", "LAKESIGHT_THRESHOLD_VARIANT").await.as_deref(), Some("g2"));
+    let promoted = function_env(&emu, "cycle", "LAKESIGHT_THRESHOLD").await.expect("g2's threshold");
+    assert_ne!(promoted, threshold, "g2 was calibrated, not given g1's threshold");
+    let retried = emu.run(&["retrain", "--window-end", &window(1), "--stats"], &file);
+    retried.expect_code(0);
+    assert!(retried.stderr.contains(", 0 mutating,"), "the same window again changes nothing: {}", retried.stderr);
+
+    // A model that learned nothing: the gate refuses it against g2, which keeps serving.
+    let file = manifest(dir.path(), "cycle", &scored(UNTRAINED, GATE));
+    let worse = emu.run(&["retrain", "--window-end", &window(2)], &file);
+    worse.expect_code(1);
+    let gate = worse.stderr.lines().find(|l| l.contains("quality gate:")).unwrap_or_else(|| panic!("{}", worse.stderr));
+    assert!(gate.contains("-g3-") && gate.contains("rejected") && gate.contains("more than maxAucDrop 0.02"), "{gate}");
+    assert!(
+        gate.contains(&format!("{} stays the deployed generation", &second[..second.rfind("-c").expect("-c")])),
+        "{gate}"
+    );
+    assert_eq!(serving(&emu, "cycle").await.as_deref(), Some(second.as_str()));
+    assert_eq!(function_env(&emu, "cycle", "LAKESIGHT_THRESHOLD").await.as_deref(), Some(promoted.as_str()));
+    let again = emu.run(&["retrain", "--window-end", &window(2)], &file);
+    again.expect_code(1);
+    assert!(again.stderr.contains("decided by an earlier run"), "{}", again.stderr);
+    assert_eq!(jobs(&emu, "cycle").await.len(), 3, "the rejected window is not trained twice");
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+
+    // A generation that passes but whose update fails: g2 and its threshold stay.
+    emu.configure(r#"{"failEndpointUpdate": "CapacityError: not enough ml.m5.large capacity"}"#);
+    let file = manifest(dir.path(), "cycle", &scored(STRONG, GATE));
+    let failed = emu.run(&["retrain", "--window-end", &window(3)], &file);
+    failed.expect_code(1);
+    assert!(failed.stderr.contains("did not take: CapacityError"), "{}", failed.stderr);
+    assert_eq!(serving(&emu, "cycle").await.as_deref(), Some(second.as_str()));
+    assert_eq!(function_env(&emu, "cycle", "LAKESIGHT_THRESHOLD").await.as_deref(), Some(promoted.as_str()));
+    assert_eq!(function_env(&emu, "cycle", "LAKESIGHT_THRESHOLD_VARIANT").await.as_deref(), Some("g2"));
+
+    let history = emu.run(&["history", "--output", "json"], &file);
+    history.expect_code(0);
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    let retrains = runs.as_array().expect("runs").iter().filter(|r| r["command"] == "retrain").count();
+    assert_eq!(retrains, 5, "{}", history.stdout);
+}
+
+#[tokio::test]
+async fn calibration_meets_its_target_on_held_out_pairs_and_flags_the_planted_strangers() {
+    let emu = Emulator::start();
+    if !emu.is_bundled() {
+        eprintln!("skipped: needs the bundled emulator's synthetic lake, training and serving");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
+    let file = manifest(dir.path(), "calibrated", &scored(STRONG, GATE));
+    let lake = emu.apply_and_seed(&file).await;
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+
+    let plot = dir.path().join("calibration.svg");
+    let run = emu.run(&["calibrate", "--plot", plot.to_str().expect("path")], &file);
+    run.expect_code(0);
+    assert!(run.stdout.contains("Calibration of lakesight-calibrated-g1-"), "{}", run.stdout);
+    assert!(run.stdout.contains("threshold") && run.stdout.contains("random IP"), "{}", run.stdout);
+    let svg = std::fs::read_to_string(&plot).expect("the plot");
+    assert!(svg.starts_with("<svg") && svg.contains("threshold"), "{}", &svg[..svg.len().min(300)]);
+
+    // The threshold and its evidence, as the ledger keeps them.
+    let history = emu.run(&["history", "--output", "json"], &file);
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    let calibrate = runs.as_array().expect("runs").iter().find(|r| r["command"] == "calibrate").expect("recorded");
+    let node =
+        calibrate["nodes"].as_array().expect("nodes").iter().find(|n| n["address"] == "model.calibration/current");
+    let evidence = &node.expect("the calibration's node")["outputs"]["calibration"];
+    let (target, held_out) =
+        (evidence["targetFalsePositiveRate"].as_f64(), evidence["checkFalsePositiveRate"].as_f64());
+    let (target, held_out) = (target.expect("target"), held_out.expect("held-out rate"));
+    let normal = evidence["counts"]["checkNormal"].as_f64().expect("count");
+    // Three standard errors of a rate measured on this many held-out pairs.
+    let tolerance = 3.0 * (target * (1.0 - target) / normal).sqrt();
+    assert!((held_out - target).abs() <= tolerance, "held-out rate {held_out} against {target} ± {tolerance:.4}");
+    assert!(evidence["auc"].as_f64().expect("auc") > 0.8, "{evidence}");
+
+    // The planted strangers score above the threshold on the live endpoint.
+    let threshold: f64 =
+        function_env(&emu, "calibrated", "LAKESIGHT_THRESHOLD").await.expect("set").parse().expect("number");
+    assert_eq!(evidence["threshold"].as_f64(), Some(threshold), "the function got the calibrated threshold");
+    let strangers: Vec<(String, String)> =
+        lake.anomalies.iter().map(|a| (a.entity.clone(), a.remote_ip.clone())).collect();
+    assert!(!strangers.is_empty());
+    let scores = emu.endpoint_scores("lakesight-calibrated-endpoint", &strangers).await;
+    let below: Vec<_> = strangers.iter().zip(&scores).filter(|(_, dot)| -**dot <= threshold).collect();
+    assert!(below.is_empty(), "planted strangers at or below the threshold {threshold}: {below:?}");
 }

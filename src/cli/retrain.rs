@@ -58,12 +58,26 @@ pub async fn run(global: &Global, args: &RetrainArgs, stats: Arc<CallStats>) -> 
         output: args.output,
     };
     let (result, record) = converge(global, request, stats).await;
-    if let Some(record) = record.filter(|_| args.output == OutputFormat::Text) {
-        for line in summary(&record) {
+    if let Some(record) = record.as_ref().filter(|_| args.output == OutputFormat::Text) {
+        for line in summary(record) {
             println!("{line}");
         }
     }
-    result
+    // A retry of a window whose generation the gate rejected changes nothing, and fails as the
+    // first attempt did, so that a scheduler reports the same outcome.
+    match (result, record.as_ref().and_then(rejection)) {
+        (Ok(exit::SUCCESS), Some(verdict)) => {
+            Err(CliError::Failed(format!("quality gate (decided by an earlier run): {verdict}")))
+        }
+        (result, _) => result,
+    }
+}
+
+/// The gate's verdict on the window's generation, when it was a rejection.
+fn rejection(record: &RunRecord) -> Option<String> {
+    let node = record.nodes.iter().find(|n| n.address == training_job::ADDRESS)?;
+    let verdict = node.outputs.get(training_job::GATE.name)?.as_str()?;
+    verdict.contains(" rejected: ").then(|| verdict.to_owned())
 }
 
 /// Retraining needs something to train.
