@@ -6,6 +6,7 @@
 //! - [`resource`]: the resource contract and the adapter that erases its types.
 //! - [`aws`]: the SDK configuration, clients, retries, call statistics, resource kinds, and the
 //!   wiring that turns a stack into a graph.
+//! - [`iam_policy`]: the least-privilege IAM policy of a stack's CI principal.
 //! - [`ledger`]: the record of each run of a mutating command.
 //! - [`cli`]: one module per subcommand.
 //! - [`ipinsights`]: the embedded IP Insights engine (feature `ipinsights`, part of `control-plane`).
@@ -18,6 +19,8 @@ pub mod aws;
 pub mod cli;
 #[cfg(feature = "control-plane")]
 pub mod engine;
+#[cfg(feature = "control-plane")]
+pub mod iam_policy;
 #[cfg(feature = "ipinsights")]
 pub mod ipinsights;
 #[cfg(feature = "control-plane")]
