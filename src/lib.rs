@@ -6,6 +6,7 @@
 //! - [`resource`]: the resource contract and the adapter that erases its types.
 //! - [`aws`]: the SDK configuration, clients, retries, call statistics, resource kinds, and the
 //!   wiring that turns a stack into a graph.
+//! - [`iam_policy`]: the least-privilege IAM policy of a stack's CI principal.
 //! - [`ledger`]: the record of each run of a mutating command.
 //! - [`cli`]: one module per subcommand.
 //! - [`calibration`]: the anomaly threshold chosen on held-out scores, with its evidence and plots.
@@ -21,6 +22,8 @@ pub mod calibration;
 pub mod cli;
 #[cfg(feature = "control-plane")]
 pub mod engine;
+#[cfg(feature = "control-plane")]
+pub mod iam_policy;
 #[cfg(feature = "ipinsights")]
 pub mod ipinsights;
 #[cfg(feature = "control-plane")]

@@ -106,6 +106,27 @@ pub async fn connect(options: &ConnectOptions, stats: Arc<CallStats>) -> Result<
     })
 }
 
+/// The region the standard AWS configuration names (`AWS_REGION`, the profile), without
+/// credentials or any call: for commands that work offline.
+pub async fn default_region(profile: Option<&str>) -> Option<String> {
+    let mut chain = aws_config::default_provider::region::DefaultRegionChain::builder();
+    if let Some(profile) = profile {
+        chain = chain.profile_name(profile);
+    }
+    chain.build().region().await.map(|r| r.to_string())
+}
+
+/// The partition of a region: what STS would report for an account there.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
 struct Clients {
     s3: aws_sdk_s3::Client,
     records: aws_sdk_s3::Client,

@@ -7,6 +7,7 @@ mod confirm;
 mod diagnostics;
 mod force_unlock;
 mod history;
+mod iam_policy;
 mod lock;
 mod model;
 mod plan;
@@ -88,6 +89,9 @@ pub struct Global {
     /// Print AWS calls per service and operation, retries and wall time at the end.
     #[arg(long, global = true)]
     pub stats: bool,
+    /// Also write every AWS call made, with the resource its request names, as JSON to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
     /// How long apply and destroy wait for the stack's lock while another run holds it, such as
     /// 10m, 90s or 0 (fail at once).
     #[arg(long, global = true, default_value = "10m", value_parser = humantime::parse_duration)]
@@ -141,6 +145,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Remove the stack's lock, left by a run that died; the run that held it must be gone.
     ForceUnlock(force_unlock::ForceUnlockArgs),
+    /// Print the least-privilege IAM policy that apply, destroy and retrain of the stack need.
+    IamPolicy(iam_policy::IamPolicyArgs),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -186,7 +192,7 @@ impl CliError {
 pub async fn run(cli: Cli) -> Result<u8, CliError> {
     let started = std::time::Instant::now();
     let g = &cli.global;
-    let stats = Arc::new(CallStats::default());
+    let stats = Arc::new(if g.stats_json.is_some() { CallStats::recording() } else { CallStats::default() });
     let result = match &cli.command {
         Command::Validate(args) => return validate::run(&args.file),
         Command::Schema => {
@@ -204,9 +210,19 @@ pub async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Score(args) => score::run(g, args, Arc::clone(&stats)).await,
         Command::History(args) => history::run(g, args, Arc::clone(&stats)).await,
         Command::ForceUnlock(args) => force_unlock::run(g, args, Arc::clone(&stats)).await,
+        Command::IamPolicy(args) => iam_policy::run(g, args, Arc::clone(&stats)).await,
     };
     if g.stats {
         eprint!("{}", stats.summary().render(started.elapsed()));
+    }
+    // Written whatever the command's outcome, and a failure to write does not hide that outcome.
+    if let (Some(path), Some(dump)) = (&g.stats_json, stats.dump()) {
+        let written = serde_json::to_string_pretty(&dump)
+            .map_err(std::io::Error::other)
+            .and_then(|text| std::fs::write(path, text + "\n"));
+        if let Err(e) = written {
+            eprintln!("warning: could not write --stats-json {}: {e}", path.display());
+        }
     }
     result
 }

@@ -40,15 +40,7 @@ pub async fn open_for(
 /// records in its artifact bucket (its lock, its run ledger).
 pub async fn connect(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result<(Stack, Aws), CliError> {
     let manifest = Manifest::load(file)?;
-    let region = match (&manifest.spec.region, &global.region) {
-        (Some(pinned), Some(flag)) if pinned != flag => {
-            return Err(CliError::Usage(format!(
-                "{} pins spec.region {pinned:?}, but --region says {flag:?}; remove one of them",
-                file.display()
-            )));
-        }
-        (pinned, flag) => pinned.clone().or_else(|| flag.clone()),
-    };
+    let region = region(global, file, &manifest)?;
     let unreconciled = manifest.unreconciled_sections();
     if !unreconciled.is_empty() {
         tracing::warn!(
@@ -63,6 +55,18 @@ pub async fn connect(global: &Global, file: &Path, stats: Arc<CallStats>) -> Res
     .await?;
     let stack = Stack { manifest, env: aws.env.clone() };
     Ok((stack, aws))
+}
+
+/// The region the manifest pins or `--region` names; a conflict between the two is a usage error.
+/// `None` leaves it to the AWS configuration.
+pub fn region(global: &Global, file: &Path, manifest: &Manifest) -> Result<Option<String>, CliError> {
+    match (&manifest.spec.region, &global.region) {
+        (Some(pinned), Some(flag)) if pinned != flag => Err(CliError::Usage(format!(
+            "{} pins spec.region {pinned:?}, but --region says {flag:?}; remove one of them",
+            file.display()
+        ))),
+        (pinned, flag) => Ok(pinned.clone().or_else(|| flag.clone())),
+    }
 }
 
 /// A token cancelled by the first Ctrl-C or SIGTERM: nothing new starts, in-flight calls finish.

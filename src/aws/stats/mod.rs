@@ -1,5 +1,9 @@
 //! Counts every AWS call by service and operation, and every retry, through an SDK interceptor,
-//! so `--stats` reports what really went over the wire.
+//! so `--stats` reports what really went over the wire. With `--stats-json FILE` it also records
+//! what each call was made on (see [`resource`]), for audits and for the test that holds the
+//! output of `lakesight iam-policy` against the calls a real run makes.
+
+pub mod resource;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use serde::Serialize;
 
 /// Operation name prefixes that only read.
@@ -27,6 +31,44 @@ pub struct CallStats {
     attempts: AtomicU64,
     /// Resources the command observed, to relate reads to them.
     resources: AtomicU64,
+    /// Each distinct (call, resource) with its count, when the run records them.
+    named: Option<Mutex<BTreeMap<CallRecord, u64>>>,
+}
+
+/// One kind of call on one resource, as `--stats-json` writes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct CallRecord {
+    pub service: String,
+    pub operation: String,
+    /// A call on lakesight's own records (the lock, the run ledger).
+    pub records: bool,
+    /// The request's fields that name the resource, by their AWS API names; empty when the
+    /// request names none (see [`resource`]).
+    pub resource: BTreeMap<&'static str, String>,
+}
+
+/// The calls of one run with their resources: what `--stats-json` writes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsDump {
+    #[serde(flatten)]
+    pub summary: StatsSummary,
+    pub operations: Vec<RecordedCall>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordedCall {
+    #[serde(flatten)]
+    pub call: CallRecord,
+    pub count: u64,
+}
+
+/// The resources a request names, from before it is sent to after it ends, in the call's own bag.
+#[derive(Debug, Clone)]
+struct Named(Vec<resource::Fields>);
+
+impl Storable for Named {
+    type Storer = StoreReplace<Self>;
 }
 
 /// A snapshot of the counters, as `--stats --output json` prints it.
@@ -60,6 +102,18 @@ pub fn is_mutating(operation: &str) -> bool {
 }
 
 impl CallStats {
+    /// Statistics that also record each call's resource, for `--stats-json`.
+    pub fn recording() -> Self {
+        CallStats { named: Some(Mutex::new(BTreeMap::new())), ..CallStats::default() }
+    }
+
+    /// The summary and every recorded call with its resource; `None` unless [`Self::recording`].
+    pub fn dump(&self) -> Option<StatsDump> {
+        let named = self.named.as_ref()?.lock().ok()?;
+        let operations = named.iter().map(|(call, count)| RecordedCall { call: call.clone(), count: *count }).collect();
+        Some(StatsDump { summary: self.summary(), operations })
+    }
+
     /// The command observed `count` resources (once each, when it planned).
     pub fn observed(&self, count: usize) {
         self.resources.store(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
@@ -140,6 +194,18 @@ impl Intercept for StatsInterceptor {
         "lakesight-call-stats"
     }
 
+    // The input is only readable before it is serialised; what it names waits in the call's bag.
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if self.stats.named.is_some() {
+            cfg.interceptor_state().store_put(Named(resource::of(context.input())));
+        }
+        Ok(())
+    }
+
     // Counted once the call ends: the operation's metadata is not in the config bag before then.
     fn read_after_execution(
         &self,
@@ -149,6 +215,19 @@ impl Intercept for StatsInterceptor {
     ) -> Result<(), BoxError> {
         if let (Some(meta), Ok(mut calls)) = (cfg.load::<Metadata>(), self.stats.calls.lock()) {
             *calls.entry((meta.service().to_owned(), meta.name().to_owned(), self.records)).or_default() += 1;
+        }
+        if let (Some(meta), Some(Ok(mut named))) = (cfg.load::<Metadata>(), self.stats.named.as_ref().map(Mutex::lock))
+        {
+            let resources = cfg.load::<Named>().map(|n| n.0.clone()).unwrap_or_default();
+            for resource in resources {
+                let call = CallRecord {
+                    service: meta.service().to_owned(),
+                    operation: meta.name().to_owned(),
+                    records: self.records,
+                    resource,
+                };
+                *named.entry(call).or_default() += 1;
+            }
         }
         self.stats.executions.fetch_add(1, Ordering::Relaxed);
         Ok(())
