@@ -1,6 +1,7 @@
 //! The policy `lakesight iam-policy` prints is sufficient: every call a real run of the stack's
-//! life makes (apply on a new account, apply once the lake has data, which trains and deploys, and
-//! destroy), as `--stats-json` records it, is allowed by the policy on the resource it named.
+//! life makes (apply on a new account, apply once the lake has data, which trains and deploys,
+//! retrain, calibrate and destroy), as `--stats-json` records it, is allowed by the policy on the
+//! resource it named.
 //!
 //! The check is independent of the policy's own table: each call's IAM action comes from its
 //! operation name (with the few renames S3 documents), and its resource ARN from the request's
@@ -48,8 +49,10 @@ async fn the_iam_policy_allows_every_call_that_apply_and_destroy_make() {
     step(&["apply", "--auto-approve"], 0);
     emu.seed_lake(Part::History, &[OcsfVersion::V2]).await;
     step(&["apply", "--auto-approve"], 1);
-    // retrain joins this list once the command exists: step(&["retrain"], 2);
-    step(&["destroy", "--auto-approve"], 3);
+    step(&["retrain"], 2);
+    // The quickstart's threshold is fixed, so only `calibrate` scores on the endpoint.
+    step(&["calibrate"], 3);
+    step(&["destroy", "--auto-approve"], 4);
 
     let seen: std::collections::BTreeSet<String> = calls
         .iter()

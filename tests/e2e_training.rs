@@ -264,7 +264,7 @@ fn auc_in(verdict: &str) -> f64 {
 /// planted strangers are other ends of flows), and a gate against the deployed generation.
 fn scored(hyperparameters: &str, gate: &str) -> String {
     format!(
-        "  timeouts:\n    pollInterval: 100ms\n  securityLake: {{}}\n  features:\n    peer: remote\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n  training:\n    hyperparameters:\n{hyperparameters}  endpoint:\n    instanceType: ml.m5.large\n  retrain:\n{gate}  scorer:\n    package: ipcheck.zip\n    threshold:\n      targetFalsePositiveRate: 0.05\n"
+        "  timeouts:\n    pollInterval: 100ms\n  securityLake: {{}}\n  subscriber:\n    principal: \"123456789012\"\n    externalId: retrain-external-id\n  features:\n    peer: remote\n    windowDays: 14\n    validationDays: 2\n    minRows: 10\n    minEntities: 2\n  training:\n    hyperparameters:\n{hyperparameters}  endpoint:\n    instanceType: ml.m5.large\n  retrain:\n{gate}  scorer:\n    package: ipcheck.zip\n    threshold:\n      targetFalsePositiveRate: 0.05\n"
     )
 }
 

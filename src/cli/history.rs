@@ -7,7 +7,7 @@ use clap::Args;
 use super::{CliError, Global, ManifestArg, OutputFormat, exit, session};
 use crate::aws::s3::runs;
 use crate::aws::stats::CallStats;
-use crate::ledger::RunRecord;
+use crate::ledger::{Command, RunRecord};
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -42,18 +42,15 @@ pub async fn run(global: &Global, args: &HistoryArgs, stats: Arc<CallStats>) -> 
 }
 
 fn print_table(records: &[RunRecord]) {
-    println!("{:<21} {:<8} {:>4} {:>9}  {:<27} CALLER", "STARTED (UTC)", "COMMAND", "EXIT", "DURATION", "PLAN");
+    println!("{:<21} {:<9} {:>4} {:>9}  {:<27} CALLER", "STARTED (UTC)", "COMMAND", "EXIT", "DURATION", "PLAN");
     for r in records {
-        let command = serde_json::to_value(&r.command)
-            .ok()
-            .and_then(|v| v.get("command").and_then(|c| c.as_str()).map(str::to_owned))
-            .unwrap_or_default();
+        let command = r.command.name();
         let plan = r.plan.as_ref().map_or_else(
             || "(not planned)".to_owned(),
             |p| format!("+{} ~{} -/+{} -{} ={}", p.create, p.update, p.replace, p.delete, p.unchanged),
         );
         println!(
-            "{:<21} {:<8} {:>4} {:>8.1}s  {:<27} {}",
+            "{:<21} {:<9} {:>4} {:>8.1}s  {:<27} {}",
             humantime::format_rfc3339_seconds(r.started_at).to_string(),
             command,
             r.exit.code,
@@ -63,6 +60,12 @@ fn print_table(records: &[RunRecord]) {
         );
         if let Some(error) = &r.exit.error {
             println!("    {}", error.lines().next().unwrap_or_default());
+        }
+        // What a retrain or a calibration decided, in the words the command printed.
+        if matches!(r.command, Command::Retrain { .. } | Command::Calibrate) {
+            for line in super::retrain::summary(r).iter().filter(|l| l.starts_with("  ")) {
+                println!("  {line}");
+            }
         }
     }
 }

@@ -93,8 +93,8 @@ fn start_of_hour(t: SystemTime) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % 3600)
 }
 
-/// What the retrain decided, in plain words, from what the nodes published.
-fn summary(record: &RunRecord) -> Vec<String> {
+/// What a retrain (or a calibration) decided, in plain words, from what the nodes published.
+pub(super) fn summary(record: &RunRecord) -> Vec<String> {
     let output = |address: &str, key: &str| {
         let node = record.nodes.iter().find(|n| n.address == address)?;
         node.outputs.get(key).cloned()

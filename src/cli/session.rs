@@ -41,13 +41,6 @@ pub async fn open_for(
 pub async fn connect(global: &Global, file: &Path, stats: Arc<CallStats>) -> Result<(Stack, Aws), CliError> {
     let manifest = Manifest::load(file)?;
     let region = region(global, file, &manifest)?;
-    let unreconciled = manifest.unreconciled_sections();
-    if !unreconciled.is_empty() {
-        tracing::warn!(
-            "this version validates but does not yet reconcile: {}; it manages the artifact bucket, the IAM roles, Security Lake, the feature runs, training, hosting and the scorer",
-            unreconciled.join(", ")
-        );
-    }
     let aws = aws::connect(
         &ConnectOptions { region, profile: global.profile.clone(), endpoint_url: global.endpoint_url.clone() },
         stats,

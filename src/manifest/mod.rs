@@ -101,13 +101,6 @@ impl Manifest {
                 .collect(),
         ))
     }
-
-    /// Sections this version validates but does not reconcile yet. Plan and apply say so aloud
-    /// rather than letting a user believe they were applied.
-    pub fn unreconciled_sections(&self) -> Vec<&'static str> {
-        let s = &self.spec;
-        [("retrain", s.retrain.is_some())].into_iter().filter_map(|(name, declared)| declared.then_some(name)).collect()
-    }
 }
 
 /// The JSON Schema of the manifest, for editors.
@@ -148,7 +141,6 @@ mod tests {
     fn minimal_manifest_is_valid() {
         let m = Manifest::parse(Path::new("m.yaml"), VALID).expect("valid");
         assert_eq!(m.metadata.name, "demo");
-        assert!(m.unreconciled_sections().is_empty());
     }
 
     #[test]

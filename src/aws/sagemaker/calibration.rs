@@ -10,6 +10,8 @@
 //! The node's identity is the serving configuration: a new one is calibrated again, and so is
 //! the same one when the target changes or `lakesight calibrate` asks.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -84,8 +86,10 @@ pub struct CalibrationRun {
     threshold: Threshold,
     max_payload_bytes: usize,
     inputs: Inputs,
-    /// `lakesight calibrate`: calibrate the serving generation again.
+    /// `lakesight calibrate`: calibrate the serving generation again, once.
     again: bool,
+    /// Whether this run has calibrated: a request to calibrate again is then fulfilled.
+    acted: AtomicBool,
 }
 
 /// Where a configuration's calibration is kept.
@@ -115,6 +119,7 @@ impl CalibrationRun {
             max_payload_bytes,
             inputs,
             again: false,
+            acted: AtomicBool::new(false),
         }
     }
 
@@ -213,7 +218,7 @@ impl Resource for CalibrationRun {
             }
             _ => {}
         }
-        if self.again && changes.is_empty() {
+        if self.again && !self.acted.load(Ordering::SeqCst) && changes.is_empty() {
             let when = humantime::format_rfc3339_seconds(observed.calibrated_at);
             changes.push(Change::replacing("calibratedAt", when.to_string(), AFTER_APPLY));
         }
@@ -280,7 +285,9 @@ impl Resource for CalibrationRun {
             job,
             config: config.clone(),
         };
-        write_json(&self.s3, &self.bucket, &record_key(&config), &record).await
+        write_json(&self.s3, &self.bucket, &record_key(&config), &record).await?;
+        self.acted.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn update(&self, _observed: &Record, _changes: &[Change]) -> Result<(), ResourceError> {
@@ -296,5 +303,158 @@ impl Resource for CalibrationRun {
             .await
             .map_err(|e| service_error("DeleteObject", e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+    use aws_sdk_s3::operation::put_object::PutObjectOutput;
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::Object;
+    use aws_sdk_s3::types::error::NoSuchKey;
+    use aws_sdk_sagemakerruntime::operation::invoke_endpoint::InvokeEndpointOutput;
+    use aws_sdk_sagemakerruntime::primitives::Blob;
+    use aws_smithy_mocks::{Rule, mock};
+
+    use super::*;
+    use crate::aws::mocked_client;
+    use crate::resource::Managed;
+    use crate::resource::test_support::{created_as_planned, input};
+    use crate::stack::tests::stack;
+
+    const SPEC: &str = "  features: {}\n  training: {}\n  endpoint: {}\n  scorer:\n    package: p.zip\n    threshold:\n      targetFalsePositiveRate: 0.1\n";
+
+    /// Ten entities, each seen in training with its own 10.0.0.x address, and validated on it.
+    fn csv() -> String {
+        (0..10).map(|i| format!("e{i},10.0.0.{i}\n")).collect::<String>().repeat(20)
+    }
+
+    fn s3_rules() -> Vec<Rule> {
+        let listed = |prefix: &'static str| {
+            mock!(aws_sdk_s3::Client::list_objects_v2).match_requests(move |r| r.prefix() == Some(prefix)).then_output(
+                move || {
+                    ListObjectsV2Output::builder()
+                        .contents(Object::builder().key(format!("{prefix}part-0")).build())
+                        .build()
+                },
+            )
+        };
+        let body = mock!(aws_sdk_s3::Client::get_object)
+            .match_requests(|r| r.key().is_some_and(|k| k.starts_with("features/")))
+            .then_output(|| GetObjectOutput::builder().body(ByteStream::from(csv().into_bytes())).build());
+        let none = mock!(aws_sdk_s3::Client::get_object)
+            .then_error(|| GetObjectError::NoSuchKey(NoSuchKey::builder().build()));
+        vec![listed("features/r1/train/"), listed("features/r1/validation/"), body, none]
+    }
+
+    /// An endpoint that knows each entity's own address (dot product 4) and nothing else (-4).
+    fn endpoint() -> Rule {
+        mock!(aws_sdk_sagemakerruntime::Client::invoke_endpoint).then_compute_output(|r| {
+            let body = std::str::from_utf8(r.body().map(Blob::as_ref).unwrap_or_default()).unwrap_or_default();
+            let predictions: Vec<serde_json::Value> = body
+                .lines()
+                .map(|line| {
+                    let (entity, ip) = line.split_once(',').unwrap_or_default();
+                    let known = ip == format!("10.0.0.{}", entity.trim_start_matches('e'));
+                    serde_json::json!({"dot_product": if known { 4.0 } else { -4.0 }})
+                })
+                .collect();
+            let answer = serde_json::json!({ "predictions": predictions }).to_string();
+            InvokeEndpointOutput::builder().body(Blob::new(answer)).invoked_production_variant("g2").build()
+        })
+    }
+
+    fn run(s3: &[&Rule], runtime: &[&Rule], serving: &str) -> (CalibrationRun, String) {
+        let s = stack(SPEC);
+        let lineage = Lineage::of_stack(&s).expect("trains");
+        let job = format!("{}2-{}", lineage.prefix, lineage.digest);
+        let config = if serving.is_empty() { format!("{job}-c0a0b") } else { serving.to_owned() };
+        let inputs = Inputs {
+            serving_config: input(Key::new("c"), Some(config.clone())),
+            job: input(Key::new("j"), Some(job)),
+            trained_on: input(Key::new("t"), Some("s3://b/features/r1/train/".to_owned())),
+            validated_on: input(Key::new("v"), Some("s3://b/features/r1/validation/".to_owned())),
+        };
+        let threshold = s.manifest.spec.scorer.as_ref().expect("scorer").threshold.clone();
+        let clients = (mocked_client!(aws_sdk_s3, s3), mocked_client!(aws_sdk_sagemakerruntime, runtime));
+        (CalibrationRun::new(&s, lineage, threshold, 1_000, clients, inputs), config)
+    }
+
+    #[tokio::test]
+    async fn the_serving_generation_is_scored_in_small_payloads_and_its_threshold_kept() {
+        let rules = s3_rules();
+        let written = mock!(aws_sdk_s3::Client::put_object)
+            .match_requests(|r| r.key().is_some_and(|k| k.starts_with("calibrations/") && k.ends_with("-c0a0b.json")))
+            .then_output(|| PutObjectOutput::builder().build());
+        let mut s3: Vec<&Rule> = rules.iter().collect();
+        s3.push(&written);
+        let scored = endpoint();
+        let (run, _) = run(&s3, &[&scored], "");
+        created_as_planned(&Managed::new(run)).await;
+        assert_eq!(written.num_calls(), 1);
+        // 200 normal and 200 random-IP pairs of about 16 bytes, in bodies of at most 1,000.
+        assert!(scored.num_calls() >= 8, "{} requests", scored.num_calls());
+    }
+
+    #[tokio::test]
+    async fn a_configuration_the_job_did_not_make_is_not_calibrated() {
+        let rules = s3_rules();
+        let s3: Vec<&Rule> = rules.iter().collect();
+        let (run, _) = run(&s3, &[], "lakesight-demo-g1-00000000-c0a0b");
+        let error = run.create().await.expect_err("refused");
+        assert!(error.to_string().contains("not the deployable generation"), "{error}");
+    }
+
+    fn record(config: &str, target: Option<f64>, threshold: f64) -> Record {
+        let histogram = crate::calibration::Histogram::new(&[1.0], &[2.0], 2).expect("histogram");
+        let calibration = Calibration {
+            threshold,
+            target_false_positive_rate: target,
+            calibration_false_positive_rate: 0.1,
+            check_false_positive_rate: 0.1,
+            check_true_positive_rate: 1.0,
+            auc: 1.0,
+            counts: crate::calibration::Counts {
+                calibration_normal: 100,
+                calibration_anomalous: 100,
+                check_normal: 100,
+                check_anomalous: 100,
+            },
+            seed: 1,
+            histogram,
+        };
+        Record {
+            config: config.to_owned(),
+            job: String::new(),
+            variant: "g2".into(),
+            endpoint: String::new(),
+            calibration,
+            scores: RecordedScores { normal: vec![], anomalous: vec![] },
+            calibrated_at: std::time::SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_new_target_or_a_request_calibrates_again_and_only_a_settled_one_is_published() {
+        let (run, config) = run(&[], &[], "");
+        let settled = record(&config, Some(0.1), -3.5);
+        assert!(run.diff(&settled).is_empty());
+        assert_eq!(run.outputs(&settled).get(THRESHOLD), Some(-3.5));
+        assert_eq!(run.outputs(&settled).get(VARIANT).as_deref(), Some("g2"));
+        let other_target = record(&config, Some(0.01), -1.0);
+        assert_eq!(
+            run.diff(&other_target),
+            [Change::replacing("targetFalsePositiveRate", "0.01", "0.1")],
+            "a new target is a new calibration"
+        );
+        assert!(run.outputs(&other_target).is_empty(), "the function keeps its threshold until then");
+        let again = run.again();
+        assert!(again.diff(&settled).iter().any(|c| c.field == "calibratedAt" && c.requires_replace));
+        again.acted.store(true, Ordering::SeqCst);
+        assert!(again.diff(&settled).is_empty(), "once calibrated again, the request is fulfilled");
+        assert_eq!(seed_of("x"), seed_of("x"));
+        assert_ne!(seed_of("x"), seed_of("y"));
     }
 }
