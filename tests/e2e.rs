@@ -311,6 +311,138 @@ async fn drift_is_planned_with_its_field_and_repaired() {
     emu.run(&["destroy", "--auto-approve"], &file).expect_code(0);
 }
 
+/// The smallest stack with a scorer: no training, so nothing is trained and no endpoint is made.
+const SCORER_WITHOUT_TRAINING: &str = "  securityLake: {}\n  subscriber:\n    principal: \"123456789012\"\n    externalId: outside-external-id\n  endpoint:\n    instanceType: ml.m5.large\n  scorer:\n    package: ipcheck.zip\n    threshold:\n      policy: fixed\n      value: 9\n    findings:\n      queue: true\n";
+
+/// The lines of `address`'s entry in a plan's text: its header, then its field lines.
+fn plan_entry<'a>(plan: &'a str, address: &str) -> Vec<&'a str> {
+    let mut lines = plan.lines().skip_while(|l| l.split_whitespace().nth(1) != Some(address));
+    let header = lines.next().into_iter();
+    header.chain(lines.take_while(|l| l.starts_with("      "))).map(str::trim).collect()
+}
+
+#[tokio::test]
+async fn tags_environment_and_sources_changed_outside_lakesight_are_planned_as_drift_and_repaired() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ipcheck.zip"), EMPTY_ZIP).expect("zip");
+    let file = manifest(dir.path(), "outside", SCORER_WITHOUT_TRAINING);
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+
+    // Someone removes the team tag from the function and the findings queue, lowers the
+    // scorer's threshold, and disables the VPC flow log source.
+    let (function, queue) = ("lakesight-outside-ipcheck", "lakesight-outside-ipcheck-findings");
+    let lambda = emu.lambda().await;
+    let config = lambda.get_function_configuration().function_name(function).send().await.expect("configuration");
+    let arn = config.function_arn().expect("function ARN").to_owned();
+    let mut variables = config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+    assert_eq!(variables.get("LAKESIGHT_THRESHOLD").map(String::as_str), Some("9"), "{variables:?}");
+    variables.insert("LAKESIGHT_THRESHOLD".into(), "4".into());
+    lambda
+        .update_function_configuration()
+        .function_name(function)
+        .environment(aws_sdk_lambda::types::Environment::builder().set_variables(Some(variables)).build())
+        .send()
+        .await
+        .expect("edit the threshold");
+    lambda.untag_resource().resource(&arn).tag_keys("team").send().await.expect("untag the function");
+    let sqs = emu.sqs().await;
+    let url = sqs.get_queue_url().queue_name(queue).send().await.expect("queue URL");
+    let url = url.queue_url().expect("a URL").to_owned();
+    sqs.untag_queue().queue_url(&url).tag_keys("team").send().await.expect("untag the queue");
+    let lake = emu.securitylake().await;
+    let vpc_flow = aws_sdk_securitylake::types::AwsLogSourceConfiguration::builder()
+        .source_name(aws_sdk_securitylake::types::AwsLogSourceName::VpcFlow)
+        .source_version("2.0")
+        .accounts("123456789012")
+        .regions("us-east-1")
+        .build()
+        .expect("source configuration");
+    lake.delete_aws_log_source().sources(vpc_flow).send().await.expect("disable VPC_FLOW");
+
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    let expected: [(&str, &[&str]); 3] = [
+        (
+            "lambda.function/ipcheck",
+            &[
+                "~ lambda.function/ipcheck (lakesight-outside-ipcheck): drifted: environment.LAKESIGHT_THRESHOLD, tags",
+                "environment.LAKESIGHT_THRESHOLD: 4 -> 9",
+                "tags: {team=(unset)} -> {team=secops}",
+            ],
+        ),
+        (
+            "sqs.queue/findings",
+            &[
+                "~ sqs.queue/findings (lakesight-outside-ipcheck-findings): drifted: tags",
+                "tags: {team=(unset)} -> {team=secops}",
+            ],
+        ),
+        (
+            "securitylake.log_source/VPC_FLOW",
+            &[
+                "~ securitylake.log_source/VPC_FLOW (VPC_FLOW 2.0): drifted: coverage",
+                "coverage: disabled -> 123456789012/us-east-1@2.0",
+            ],
+        ),
+    ];
+    for (address, lines) in expected {
+        assert_eq!(plan_entry(&plan.stdout, address), lines, "{}", plan.stdout);
+    }
+    assert!(plan.stdout.contains("0 to create, 3 to update, 0 to replace, 0 to delete"), "{}", plan.stdout);
+
+    let json = emu.run(&["plan", "--output", "json"], &file);
+    json.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("plan JSON");
+    let node = |address: &str| -> serde_json::Value {
+        let nodes = json["nodes"].as_array().expect("nodes");
+        nodes.iter().find(|n| n["address"] == address).cloned().unwrap_or_else(|| panic!("{address} in {json}"))
+    };
+    let change = |field: &str, from: &str, to: &str| serde_json::json!({"field": field, "from": from, "to": to, "requiresReplace": false});
+    let function_node = node("lambda.function/ipcheck");
+    assert_eq!(function_node["action"], "update", "{function_node}");
+    assert_eq!(
+        function_node["changes"],
+        serde_json::json!([
+            change("environment.LAKESIGHT_THRESHOLD", "4", "9"),
+            change("tags", "{team=(unset)}", "{team=secops}")
+        ]),
+    );
+    assert_eq!(
+        node("sqs.queue/findings")["changes"],
+        serde_json::json!([change("tags", "{team=(unset)}", "{team=secops}")])
+    );
+    let source = node("securitylake.log_source/VPC_FLOW");
+    assert_eq!((&source["action"], &source["reason"]), (&"update".into(), &"drifted: coverage".into()), "{source}");
+    assert_eq!(source["changes"], serde_json::json!([change("coverage", "disabled", "123456789012/us-east-1@2.0")]));
+
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    // Repaired, as an independent read sees it.
+    let function_now = lambda.get_function().function_name(function).send().await.expect("GetFunction");
+    assert_eq!(function_now.tags().and_then(|t| t.get("team")).map(String::as_str), Some("secops"));
+    let variables = function_now.configuration().and_then(|c| c.environment()?.variables()).cloned();
+    assert_eq!(variables.unwrap_or_default().get("LAKESIGHT_THRESHOLD").map(String::as_str), Some("9"));
+    let queue_tags = sqs.list_queue_tags().queue_url(&url).send().await.expect("ListQueueTags");
+    assert_eq!(queue_tags.tags().and_then(|t| t.get("team")).map(String::as_str), Some("secops"));
+    let sources = lake.list_log_sources().regions("us-east-1").send().await.expect("ListLogSources");
+    let enabled: Vec<String> = sources
+        .sources()
+        .iter()
+        .flat_map(|s| s.sources())
+        .filter_map(|r| match r {
+            aws_sdk_securitylake::types::LogSourceResource::AwsLogSource(a) => {
+                Some(format!("{}@{}", a.source_name()?.as_str(), a.source_version()?))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(enabled.contains(&"VPC_FLOW@2.0".to_owned()), "{enabled:?}");
+    let settled = emu.run(&["plan", "--detailed-exitcode"], &file);
+    settled.expect_code(0);
+    assert!(settled.stdout.contains("No changes"), "{}", settled.stdout);
+}
+
 #[tokio::test]
 async fn apply_without_a_terminal_requires_auto_approve_and_changes_nothing() {
     let emu = Emulator::start();

@@ -11,6 +11,6 @@ pub use executor::{ExecOptions, Outcome, Replanned, Report, Reporter, Silent, ex
 pub use graph::{Direction, Graph, GraphError};
 pub use node::{Node, NodeError, Observation, Ownership, Readiness, Undeclared};
 pub use plan::{
-    Action, Change, Intent, Plan, PlanError, PlanFailure, PlannedNode, Refusal, observe_all, plan, plan_action,
+    Action, Change, Intent, Plan, PlanError, PlanFailure, PlannedNode, Refusal, UNSET, observe_all, plan, plan_action,
 };
 pub use value::{AFTER_APPLY, Input, Key, Known, Outputs, Values};

@@ -40,6 +40,9 @@ impl Action {
     }
 }
 
+/// How a change shows a value that is not set on that side: a tag or variable missing.
+pub const UNSET: &str = "(unset)";
+
 /// One field that differs between the manifest and the cloud.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::engine::{Change, Outputs, Ownership, Readiness};
+use crate::engine::{Change, Outputs, Ownership, Readiness, UNSET};
 
 pub use adapter::Managed;
 
@@ -147,14 +147,14 @@ fn missing_tags(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>
 }
 
 /// The `tags` change of any taggable resource: the wanted tags that are missing or different,
-/// shown with their current values.
+/// each shown with its current value, or as unset where someone removed it.
 pub fn tag_change(want: &BTreeMap<String, String>, have: &BTreeMap<String, String>) -> Option<Change> {
     let missing = missing_tags(want, have);
     if missing.is_empty() {
         return None;
     }
     let current: BTreeMap<String, String> =
-        missing.keys().filter_map(|k| have.get(k).map(|v| (k.clone(), v.clone()))).collect();
+        missing.keys().map(|k| (k.clone(), have.get(k).map_or(UNSET, String::as_str).to_owned())).collect();
     Some(Change::in_place("tags", render_tags(&current), render_tags(&missing)))
 }
 
@@ -184,5 +184,23 @@ pub(crate) mod test_support {
         assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Create));
         node.apply(Action::Create).await.expect("create");
         observed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_removed_or_edited_tag_is_shown_with_both_values_and_others_tags_are_left_alone() {
+        let want = tags(&[("lakesight:stack", "demo"), ("owner", "secops"), ("team", "blue")]);
+        let have = tags(&[("lakesight:stack", "demo"), ("team", "red"), ("added", "by someone")]);
+        let change = tag_change(&want, &have).expect("a tags change");
+        assert_eq!(change, Change::in_place("tags", "{owner=(unset), team=red}", "{owner=secops, team=blue}"));
+        assert_eq!(tag_change(&want, &tags(&[("extra", "x")]).into_iter().chain(want.clone()).collect()), None);
     }
 }

@@ -12,6 +12,8 @@ use super::peer::Peer;
 
 /// Environment variable names.
 pub mod var {
+    /// What every variable of the scorer's own begins with.
+    pub const PREFIX: &str = "LAKESIGHT_";
     pub const ENDPOINT: &str = "LAKESIGHT_ENDPOINT";
     pub const THRESHOLD: &str = "LAKESIGHT_THRESHOLD";
     /// The production variant (`g3`) a calibrated threshold belongs to.

@@ -1,6 +1,7 @@
 //! The `ipcheck` scorer function: the package's code, the scorer settings in its environment,
 //! and the memory, timeout and architecture of the manifest. Code drift is read from
 //! `CodeSha256`, the base64 SHA-256 of the zip, so an unchanged package is never uploaded again.
+//! The environment is compared variable by variable, so that a plan names the one that drifted.
 //!
 //! The environment names the scorer's queues by the URLs their resources publish, so that the
 //! scorer sends to them without asking SQS for a URL its role may not ask for. A URL not known
@@ -22,7 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::aws::error::service_error;
 use crate::aws::propagation::{self, Bound, Service};
 use crate::aws::retry::{create_once, single_attempt};
-use crate::engine::{AFTER_APPLY, Change, Input, Known, Ownership, Readiness};
+use crate::engine::{AFTER_APPLY, Change, Input, Known, Ownership, Readiness, UNSET};
 use crate::manifest::{Architecture, Scorer, ThresholdPolicy};
 use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::scorer::Config;
@@ -258,14 +259,40 @@ fn observed_settings(config: &FunctionConfiguration) -> Settings {
     }
 }
 
-/// The environment variables that differ, as `NAME=value` lists.
-fn environment_change(have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> Change {
-    let render = |from: &BTreeMap<String, String>, other: &BTreeMap<String, String>| {
-        let differing: Vec<String> =
-            from.iter().filter(|(k, v)| other.get(*k) != Some(*v)).map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{{{}}}", differing.join(", "))
+/// The field of one environment variable in a plan: `environment.<NAME>`.
+const ENVIRONMENT: &str = "environment";
+
+/// How a plan shows the value of a variable lakesight never writes: someone else set it, and it
+/// may hold a secret.
+const NOT_SHOWN: &str = "(set outside lakesight, not shown)";
+
+/// How a plan shows an external id, here as on the subscriber.
+const SECRET: &str = "(secret)";
+
+/// One change per environment variable that differs, `environment.<NAME>: <have> -> <want>`,
+/// with `(unset)` on the side where the variable is missing. The scorer's own `LAKESIGHT_`
+/// variables hold only what the manifest and the stack's resources say, and are shown, but for
+/// an external id; the value of any other variable is not.
+fn environment_changes(have: &BTreeMap<String, String>, want: &BTreeMap<String, String>) -> Vec<Change> {
+    let shown = |name: &str, value: Option<&String>| match value {
+        None => UNSET.to_owned(),
+        Some(_) if !name.starts_with(var::PREFIX) => NOT_SHOWN.to_owned(),
+        Some(_) if name == var::SOURCE_EXTERNAL_ID => SECRET.to_owned(),
+        Some(value) => value.clone(),
     };
-    Change::in_place("environment", render(have, want), render(want, have))
+    let names: std::collections::BTreeSet<&String> = have.keys().chain(want.keys()).collect();
+    names
+        .into_iter()
+        .filter(|name| have.get(*name) != want.get(*name))
+        .map(|name| {
+            Change::in_place(format!("{ENVIRONMENT}.{name}"), shown(name, have.get(name)), shown(name, want.get(name)))
+        })
+        .collect()
+}
+
+/// Whether `change` is one of the environment's.
+fn is_environment(change: &Change) -> bool {
+    change.field.strip_prefix(ENVIRONMENT).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 #[async_trait]
@@ -325,9 +352,7 @@ impl Resource for Function {
             changes.push(Change::in_place("timeout", format!("{}s", have.timeout_s), format!("{}s", want.timeout_s)));
         }
         let (environment, _) = self.environment_now();
-        if have.environment != environment {
-            changes.push(environment_change(&have.environment, &environment));
-        }
+        changes.extend(environment_changes(&have.environment, &environment));
         changes.extend(tag_change(&self.tags, &observed.tags));
         changes
     }
@@ -393,8 +418,8 @@ impl Resource for Function {
                 .map_err(|e| service_error("UpdateFunctionCode", e))?;
             self.settle().await?;
         }
-        let configured = ["role", "runtime", "handler", "memoryMb", "timeout", "environment"];
-        if changes.iter().any(|c| configured.contains(&c.field.as_str())) {
+        let configured = ["role", "runtime", "handler", "memoryMb", "timeout"];
+        if changes.iter().any(|c| configured.contains(&c.field.as_str()) || is_environment(c)) {
             let s = &self.settings;
             self.client
                 .update_function_configuration()
@@ -457,7 +482,7 @@ mod tests {
     use crate::aws::propagation::tests::lambda_error;
     use crate::aws::securitylake::test_rules::LAKE;
     use crate::aws::sqs::queue::{DEAD_LETTER, FINDINGS, QUEUE_URL};
-    use crate::engine::{Action, Node, Outputs, Values};
+    use crate::engine::{Action, Intent, Node, Outputs, Values, plan_action};
     use crate::resource::Managed;
     use crate::stack::tests::stack;
 
@@ -630,10 +655,72 @@ mod tests {
         let node = node(&f, &[&deployed("old".into(), 512, "elsewhere"), &code, &settled(), &config]);
         let seen = node.observe().await.expect("observe");
         let fields: Vec<&str> = seen.changes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, ["code", "memoryMb", "environment"]);
-        assert_eq!(seen.changes[2].to, "{LAKESIGHT_ENDPOINT=lakesight-demo-endpoint}");
+        assert_eq!(fields, ["code", "memoryMb", "environment.LAKESIGHT_ENDPOINT"]);
+        assert_eq!(
+            seen.changes[2],
+            Change::in_place("environment.LAKESIGHT_ENDPOINT", "elsewhere", "lakesight-demo-endpoint")
+        );
         node.apply(Action::Update).await.expect("update");
         assert_eq!((code.num_calls(), config.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn an_edited_variable_and_a_removed_tag_are_drift_set_back_without_new_code() {
+        let f = fixture("    threshold:\n      policy: fixed\n      value: 9\n");
+        // As deployed, then changed outside lakesight: the threshold edited, a variable of
+        // someone else's added, and the team tag removed.
+        let sha = f.sha.clone();
+        let drifted = mock!(Client::get_function).then_output(move || {
+            let env = EnvironmentResponse::builder()
+                .variables(var::ENDPOINT, "lakesight-demo-endpoint")
+                .variables(var::THRESHOLD, "4")
+                .variables(var::OBSERVE_ONLY, "false")
+                .variables(var::MAX_PAYLOAD_BYTES, "5000000")
+                .variables(var::INVOKE_CONCURRENCY, "4")
+                .variables(var::READ_CONCURRENCY, "4")
+                .variables(var::DEAD_LETTER_QUEUE_URL, DLQ_URL)
+                .variables("API_TOKEN", "s3cr3t")
+                .variables(var::SOURCE_EXTERNAL_ID, "ext-123")
+                .build();
+            let config = FunctionConfiguration::builder()
+                .function_arn(format!("arn:aws:lambda:eu-west-1:111122223333:function:{NAME}"))
+                .code_sha256(&sha)
+                .role("arn:aws:iam::111122223333:role/lakesight-demo-scorer")
+                .memory_size(1024)
+                .timeout(120)
+                .architectures(LambdaArchitecture::X8664)
+                .runtime(Runtime::Providedal2023)
+                .handler("bootstrap")
+                .environment(env)
+                .build();
+            GetFunctionOutput::builder().configuration(config).tags("lakesight:stack", "demo").build()
+        });
+        let config = mock!(Client::update_function_configuration)
+            .match_requests(|r| {
+                let env = r.environment().and_then(|e| e.variables()).cloned().unwrap_or_default();
+                env.get(var::THRESHOLD).map(String::as_str) == Some("9") && !env.contains_key("API_TOKEN")
+            })
+            .then_output(|| UpdateFunctionConfigurationOutput::builder().build());
+        let tag = mock!(Client::tag_resource)
+            .match_requests(|r| r.tags().and_then(|t| t.get("team")).map(String::as_str) == Some("secops"))
+            .then_output(|| aws_sdk_lambda::operation::tag_resource::TagResourceOutput::builder().build());
+        let code = mock!(Client::update_function_code).then_output(|| UpdateFunctionCodeOutput::builder().build());
+        let node = node(&f, &[&drifted, &config, &tag, &code]);
+        let seen = node.observe().await.expect("observe");
+        assert_eq!(
+            seen.changes,
+            [
+                Change::in_place("environment.API_TOKEN", NOT_SHOWN, UNSET),
+                Change::in_place("environment.LAKESIGHT_SOURCE_EXTERNAL_ID", SECRET, UNSET),
+                Change::in_place("environment.LAKESIGHT_THRESHOLD", "4", "9"),
+                Change::in_place("tags", "{team=(unset)}", "{team=secops}"),
+            ]
+        );
+        let planned = plan_action(Intent::Present, &node.observe().await.expect("observe"), false, None);
+        let reason = planned.expect("planned").1;
+        assert!(reason.contains("environment.LAKESIGHT_THRESHOLD") && reason.contains("tags"), "{reason}");
+        node.apply(Action::Update).await.expect("update");
+        assert_eq!((config.num_calls(), tag.num_calls(), code.num_calls()), (1, 1, 0));
     }
 
     #[tokio::test]
@@ -666,9 +753,7 @@ mod tests {
         assert_eq!(scorer_config(&f.stack, &scorer).peer, crate::scorer::Peer::Remote);
         let seen =
             node(&f, &[&deployed(f.sha.clone(), 1024, "lakesight-demo-endpoint")]).observe().await.expect("observe");
-        let fields: Vec<&str> = seen.changes.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, ["environment"]);
-        assert_eq!(seen.changes[0].to, "{LAKESIGHT_PEER=remote}");
+        assert_eq!(seen.changes, [Change::in_place("environment.LAKESIGHT_PEER", UNSET, "remote")]);
     }
 
     #[tokio::test]
@@ -686,15 +771,15 @@ mod tests {
 
         let planned = node.observe().await.expect("observe");
         assert_eq!(planned.changes.len(), 1, "{:?}", planned.changes);
-        assert_eq!(planned.changes[0].field, "environment");
-        assert_eq!(planned.changes[0].to, format!("{{{}={AFTER_APPLY}}}", var::FINDINGS_QUEUE_URL));
+        let field = format!("environment.{}", var::FINDINGS_QUEUE_URL);
+        assert_eq!(planned.changes[0], Change::in_place(&field, UNSET, AFTER_APPLY));
         let refused = node.apply(Action::Update).await.expect_err("no URL to send yet");
         assert!(refused.to_string().contains(var::FINDINGS_QUEUE_URL), "{refused}");
         assert_eq!(config.num_calls(), 0);
 
         values.publish(FINDINGS, Some(Outputs::new().with(QUEUE_URL, &FINDINGS_URL.to_owned())));
         let seen = node.observe().await.expect("observe");
-        assert_eq!(seen.changes[0].to, format!("{{{}={FINDINGS_URL}}}", var::FINDINGS_QUEUE_URL));
+        assert_eq!(seen.changes[0], Change::in_place(&field, UNSET, FINDINGS_URL));
         node.apply(Action::Update).await.expect("update");
         assert_eq!(config.num_calls(), 1);
     }
@@ -717,8 +802,13 @@ mod tests {
                 .build()
         });
         let seen = node(&f, &[&old]).observe().await.expect("observe");
-        let environment = seen.changes.iter().find(|c| c.field == "environment").expect("an environment change");
-        assert_eq!(environment.from, "{LAKESIGHT_DEAD_LETTER_QUEUE=lakesight-demo-ipcheck-dlq}");
-        assert_eq!(environment.to, format!("{{{}={DLQ_URL}}}", var::DEAD_LETTER_QUEUE_URL));
+        let environment: Vec<&Change> = seen.changes.iter().filter(|c| is_environment(c)).collect();
+        assert_eq!(
+            environment,
+            [
+                &Change::in_place("environment.LAKESIGHT_DEAD_LETTER_QUEUE", "lakesight-demo-ipcheck-dlq", UNSET),
+                &Change::in_place(format!("environment.{}", var::DEAD_LETTER_QUEUE_URL), UNSET, DLQ_URL),
+            ]
+        );
     }
 }

@@ -18,10 +18,12 @@ use super::{add_tags, read_tags, tag_value};
 use crate::aws::error::{code, service_error};
 use crate::engine::{AFTER_APPLY, Change, Input, Key, Outputs, Ownership, Readiness};
 use crate::manifest::{Deployment, Endpoint as EndpointSpec, TrafficRouting};
-use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags};
+use crate::resource::{Identity, Resource, ResourceError, ownership_from_tags, tag_change};
 use crate::stack::Stack;
 
 pub const ADDRESS: &str = "sagemaker.endpoint/scorer";
+/// The field of a change of the configuration the endpoint serves.
+const ENDPOINT_CONFIG: &str = "endpointConfig";
 
 /// The configuration the endpoint serves now.
 pub const SERVING_CONFIG: Key<String> = Key::new("servingConfig");
@@ -154,14 +156,17 @@ impl Resource for Endpoint {
     }
 
     fn diff(&self, observed: &Observed) -> Vec<Change> {
-        match &observed.wanted {
+        let mut changes = match &observed.wanted {
             // A configuration that failed before is not retried; readiness says so.
             Some(wanted) if *wanted != observed.config && observed.failed(wanted).is_none() => {
-                vec![Change::in_place("endpointConfig", &observed.config, wanted)]
+                vec![Change::in_place(ENDPOINT_CONFIG, &observed.config, wanted)]
             }
             Some(_) => Vec::new(),
-            None => vec![Change::in_place("endpointConfig", &observed.config, AFTER_APPLY)],
-        }
+            None => vec![Change::in_place(ENDPOINT_CONFIG, &observed.config, AFTER_APPLY)],
+        };
+        // The failure tags lakesight adds are not the manifest's, and are left alone.
+        changes.extend(tag_change(&self.tags, &observed.tags));
+        changes
     }
 
     fn outputs(&self, observed: &Observed) -> Outputs {
@@ -187,7 +192,14 @@ impl Resource for Endpoint {
         Ok(())
     }
 
-    async fn update(&self, _observed: &Observed, _changes: &[Change]) -> Result<(), ResourceError> {
+    async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
+        if changes.iter().any(|c| c.field == "tags") {
+            let tags: Vec<(&str, &str)> = self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            self.add_tags(&observed.arn, &tags).await?;
+        }
+        if !changes.iter().any(|c| c.field == ENDPOINT_CONFIG) {
+            return Ok(());
+        }
         let config = self.wanted().ok_or_else(|| ResourceError::Invalid("no trained generation to serve".into()))?;
         let mut request = self.client.update_endpoint().endpoint_name(self.name()).endpoint_config_name(config);
         if let Some(d) = &self.spec.deployment {
@@ -309,7 +321,13 @@ mod tests {
         })
     }
 
+    /// The stack's tags as created, and `extra`.
     fn tags(extra: Vec<(String, String)>) -> Rule {
+        let team = [("team".to_owned(), "secops".to_owned())];
+        tagged(team.into_iter().chain(extra).collect())
+    }
+
+    fn tagged(extra: Vec<(String, String)>) -> Rule {
         mock!(Client::list_tags).then_output(move || {
             let mut out = ListTagsOutput::builder().tags(Tag::builder().key("lakesight:stack").value("demo").build());
             for (k, v) in &extra {
@@ -403,6 +421,31 @@ mod tests {
         assert!(e.diff(&observed).is_empty(), "a failed config is not planned again");
         let error = e.readiness().await.expect_err("still not deployed");
         assert!(error.to_string().contains("is not retried"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_removed_tag_is_drift_put_back_without_touching_what_the_endpoint_serves() {
+        let (_, _, new) = endpoint(&[]);
+        // The team tag removed outside lakesight; the failure tags of an earlier update stay.
+        let t = tagged(vec![(FAILED_CONFIG_TAG.into(), "an-old-config".into())]);
+        let (l, d) = (listed(), described(new.clone(), None));
+        let put_back = mock!(Client::add_tags)
+            .match_requests(|r| {
+                r.tags().iter().any(|t| t.key() == Some("team") && t.value() == Some("secops"))
+                    && !r.tags().iter().any(|t| t.key() == Some(FAILED_CONFIG_TAG))
+            })
+            .then_output(|| AddTagsOutput::builder().build());
+        let update = mock!(Client::update_endpoint).then_output(|| UpdateEndpointOutput::builder().build());
+        let (e, _, _) = endpoint(&[&l, &d, &t, &put_back, &update]);
+        let n = Managed::new(e);
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(observed.changes, vec![Change::in_place("tags", "{team=(unset)}", "{team=secops}")]);
+        assert_eq!(
+            plan_action(Intent::Present, &observed, false, None),
+            Ok((Action::Update, "drifted: tags".to_owned()))
+        );
+        n.apply(Action::Update).await.expect("update");
+        assert_eq!((put_back.num_calls(), update.num_calls()), (1, 0));
     }
 
     #[tokio::test]

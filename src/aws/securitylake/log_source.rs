@@ -3,6 +3,10 @@
 //! names, and, by its record, disables them where it enabled them before and the manifest no
 //! longer names them. There is no update call: a version change is delete then create, and the create rides
 //! out the 409s that follow the asynchronous delete through the shared retry classifier.
+//!
+//! A source the record says the stack enabled, found disabled everywhere the manifest names it,
+//! was disabled outside lakesight: it reads as there with no coverage, so that the plan shows
+//! the drift (`coverage: disabled -> ...`) and apply enables it again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +48,8 @@ pub struct LogSource {
     /// (account, region) pairs the stack enabled it for, by its record, that the manifest no
     /// longer names: disabled there.
     released: BTreeSet<(String, String)>,
+    /// (account, region) pairs the manifest names that the stack enabled it for, by its record.
+    recorded: BTreeSet<(String, String)>,
 }
 
 impl LogSource {
@@ -67,18 +73,20 @@ impl LogSource {
                 .is_some_and(|l| l.deletion_policy == crate::manifest::DeletionPolicy::Retain),
             declared: true,
             released: BTreeSet::new(),
+            recorded: BTreeSet::new(),
         }
     }
 
-    /// Where the stack enabled the source, by its record, beyond what the manifest names now.
+    /// Where the stack enabled the source, by its record: beyond what the manifest names now,
+    /// to disable there, and within it, to tell a source disabled since from one never enabled.
     pub fn releasing(mut self, recorded: &SourceSpec) -> Self {
         let wanted = self.wanted();
-        self.released = recorded
+        let (kept, released) = recorded
             .accounts
             .iter()
             .flat_map(|a| recorded.regions.iter().map(move |r| (a.clone(), r.clone())))
-            .filter(|key| !wanted.contains_key(key))
-            .collect();
+            .partition(|key| wanted.contains_key(key));
+        (self.recorded, self.released) = (kept, released);
         self
     }
 
@@ -202,7 +210,7 @@ fn region_of(resource: &str) -> Option<&str> {
 
 fn render(coverage: &Coverage) -> String {
     let parts: Vec<String> = coverage.iter().map(|((a, r), v)| format!("{a}/{r}@{v}")).collect();
-    if parts.is_empty() { "none".into() } else { parts.join(", ") }
+    if parts.is_empty() { "disabled".into() } else { parts.join(", ") }
 }
 
 #[async_trait]
@@ -222,9 +230,11 @@ impl Resource for LogSource {
         &self.identity
     }
 
+    /// Absent when it runs nowhere the stack looks, unless the record says the stack enabled
+    /// it where the manifest names it: then it was disabled outside lakesight, which is drift.
     async fn read(&self) -> Result<Option<Observed>, ResourceError> {
         let coverage = self.coverage().await?;
-        if coverage.is_empty() {
+        if coverage.is_empty() && self.recorded.is_empty() {
             return Ok(None);
         }
         Ok(Some(Observed { coverage, health: self.health_by_location().await? }))
@@ -257,6 +267,16 @@ impl Resource for LogSource {
 
     fn id(&self, _observed: &Observed) -> String {
         format!("{}@{}", self.source.as_str(), self.version)
+    }
+
+    /// Disabled everywhere already: nothing for destroy to do.
+    fn kept(&self, observed: &Observed) -> Option<String> {
+        observed.coverage.is_empty().then(|| "already disabled".to_owned())
+    }
+
+    /// Disabled everywhere is gone, though the record still names it.
+    fn deleted_enough(&self, observed: &Observed) -> bool {
+        observed.coverage.is_empty()
     }
 
     fn health(&self, observed: &Observed) -> Option<String> {
@@ -470,5 +490,43 @@ mod tests_mocked {
         assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Update));
         n.apply(Action::Update).await.expect("update");
         assert_eq!(disable.num_calls(), 1, "us-east-1 only");
+    }
+
+    #[tokio::test]
+    async fn a_recorded_source_disabled_outside_lakesight_is_drift_and_enabled_again() {
+        let list = mock!(Client::list_log_sources).then_output(|| ListLogSourcesOutput::builder().build());
+        let health = mock!(Client::get_data_lake_sources).then_output(|| GetDataLakeSourcesOutput::builder().build());
+        let create = mock!(Client::create_aws_log_source)
+            .match_requests(|r| {
+                r.sources().first().is_some_and(|s| s.source_version() == "2.0" && s.regions() == ["eu-west-1"])
+            })
+            .then_output(|| CreateAwsLogSourceOutput::builder().build());
+        let s = stack(LAKE);
+        let spec = s.manifest.spec.security_lake.as_ref().expect("lake").sources[0].clone();
+        let recorded =
+            SourceSpec { accounts: vec!["111122223333".into()], regions: vec!["eu-west-1".into()], ..spec.clone() };
+        let client = mocked_client!(aws_sdk_securitylake, &[&list, &health, &create]);
+        let n = Managed::new(LogSource::new(&s, &spec, client).releasing(&recorded));
+        let observed = n.observe().await.expect("observe");
+        assert_eq!(observed.ownership, Some(Ownership::Untaggable));
+        assert_eq!(observed.changes, vec![Change::in_place("coverage", "disabled", "111122223333/eu-west-1@2.0")]);
+        assert_eq!(
+            plan_action(Intent::Present, &observed, false, None),
+            Ok((Action::Update, "drifted: coverage".to_owned()))
+        );
+        assert_eq!(
+            plan_action(Intent::Absent, &observed, false, None),
+            Ok((Action::NoOp, "already disabled".to_owned())),
+            "destroy has nothing to disable"
+        );
+        n.apply(Action::Update).await.expect("update");
+        assert_eq!(create.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_source_never_enabled_by_the_stack_is_absent() {
+        let list = mock!(Client::list_log_sources).then_output(|| ListLogSourcesOutput::builder().build());
+        let observed = node(&[&list]).observe().await.expect("observe");
+        assert_eq!((observed.ownership, observed.changes), (None, vec![]));
     }
 }
