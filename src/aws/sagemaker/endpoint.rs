@@ -195,7 +195,7 @@ impl Resource for Endpoint {
     async fn update(&self, observed: &Observed, changes: &[Change]) -> Result<(), ResourceError> {
         if changes.iter().any(|c| c.field == "tags") {
             let tags: Vec<(&str, &str)> = self.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            self.add_tags(&observed.arn, &tags).await?;
+            add_tags(&self.client, &observed.arn, &tags).await?;
         }
         if !changes.iter().any(|c| c.field == ENDPOINT_CONFIG) {
             return Ok(());
