@@ -257,7 +257,7 @@ mod tests {
             (var::THRESHOLD_VARIANT.to_owned(), "g3".to_owned()),
         ]);
         let config = Config::from_lookup(lookup(&vars)).unwrap();
-        assert_eq!(config.to_vars(), vars);
+        assert_eq!(Config::from_lookup(lookup(&config.to_vars())).unwrap(), config, "written as read");
         assert_eq!(config.threshold_for(Some("g3")), Some(3.5));
         assert_eq!(config.threshold_for(Some("g4")), None, "a new generation is not judged by g3's threshold");
         assert_eq!(config.threshold_for(None), None);

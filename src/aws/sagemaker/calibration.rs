@@ -324,7 +324,7 @@ mod tests {
     use crate::resource::test_support::{created_as_planned, input};
     use crate::stack::tests::stack;
 
-    const SPEC: &str = "  features: {}\n  training: {}\n  endpoint: {}\n  scorer:\n    package: p.zip\n    threshold:\n      targetFalsePositiveRate: 0.1\n";
+    const SPEC: &str = "  securityLake: {}\n  subscriber:\n    principal: \"111122223333\"\n    externalId: xid\n  features: {}\n  training: {}\n  endpoint: {}\n  scorer:\n    package: p.zip\n    threshold:\n      targetFalsePositiveRate: 0.1\n";
 
     /// Ten entities, each seen in training with its own 10.0.0.x address, and validated on it.
     fn csv() -> String {

@@ -575,12 +575,12 @@ mod tests {
 
     fn failed(name: &str, failure: &'static str) -> [Rule; 2] {
         let [_, tags] = known(name, TrainingJobStatus::Failed, None, None);
-        let wanted = name.to_owned();
+        let (wanted, arn) = (name.to_owned(), format!("arn:aws:sagemaker:eu-west-1:111122223333:training-job/{name}"));
         let describe = mock!(Client::describe_training_job)
             .match_requests(move |r| r.training_job_name() == Some(wanted.as_str()))
             .then_output(move || {
                 DescribeTrainingJobOutput::builder()
-                    .training_job_arn("arn")
+                    .training_job_arn(&arn)
                     .training_job_status(TrainingJobStatus::Failed)
                     .failure_reason(failure)
                     .build()
