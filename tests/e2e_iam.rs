@@ -133,7 +133,7 @@ fn actions(service: &str, operation: &str, fields: &Value) -> Vec<String> {
         ("S3", "PutPublicAccessBlock") => s3("PutBucketPublicAccessBlock"),
         ("S3", "DeleteObjects") if fields.get("VersionId").is_some() => s3("DeleteObjectVersion"),
         ("S3", "DeleteObjects") => s3("DeleteObject"),
-        ("SageMakerRuntime", op) => vec![format!("sagemaker:{op}")],
+        ("SageMaker Runtime" | "SageMakerRuntime", op) => vec![format!("sagemaker:{op}")],
         (service, op) => vec![format!("{}:{op}", service.to_lowercase())],
     }
 }

@@ -172,6 +172,14 @@ impl CalibrationRun {
     }
 }
 
+/// Each pair once, in the order first seen. The scorer scores distinct pairs, so a rate over
+/// distinct pairs is the rate of its findings; and a pair seen a thousand times would otherwise
+/// weigh a thousand times, with ties that keep the threshold from meeting its target.
+fn distinct(pairs: Vec<Pair>) -> Vec<Pair> {
+    let mut seen = std::collections::HashSet::new();
+    pairs.into_iter().filter(|p| seen.insert((p.entity.clone(), p.ip))).collect()
+}
+
 /// A seed of the configuration's own, so that calibrating the same generation again, with any
 /// lakesight version, draws the same sample.
 fn seed_of(config: &str) -> u64 {
@@ -269,7 +277,7 @@ impl Resource for CalibrationRun {
             .generation_of(&config)
             .ok_or_else(|| ResourceError::Invalid(format!("{config} is not one of the stack's generations")))?;
         let training = self.pairs(&Self::input(&self.inputs.trained_on)?).await?;
-        let validation = self.pairs(&Self::input(&self.inputs.validated_on)?).await?;
+        let validation = distinct(self.pairs(&Self::input(&self.inputs.validated_on)?).await?);
         let seed = seed_of(&config);
         let sample = calibration::draw(&training, &validation, seed, Some(MAX_NORMAL_PAIRS))
             .map_err(|e| ResourceError::Invalid(format!("calibrating {config}: {e}")))?;
@@ -326,9 +334,9 @@ mod tests {
 
     const SPEC: &str = "  securityLake: {}\n  subscriber:\n    principal: \"111122223333\"\n    externalId: xid\n  features: {}\n  training: {}\n  endpoint: {}\n  scorer:\n    package: p.zip\n    threshold:\n      targetFalsePositiveRate: 0.1\n";
 
-    /// Ten entities, each seen in training with its own 10.0.0.x address, and validated on it.
+    /// Ten entities, each seen in training with twenty 10.0.x.y addresses, and validated on them.
     fn csv() -> String {
-        (0..10).map(|i| format!("e{i},10.0.0.{i}\n")).collect::<String>().repeat(20)
+        (0..20).flat_map(|j| (0..10).map(move |i| format!("e{i},10.0.{j}.{i}\n"))).collect()
     }
 
     fn s3_rules() -> Vec<Rule> {
@@ -349,15 +357,14 @@ mod tests {
         vec![listed("features/r1/train/"), listed("features/r1/validation/"), body, none]
     }
 
-    /// An endpoint that knows each entity's own address (dot product 4) and nothing else (-4).
+    /// An endpoint that knows the 10.0.0.0/16 addresses (dot product 4) and nothing else (-4).
     fn endpoint() -> Rule {
         mock!(aws_sdk_sagemakerruntime::Client::invoke_endpoint).then_compute_output(|r| {
             let body = std::str::from_utf8(r.body().map(Blob::as_ref).unwrap_or_default()).unwrap_or_default();
             let predictions: Vec<serde_json::Value> = body
                 .lines()
                 .map(|line| {
-                    let (entity, ip) = line.split_once(',').unwrap_or_default();
-                    let known = ip == format!("10.0.0.{}", entity.trim_start_matches('e'));
+                    let known = line.split_once(',').is_some_and(|(_, ip)| ip.starts_with("10.0."));
                     serde_json::json!({"dot_product": if known { 4.0 } else { -4.0 }})
                 })
                 .collect();
@@ -454,6 +461,9 @@ mod tests {
         assert!(again.diff(&settled).iter().any(|c| c.field == "calibratedAt" && c.requires_replace));
         again.acted.store(true, Ordering::SeqCst);
         assert!(again.diff(&settled).is_empty(), "once calibrated again, the request is fulfilled");
+        let pair = |e: &str, ip: [u8; 4]| Pair::new(e, std::net::Ipv4Addr::from(ip));
+        let pairs = vec![pair("a", [10, 0, 0, 1]), pair("b", [10, 0, 0, 1]), pair("a", [10, 0, 0, 1])];
+        assert_eq!(distinct(pairs), [pair("a", [10, 0, 0, 1]), pair("b", [10, 0, 0, 1])]);
         assert_eq!(seed_of("x"), seed_of("x"));
         assert_ne!(seed_of("x"), seed_of("y"));
     }
