@@ -2,7 +2,8 @@
 //! an empty lake, the history is written, the second apply trains on it and deploys the release
 //! package, and then the last day arrives: the emulator's Lambda runs the package from the
 //! subscriber's queue, and the report (the same code as `lakesight-data report`) holds the
-//! findings on the findings queue against the ground truth.
+//! findings on the findings queue against the ground truth. Then the threshold is calibrated
+//! instead of fixed, and the planted strangers score above it.
 
 mod support;
 
@@ -70,4 +71,39 @@ async fn the_planted_anomalies_become_findings_through_the_deployed_function() {
     let deployed = Deployed::find(&sdk, &scorer_function_name("quickstart")).await.expect("the function");
     let again = deployed.findings(&sdk).await.expect("the findings again");
     assert_eq!(again.len(), outcome.findings, "reading the findings does not consume them");
+
+    calibrated_threshold_flags_the_planted_strangers(&emu, &file, &lake).await;
+}
+
+/// The same lake and model with a calibrated threshold instead of the fixed one: calibration
+/// chooses it for the target on held-out pairs, the rate it measures on the other half is within
+/// three standard errors of the target, and the planted strangers score above it.
+async fn calibrated_threshold_flags_the_planted_strangers(emu: &Emulator, file: &std::path::Path, lake: &Lake) {
+    const TARGET: f64 = 0.1;
+    let text = std::fs::read_to_string(file).expect("manifest");
+    let fixed = "      policy: fixed\n      value: 4.0\n";
+    assert!(text.contains(fixed), "{text}");
+    let calibrated = format!("      policy: calibrated\n      targetFalsePositiveRate: {TARGET}\n");
+    std::fs::write(file, text.replace(fixed, &calibrated)).expect("manifest");
+    let apply = emu.run(&["apply", "--auto-approve"], file);
+    apply.expect_code(0);
+    assert!(apply.stdout.contains("+ model.calibration/current"), "{}", apply.stdout);
+
+    let history = emu.run(&["history", "--output", "json", "--limit", "1"], file);
+    let runs: serde_json::Value = serde_json::from_str(&history.stdout).expect("history JSON");
+    let nodes = runs[0]["nodes"].as_array().expect("nodes");
+    let node = nodes.iter().find(|n| n["address"] == "model.calibration/current").expect("calibrated");
+    let evidence = &node["outputs"]["calibration"];
+    let held_out = evidence["checkFalsePositiveRate"].as_f64().expect("held-out rate");
+    let normal = evidence["counts"]["checkNormal"].as_f64().expect("count");
+    let tolerance = 3.0 * (TARGET * (1.0 - TARGET) / normal).sqrt();
+    assert!((held_out - TARGET).abs() <= tolerance, "held-out rate {held_out} against {TARGET} ± {tolerance:.4}");
+
+    let threshold = evidence["threshold"].as_f64().expect("threshold");
+    let strangers: Vec<(String, String)> =
+        lake.anomalies.iter().map(|a| (a.entity.clone(), a.remote_ip.clone())).collect();
+    let scores = emu.endpoint_scores("lakesight-quickstart-endpoint", &strangers).await;
+    eprintln!("calibrated threshold {threshold:.4} (held-out rate {held_out:.4} of {normal}); strangers: {scores:?}");
+    let missed: Vec<_> = strangers.iter().zip(&scores).filter(|(_, dot)| -**dot <= threshold).collect();
+    assert!(missed.is_empty(), "planted strangers at or below the calibrated threshold {threshold}: {missed:?}");
 }
