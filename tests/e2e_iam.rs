@@ -51,7 +51,7 @@ async fn the_iam_policy_allows_every_call_that_apply_and_destroy_make() {
     step(&["apply", "--auto-approve"], 1);
     step(&["retrain"], 2);
     // The quickstart's threshold is fixed, so only `calibrate` scores on the endpoint.
-    step(&["calibrate"], 3);
+    step(&["calibrate", "--auto-approve"], 3);
     step(&["destroy", "--auto-approve"], 4);
 
     let seen: std::collections::BTreeSet<String> = calls

@@ -380,7 +380,7 @@ async fn calibration_meets_its_target_on_held_out_pairs_and_reaches_the_scorer()
     emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
 
     let plot = dir.path().join("calibration.svg");
-    let run = emu.run(&["calibrate", "--plot", plot.to_str().expect("path")], &file);
+    let run = emu.run(&["calibrate", "--auto-approve", "--plot", plot.to_str().expect("path")], &file);
     run.expect_code(0);
     assert!(run.stdout.contains("Calibration of lakesight-calibrated-g1-"), "{}", run.stdout);
     assert!(run.stdout.contains("threshold") && run.stdout.contains("random IP"), "{}", run.stdout);

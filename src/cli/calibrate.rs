@@ -33,6 +33,10 @@ pub struct CalibrateArgs {
     /// Also draw both score distributions and the threshold as an SVG chart.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Act without asking; required when stdin is not a terminal. The run applies the whole
+    /// plan, so a manifest edited since the last apply is applied too.
+    #[arg(long)]
+    pub auto_approve: bool,
 }
 
 pub async fn run(global: &Global, args: &CalibrateArgs, stats: Arc<CallStats>) -> Result<u8, CliError> {
@@ -48,8 +52,7 @@ pub async fn run(global: &Global, args: &CalibrateArgs, stats: Arc<CallStats>) -
         command: ledger::Command::Calibrate,
         options: RunOptions { recalibrate: true, ..RunOptions::default() },
         adopt: false,
-        // Like retrain, it runs unattended; the plan is printed and recorded.
-        auto_approve: true,
+        auto_approve: args.auto_approve,
         output: OutputFormat::Text,
     };
     let (result, record) = converge(global, request, Arc::clone(&stats)).await;

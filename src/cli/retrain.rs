@@ -18,7 +18,7 @@ use crate::aws::sagemaker::{calibration, endpoint, training_job};
 use crate::aws::stats::CallStats;
 use crate::aws::wiring::RunOptions;
 use crate::calibration::Calibration;
-use crate::engine::{self, Intent};
+use crate::engine::{self, Intent, Outcome};
 use crate::ledger::{self, RunRecord};
 
 #[derive(Debug, Args)]
@@ -73,9 +73,14 @@ pub async fn run(global: &Global, args: &RetrainArgs, stats: Arc<CallStats>) -> 
     }
 }
 
-/// The gate's verdict on the window's generation, when it was a rejection.
+/// The gate's verdict on the window's generation, when it was a rejection: the training job was
+/// left as it was (its window trained already), and its newest job was refused. A job deferred
+/// because the window waits for data has no verdict of this run.
 fn rejection(record: &RunRecord) -> Option<String> {
     let node = record.nodes.iter().find(|n| n.address == training_job::ADDRESS)?;
+    if node.outcome != Outcome::Unchanged {
+        return None;
+    }
     let verdict = node.outputs.get(training_job::GATE.name)?.as_str()?;
     verdict.contains(" rejected: ").then(|| verdict.to_owned())
 }
@@ -144,7 +149,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::engine::{Action, Outcome};
+    use crate::engine::Action;
     use crate::ledger::NodeRun;
 
     #[test]
@@ -161,7 +166,7 @@ mod tests {
             address: address.to_owned(),
             name: String::new(),
             planned: Action::NoOp,
-            outcome: Outcome::Applied(Action::NoOp),
+            outcome: Outcome::Unchanged,
             duration_seconds: None,
             outputs: outputs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect::<BTreeMap<_, _>>(),
         };
@@ -173,6 +178,9 @@ mod tests {
             ),
             node(endpoint::ADDRESS, &[("servingConfig", serde_json::json!("g1-c0a0b"))]),
         ];
+        assert_eq!(rejection(&record).as_deref(), Some("g2 rejected: AUC 0.6 is below minAuc 0.8"));
+        record.nodes[1].outcome = Outcome::Deferred { waits_on: feature_run::ADDRESS.into() };
+        assert_eq!(rejection(&record), None, "a window waiting for data was not judged by this run");
         assert_eq!(
             summary(&record),
             [

@@ -7,8 +7,11 @@
 //! `calibrations/<endpoint configuration>.json` in the artifact bucket and published for the
 //! scorer's function and the run ledger.
 //!
-//! The node's identity is the serving configuration: a new one is calibrated again, and so is
-//! the same one when the target changes or `lakesight calibrate` asks.
+//! The node's identity is the serving configuration: a new one is calibrated anew, and the same
+//! one again (in place: its record is overwritten only once the new one is ready) when the
+//! target changes or `lakesight calibrate` asks. A configuration that serves although a newer
+//! generation is deployable (its update failed) keeps the calibration it has: the splits at hand
+//! are the newer generation's.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -123,6 +126,14 @@ impl CalibrationRun {
         }
     }
 
+    /// Whether `config` is the deployable generation's: only then are the splits at hand its own.
+    fn deployable_serves(&self, config: &str) -> bool {
+        match self.inputs.job.get() {
+            Known::Now(job) => config.starts_with(&format!("{job}-c")),
+            Known::AfterApply => false,
+        }
+    }
+
     /// Calibrates the serving generation again, whatever its record says.
     pub fn again(self) -> Self {
         CalibrationRun { again: true, ..self }
@@ -211,14 +222,17 @@ impl Resource for CalibrationRun {
 
     fn diff(&self, observed: &Record) -> Vec<Change> {
         let mut changes = Vec::new();
+        if !self.deployable_serves(&observed.config) {
+            return changes;
+        }
         let (target, was) = (self.policy(), observed.calibration.target_false_positive_rate);
         match target {
             Policy::TargetFalsePositiveRate(t) if was != Some(t) => {
                 let from = was.map_or_else(|| format!("fixed {}", observed.calibration.threshold), |w| w.to_string());
-                changes.push(Change::replacing("targetFalsePositiveRate", from, t.to_string()));
+                changes.push(Change::in_place("targetFalsePositiveRate", from, t.to_string()));
             }
             Policy::Fixed(v) if was.is_some() || observed.calibration.threshold != v => {
-                changes.push(Change::replacing(
+                changes.push(Change::in_place(
                     "threshold",
                     observed.calibration.threshold.to_string(),
                     format!("fixed {v}"),
@@ -228,7 +242,7 @@ impl Resource for CalibrationRun {
         }
         if self.again && !self.acted.load(Ordering::SeqCst) && changes.is_empty() {
             let when = humantime::format_rfc3339_seconds(observed.calibrated_at);
-            changes.push(Change::replacing("calibratedAt", when.to_string(), AFTER_APPLY));
+            changes.push(Change::in_place("calibratedAt", when.to_string(), AFTER_APPLY));
         }
         changes
     }
@@ -298,8 +312,9 @@ impl Resource for CalibrationRun {
         Ok(())
     }
 
+    /// Calibrates again, and overwrites the record once the new one is ready.
     async fn update(&self, _observed: &Record, _changes: &[Change]) -> Result<(), ResourceError> {
-        Ok(())
+        self.create().await
     }
 
     async fn delete(&self, observed: &Record) -> Result<(), ResourceError> {
@@ -453,12 +468,14 @@ mod tests {
         let other_target = record(&config, Some(0.01), -1.0);
         assert_eq!(
             run.diff(&other_target),
-            [Change::replacing("targetFalsePositiveRate", "0.01", "0.1")],
-            "a new target is a new calibration"
+            [Change::in_place("targetFalsePositiveRate", "0.01", "0.1")],
+            "a new target is a new calibration, written over the old once ready"
         );
         assert!(run.outputs(&other_target).is_empty(), "the function keeps its threshold until then");
+        let older = record("lakesight-demo-g1-00000000-c0a0b", Some(0.01), -1.0);
+        assert!(run.diff(&older).is_empty(), "a generation still serving after a failed update keeps its own");
         let again = run.again();
-        assert!(again.diff(&settled).iter().any(|c| c.field == "calibratedAt" && c.requires_replace));
+        assert!(again.diff(&settled).iter().any(|c| c.field == "calibratedAt" && !c.requires_replace));
         again.acted.store(true, Ordering::SeqCst);
         assert!(again.diff(&settled).is_empty(), "once calibrated again, the request is fulfilled");
         let pair = |e: &str, ip: [u8; 4]| Pair::new(e, std::net::Ipv4Addr::from(ip));

@@ -57,9 +57,12 @@ impl Verdict {
 
 impl Gate {
     /// Judges a job that reported `auc` (None: no metric), against `baseline`.
+    /// A metric that is not a finite number counts as none.
     pub fn judge(&self, auc: Option<f64>, baseline: Option<&Baseline>) -> Verdict {
         let rejected = |reason: String| Verdict { passed: false, reason };
-        let drop_check = self.max_auc_drop.zip(baseline.and_then(|b| b.auc.map(|a| (b, a))));
+        let auc = auc.filter(|a| a.is_finite());
+        let before = baseline.and_then(|b| b.auc.filter(|a| a.is_finite()).map(|a| (b, a)));
+        let drop_check = self.max_auc_drop.zip(before);
         let Some(auc) = auc else {
             if self.min_auc.is_some() || drop_check.is_some() {
                 return rejected("no validation AUC was reported, and the gate needs it".into());
@@ -118,6 +121,8 @@ mod tests {
         assert!(!Gate { min_auc: Some(0.5), max_auc_drop: None }.judge(None, None).passed);
         assert!(!Gate { min_auc: None, max_auc_drop: Some(0.1) }.judge(None, Some(&baseline(0.9))).passed);
         assert!(Gate { min_auc: None, max_auc_drop: Some(0.1) }.judge(None, None).passed);
+        let nan = Gate { min_auc: Some(0.5), max_auc_drop: None }.judge(Some(f64::NAN), None);
+        assert!(!nan.passed && nan.reason.contains("no validation AUC"), "{nan:?}");
     }
 
     #[test]

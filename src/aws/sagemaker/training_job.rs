@@ -213,13 +213,21 @@ impl TrainingJob {
         [TrainingJobStatus::InProgress.as_str(), TrainingJobStatus::Stopping.as_str()].contains(&job.status.as_str())
     }
 
-    /// The newest completed job of the stack that passed the gate and carries its owner tag.
-    /// `newest` is already described.
-    async fn deployable(&self, jobs: &BTreeMap<u32, String>, newest: &Job) -> Result<Option<Job>, ResourceError> {
-        for name in jobs.values().rev() {
-            let job = if *name == newest.name { newest.clone() } else { self.describe(name).await? };
+    /// The job of the current inputs when it passed the gate; else the newest older job of the
+    /// stack, of any inputs, that passed and carries its owner tag. Never a newer job of other
+    /// inputs: a manifest reverted to earlier settings serves what those settings trained.
+    async fn deployable(&self, jobs: &BTreeMap<u32, String>, current: &Job) -> Result<Option<Job>, ResourceError> {
+        let passed = |job: &Job| {
             let ours = ownership_from_tags(&job.tags, &self.identity.stack) == Ownership::Owned;
-            if ours && job.completed() && job.artifact.is_some() && job.verdict().is_some_and(|v| v.passed) {
+            ours && job.completed() && job.artifact.is_some() && job.verdict().is_some_and(|v| v.passed)
+        };
+        if passed(current) {
+            return Ok(Some(current.clone()));
+        }
+        let generation = self.lineage.generation_of(&current.name).unwrap_or(u32::MAX);
+        for (_, name) in jobs.range(..generation).rev() {
+            let job = self.describe(name).await?;
+            if passed(&job) {
                 return Ok(Some(job));
             }
         }
@@ -414,6 +422,9 @@ impl Resource for TrainingJob {
         for (k, v) in &self.tags {
             request = request.tags(Tag::builder().key(k).value(v).build());
         }
+        // Set before sending: a job created though its answer was lost is found by the adapter's
+        // read and is this run's to judge all the same.
+        self.acted.store(true, Ordering::SeqCst);
         // A role SageMaker cannot assume yet makes it reject the job: nothing was created, so the
         // same request may be sent again.
         let bound = Bound::starting_at(self.identity.poll_interval);
@@ -421,9 +432,7 @@ impl Resource for TrainingJob {
             let request = request.clone();
             async move { request.send().await.map(drop).map_err(|e| service_error("CreateTrainingJob", e)) }
         })
-        .await?;
-        self.acted.store(true, Ordering::SeqCst);
-        Ok(())
+        .await
     }
 
     /// Jobs are immutable: a change of inputs is a new generation (Replace). An update only
@@ -704,6 +713,16 @@ mod tests {
         assert!(error.to_string().contains(&format!("{before} stays the deployed generation")), "{error}");
         assert!(error.to_string().contains("is below minAuc 0.8"), "{error}");
         assert_eq!((passed, rejected), (0, 1));
+
+        // With retrain.maxAucDrop, g2 is judged against g1's 0.95.
+        let [d2, t2] = known(&new, TrainingJobStatus::Completed, Some(0.9), None);
+        let rejected = tagged("rejected");
+        let mut j = job(&[&list, &d1, &t1, &d2, &t2, &rejected]);
+        j.gate.max_auc_drop = Some(0.02);
+        j.acted.store(true, Ordering::SeqCst);
+        let error = j.readiness().await.expect_err("too far below g1");
+        assert!(error.to_string().contains(&format!("below {before}'s 0.9500, more than maxAucDrop 0.02")), "{error}");
+        assert_eq!(rejected.num_calls(), 1, "the verdict is kept on the job");
     }
 
     #[tokio::test]
@@ -727,6 +746,7 @@ mod tests {
         let missing = j.readiness().await.expect_err("gated");
         assert!(missing.to_string().contains("no validation AUC was reported"), "{missing}");
         assert!(missing.to_string().contains("no generation has passed the gate yet"), "{missing}");
+        assert_eq!(rejected.num_calls(), 1, "the verdict is kept on the job");
         let [d, t] = failed(&ours, "ClientError: bad channel");
         let failed = job(&[&list, &d, &t]).readiness().await.expect_err("failed");
         assert!(failed.to_string().contains("ClientError: bad channel"), "{failed}");
