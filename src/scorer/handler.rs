@@ -457,6 +457,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_threshold_calibrated_for_another_generation_only_logs_scores() {
+        let s3 = objects(vec![(V2_KEY, v2_object())]);
+        let runtime = runtime_scores();
+        // The endpoint answers from g1; the threshold was chosen for g2.
+        let mut config = config(1.0);
+        config.threshold_variant = Some("g2".into());
+        let scorer = scorer(config, &[&s3], &[&runtime], &[]);
+        let (response, report) = scorer.handle(&event(&[("m-1", security_lake_notification(LAKE, V2_KEY))])).await;
+        assert!(response.batch_item_failures.is_empty(), "{report:?}");
+        assert!(!report.findings.is_empty(), "every score is still logged");
+        assert!(
+            report.findings.iter().all(|f| f.kind == Kind::Score && f.threshold.is_none()),
+            "{:?}",
+            report.findings
+        );
+
+        let mut config = self::config(1.0);
+        config.threshold_variant = Some("g1".into());
+        let scorer = self::scorer(config, &[&s3], &[&runtime], &[]);
+        let (_, report) = scorer.handle(&event(&[("m-1", security_lake_notification(LAKE, V2_KEY))])).await;
+        let found: Vec<&str> =
+            report.findings.iter().filter(|f| f.kind == Kind::Finding).map(|f| f.ip.as_str()).collect();
+        assert_eq!(found, ["203.0.113.5"], "its own generation's answers are judged by it");
+    }
+
+    #[tokio::test]
     async fn a_notification_delivered_twice_is_read_and_counted_once() {
         let s3 = objects(vec![(V2_KEY, v2_object())]);
         let runtime = runtime_scores();
