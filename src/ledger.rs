@@ -169,6 +169,11 @@ impl RunRecord {
             .collect();
     }
 
+    /// What the node at `address` published under `key` by the end of the run.
+    pub fn output(&self, address: &str, key: &str) -> Option<&serde_json::Value> {
+        self.nodes.iter().find(|n| n.address == address)?.outputs.get(key)
+    }
+
     pub fn finish(&mut self, code: u8, error: Option<String>) {
         self.finished_at = SystemTime::now();
         self.duration_seconds =

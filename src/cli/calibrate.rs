@@ -77,11 +77,9 @@ pub async fn run(global: &Global, args: &CalibrateArgs, stats: Arc<CallStats>) -
 
 /// The serving configuration and its calibration, as the run published them.
 fn evidence(record: &RunRecord) -> Option<(String, Calibration)> {
-    let output = |address: &str, key: &str| {
-        record.nodes.iter().find(|n| n.address == address).and_then(|n| n.outputs.get(key)).cloned()
-    };
-    let config = output(endpoint::ADDRESS, endpoint::SERVING_CONFIG.name)?.as_str()?.to_owned();
-    let evidence = serde_json::from_value(output(calibration::ADDRESS, calibration::EVIDENCE.name)?).ok()?;
+    let config = record.output(endpoint::ADDRESS, endpoint::SERVING_CONFIG.name)?.as_str()?.to_owned();
+    let evidence = record.output(calibration::ADDRESS, calibration::EVIDENCE.name)?;
+    let evidence = serde_json::from_value(evidence.clone()).ok()?;
     Some((config, evidence))
 }
 

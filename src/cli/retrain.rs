@@ -100,10 +100,7 @@ fn start_of_hour(t: SystemTime) -> SystemTime {
 
 /// What a retrain (or a calibration) decided, in plain words, from what the nodes published.
 pub(super) fn summary(record: &RunRecord) -> Vec<String> {
-    let output = |address: &str, key: &str| {
-        let node = record.nodes.iter().find(|n| n.address == address)?;
-        node.outputs.get(key).cloned()
-    };
+    let output = |address: &str, key: &str| record.output(address, key).cloned();
     let text = |v: Option<serde_json::Value>| v.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
     let mut lines = Vec::new();
     if let ledger::Command::Retrain { window_end } = &record.command {

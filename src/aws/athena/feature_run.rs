@@ -21,7 +21,7 @@ use aws_sdk_athena::types::{QueryExecutionContext, QueryExecutionState};
 
 use crate::aws::error::service_error;
 use crate::aws::s3::delete_prefix;
-use crate::aws::s3::{read_json, write_json};
+use crate::aws::s3::{delete_json, read_json, write_json};
 use crate::engine::{Change, Key, Outputs, Ownership, Readiness};
 use crate::pipeline::features::{
     FeatureSql, RunRecord, Split, Table, inputs_hash, prefix, record_key, run_id, run_prefix, tables,
@@ -307,14 +307,7 @@ impl Resource for FeatureRun {
             }
             delete_prefix(&self.s3, &self.bucket, &run_prefix(&observed.run_id)).await?;
         }
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(record_key(&self.inputs))
-            .send()
-            .await
-            .map_err(|e| service_error("DeleteObject", e))?;
-        Ok(())
+        delete_json(&self.s3, &self.bucket, &record_key(&self.inputs)).await
     }
 
     async fn readiness(&self) -> Result<Readiness, ResourceError> {

@@ -95,6 +95,12 @@ pub async fn delete_prefix(client: &Client, bucket: &str, prefix: &str) -> Resul
     Ok(())
 }
 
+/// Deletes the document at `key`; one already gone is deleted too (S3 answers the same).
+pub async fn delete_json(client: &Client, bucket: &str, key: &str) -> Result<(), ResourceError> {
+    client.delete_object().bucket(bucket).key(key).send().await.map_err(|e| service_error("DeleteObject", e))?;
+    Ok(())
+}
+
 pub async fn write_json<T: Serialize>(
     client: &Client,
     bucket: &str,

@@ -16,7 +16,6 @@ use aws_sdk_s3::Client;
 use serde::{Deserialize, Serialize};
 
 use super::{read_json, write_json};
-use crate::aws::error::service_error;
 use crate::engine::{Change, Ownership};
 use crate::manifest::LogSource;
 use crate::resource::{Identity, Resource, ResourceError};
@@ -165,14 +164,7 @@ impl Resource for Record {
     }
 
     async fn delete(&self, _observed: &Untaggable) -> Result<(), ResourceError> {
-        self.client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .send()
-            .await
-            .map_err(|e| service_error("DeleteObject", e))?;
-        Ok(())
+        super::delete_json(&self.client, &self.bucket, &self.key).await
     }
 }
 

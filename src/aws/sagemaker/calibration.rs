@@ -20,8 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Lineage;
 use super::endpoint_config::variant_name;
-use crate::aws::error::service_error;
-use crate::aws::s3::{read_json, read_prefix, split_uri, write_json};
+use crate::aws::s3::{delete_json, read_json, read_prefix, split_uri, write_json};
 use crate::calibration::{self, Calibration, Policy, Scores};
 use crate::engine::{AFTER_APPLY, Change, Input, Key, Known, Outputs, Ownership};
 use crate::ipinsights::data::{self, Pair};
@@ -318,14 +317,7 @@ impl Resource for CalibrationRun {
     }
 
     async fn delete(&self, observed: &Record) -> Result<(), ResourceError> {
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(record_key(&observed.config))
-            .send()
-            .await
-            .map_err(|e| service_error("DeleteObject", e))?;
-        Ok(())
+        delete_json(&self.s3, &self.bucket, &record_key(&observed.config)).await
     }
 }
 
