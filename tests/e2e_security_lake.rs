@@ -207,3 +207,63 @@ async fn a_source_or_query_access_dropped_from_the_manifest_is_removed() {
     let settled = emu.run(&["plan", "--detailed-exitcode"], &file);
     settled.expect_code(0);
 }
+
+/// The regions with a data lake.
+async fn lake_regions(emu: &Emulator) -> BTreeSet<String> {
+    let out = emu.securitylake().await.list_data_lakes().send().await.expect("ListDataLakes");
+    out.data_lakes().iter().map(|l| l.region().to_owned()).collect()
+}
+
+/// The regions with a log source enabled.
+async fn source_regions(emu: &Emulator) -> BTreeSet<String> {
+    let out = emu.securitylake().await.list_log_sources().send().await.expect("ListLogSources");
+    out.sources().iter().filter_map(|s| s.region().map(str::to_owned)).collect()
+}
+
+#[tokio::test]
+async fn a_region_dropped_from_the_lake_goes_by_its_deletion_policy() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let regions = |list: &str, policy: &str| {
+        lake("2.0").replace(
+            "  securityLake:\n",
+            &format!("  securityLake:\n    regions: [{list}]\n    deletionPolicy: {policy}\n"),
+        )
+    };
+    let both = BTreeSet::from(["eu-west-1".to_owned(), "us-east-1".to_owned()]);
+    let home = BTreeSet::from(["us-east-1".to_owned()]);
+    let file = manifest(dir.path(), "regions", &regions("us-east-1, eu-west-1", "Retain"));
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    assert_eq!((lake_regions(&emu).await, source_regions(&emu).await), (both.clone(), both.clone()));
+
+    // Retained: the dropped region's lake stays, its sources go, and the stack lets it go.
+    let file = manifest(dir.path(), "regions", &regions("us-east-1", "Retain"));
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(0);
+    assert!(
+        apply
+            .stdout
+            .contains("securitylake.data_lake/eu-west-1 (data lake in eu-west-1): kept by its deletionPolicy (Retain)"),
+        "{}",
+        apply.stdout
+    );
+    assert_eq!((lake_regions(&emu).await, source_regions(&emu).await), (both.clone(), home.clone()));
+    let settled = emu.run(&["plan", "--detailed-exitcode"], &file);
+    settled.expect_code(0);
+    assert!(!settled.stdout.contains("eu-west-1"), "a released lake leaves the plan: {}", settled.stdout);
+
+    // Under Delete, a dropped region's lake goes after its sources.
+    let file = manifest(dir.path(), "regions", &regions("us-east-1, eu-west-1", "Delete"));
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let file = manifest(dir.path(), "regions", &regions("us-east-1", "Delete"));
+    let plan = emu.run(&["plan", "--detailed-exitcode"], &file);
+    plan.expect_code(2);
+    assert!(
+        plan.stdout.contains("- securitylake.data_lake/eu-west-1 (data lake in eu-west-1): no longer in the manifest"),
+        "{}",
+        plan.stdout
+    );
+    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    assert_eq!((lake_regions(&emu).await, source_regions(&emu).await), (home.clone(), home));
+    emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
+}

@@ -120,6 +120,28 @@ async fn a_retained_node_keeps_what_it_depends_on_and_the_plan_says_why() {
 }
 
 #[tokio::test]
+async fn an_apply_keeps_a_retained_node_the_manifest_dropped_and_what_it_needs_and_says_why() {
+    let cloud = Arc::new(Cloud::default());
+    let nodes = |dropped: bool| {
+        let mark = |f: Fake| if dropped { f.dropped() } else { f };
+        vec![
+            mark(Fake::new(&cloud, "role", &[])),
+            mark(Fake::new(&cloud, "lake", &["role"]).retained()),
+            mark(Fake::new(&cloud, "queue", &[])),
+        ]
+    };
+    assert!(run(&graph(Values::new(), nodes(false)), Intent::Present).await.1.succeeded());
+    let (plan, report) = run(&graph(Values::new(), nodes(true)), Intent::Present).await;
+    assert!(report.succeeded(), "{report:?}");
+    let lake = plan.node("lake").expect("a kept node is shown");
+    assert_eq!((lake.action, lake.reason.as_str()), (Action::NoOp, "kept by its deletionPolicy (Retain)"));
+    let role = plan.node("role").expect("what it needs is shown");
+    assert_eq!((role.action, role.reason.as_str()), (Action::NoOp, "kept: the retained lake needs it"));
+    assert_eq!(plan.action_of("queue"), Some(Action::Delete));
+    assert!(cloud.get("lake").is_some() && cloud.get("role").is_some() && cloud.get("queue").is_none());
+}
+
+#[tokio::test]
 async fn a_replacement_waits_until_the_old_resource_is_gone() {
     let cloud = Arc::new(Cloud::default());
     let values = Values::new();

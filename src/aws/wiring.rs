@@ -55,13 +55,19 @@ pub struct RunOptions {
 pub async fn graph(stack: &Stack, aws: &Aws, options: RunOptions) -> Result<Graph, WiringError> {
     let values = Values::new();
     let mut nodes = taggable(stack, aws, &values, Pass::Declared(options));
-    untaggable(stack, aws, &mut nodes).await?;
+    let recorded = record::read(&aws.s3, &stack.artifact_bucket(), stack.name()).await?.unwrap_or_default();
+    let untaggable = untaggable(stack, aws, &recorded, &nodes);
+    nodes.extend(untaggable.managed.iter().cloned());
     let declared: HashSet<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
     for node in taggable(&every_section(stack)?, aws, &values, Pass::Undeclared) {
         if !declared.contains(node.address()) {
             let users = released_by(stack, node.address()).into_iter().filter(|a| declared.contains(a)).collect();
             nodes.push(Arc::new(Undeclared::new(node).released_by(users)));
         }
+    }
+    let dropped_lakes = dropped_lakes(stack, aws, &untaggable, &mut nodes);
+    if let Some(record) = untaggable.record(stack, aws, &nodes, dropped_lakes) {
+        nodes.push(record);
     }
     Ok(Graph::new(nodes, values)?)
 }
@@ -117,7 +123,7 @@ fn taggable(stack: &Stack, aws: &Aws, values: &Arc<Values>, pass: Pass) -> Vec<A
 /// The stack as if it declared every optional section that makes taggable resources, with
 /// every option that adds one turned on and no role given, so that its wiring names every
 /// resource the stack can have made. The Security Lake section is left as it is: a lake the
-/// manifest stops declaring is left alone (see the README's "Not yet done").
+/// manifest stops declaring is released, and the record finds the regions a managed lake drops.
 fn every_section(stack: &Stack) -> Result<Stack, WiringError> {
     let mut every = stack.clone();
     let spec = &mut every.manifest.spec;
@@ -144,15 +150,44 @@ fn fill<'a, T: serde::de::DeserializeOwned>(section: &'a mut Option<T>, yaml: &s
     Ok(section.insert(filled))
 }
 
-/// Log sources and grants: those the manifest names, those the record names that it no longer
-/// does, and the record, written once they have converged.
-async fn untaggable(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) -> Result<(), WiringError> {
+/// What the record of the stack's untaggable resources adds to the graph.
+struct Untaggables {
+    declared: record::Untaggable,
+    recorded: record::Untaggable,
+    /// The lakes of regions the manifest no longer names, to remove by its deletion policy.
+    dropped_lakes: Vec<record::Lake>,
+    /// The log source and grant nodes, declared or dropped.
+    managed: Vec<Arc<dyn Node>>,
+}
+
+impl Untaggables {
+    /// The record, written once everything it lists, or drops, has converged.
+    fn record(
+        &self,
+        stack: &Stack,
+        aws: &Aws,
+        nodes: &[Arc<dyn Node>],
+        mut after: Vec<String>,
+    ) -> Option<Arc<dyn Node>> {
+        if self.declared == record::Untaggable::default() && self.recorded == record::Untaggable::default() {
+            return None;
+        }
+        after.extend(self.managed.iter().map(|n| n.address().to_owned()));
+        let lakes = self.declared.lakes.iter().map(|l| data_lake::address(&l.region));
+        after.extend(lakes.chain([bucket::ADDRESS.to_owned()]).filter(|a| nodes.iter().any(|n| n.address() == a)));
+        Some(Arc::new(Managed::new(record::Record::new(stack, aws.s3.clone(), after))))
+    }
+}
+
+/// Log sources and grants: those the manifest names, and those the record names that it no
+/// longer does.
+fn untaggable(stack: &Stack, aws: &Aws, recorded: &record::Untaggable, nodes: &[Arc<dyn Node>]) -> Untaggables {
     let declared = record::Untaggable::declared(stack);
-    let recorded = record::read(&aws.s3, &stack.artifact_bucket(), stack.name()).await?.unwrap_or_default();
-    let mut dropped = declared.dropped(&recorded);
+    let mut dropped = declared.dropped(recorded);
     if !stack.manifest.spec.security_lake.as_ref().is_some_and(|l| l.manage) {
-        // `manage: false` releases the sources: they leave the record and stay enabled.
+        // `manage: false` releases the sources and lakes: they leave the record and stay.
         dropped.log_sources.clear();
+        dropped.lakes.clear();
     }
     let present: Vec<String> = nodes.iter().map(|n| n.address().to_owned()).collect();
     let mut managed: Vec<Arc<dyn Node>> = Vec::new();
@@ -185,13 +220,25 @@ async fn untaggable(stack: &Stack, aws: &Aws, nodes: &mut Vec<Arc<dyn Node>>) ->
         let grant = grant::Grant::dropped(stack, &grant.region, &grant.principal, aws.lakeformation.clone());
         managed.push(Arc::new(Managed::new(grant)));
     }
-    if declared != record::Untaggable::default() || recorded != record::Untaggable::default() {
-        let mut after: Vec<String> = managed.iter().map(|n| n.address().to_owned()).collect();
-        after.extend(present.iter().filter(|a| a.as_str() == super::s3::bucket::ADDRESS).cloned());
-        nodes.push(Arc::new(Managed::new(record::Record::new(stack, aws.s3.clone(), after))));
+    Untaggables { declared, recorded: recorded.clone(), dropped_lakes: dropped.lakes, managed }
+}
+
+/// The data lakes of regions a lake the stack still manages no longer names. Each goes by the
+/// lake's deletion policy today, once the sources and grants of its region are gone, and before
+/// the stack's metastore role when that goes too (given by ARN now). Returns their addresses.
+fn dropped_lakes(stack: &Stack, aws: &Aws, untaggable: &Untaggables, nodes: &mut Vec<Arc<dyn Node>>) -> Vec<String> {
+    let Some(lake) = stack.manifest.spec.security_lake.as_ref().filter(|l| l.manage) else { return Vec::new() };
+    let role = role::address(RoleKind::MetaStoreManager);
+    let role_goes = nodes.iter().any(|n| n.address() == role && !n.declared());
+    let users: Vec<String> = untaggable.managed.iter().map(|n| n.address().to_owned()).collect();
+    let mut addresses = Vec::new();
+    for dropped in &untaggable.dropped_lakes {
+        let data_lake = data_lake::DataLake::new(stack, lake, dropped.region.clone(), aws.securitylake.clone());
+        let node = Managed::new(data_lake).after(role_goes.then(|| role.clone()));
+        addresses.push(node.address().to_owned());
+        nodes.push(Arc::new(Undeclared::new(Arc::new(node)).released_by(users.clone())));
     }
-    nodes.extend(managed);
-    Ok(())
+    addresses
 }
 
 fn add<R: Resource>(nodes: &mut Vec<Arc<dyn Node>>, resource: R) -> String {

@@ -244,8 +244,12 @@ pub async fn plan(graph: &Graph, intent: Intent, adopt: bool, parallelism: usize
         let node = graph.node(i);
         match &observations[i] {
             Ok(observed) => match rules.decide(node.as_ref(), observed) {
-                // What the manifest no longer declares is part of the plan only when it is removed.
-                Ok(planned) if !node.declared() && !planned.action.is_change() => {}
+                // What the manifest no longer declares is part of the plan only when it is removed,
+                // or kept by a retention rule.
+                Ok(planned)
+                    if !node.declared()
+                        && !planned.action.is_change()
+                        && !rules.retained.contains_key(node.address()) => {}
                 Ok(planned) => nodes.push(planned),
                 Err(refusal) => refusals.push(refusal),
             },
@@ -259,15 +263,15 @@ pub async fn plan(graph: &Graph, intent: Intent, adopt: bool, parallelism: usize
 }
 
 /// Retention is closed over dependencies: destroy keeps what a kept resource needs, and says so.
+/// An apply keeps, the same way, what the manifest no longer declares but a retention rule
+/// keeps (a region dropped from a retained lake).
 fn retention(graph: &Graph, intent: Intent, observations: &[Result<Observation, String>]) -> HashMap<String, String> {
     let mut retained = HashMap::new();
-    if intent != Intent::Absent {
-        return retained;
-    }
     let managed = |i: usize| {
         observations[i].as_ref().is_ok_and(|o| matches!(o.ownership, Some(Ownership::Owned | Ownership::Untaggable)))
     };
-    for root in (0..graph.len()).filter(|&i| graph.node(i).retain_on_destroy() && managed(i)) {
+    let removed = |i: usize| intent == Intent::Absent || !graph.node(i).declared();
+    for root in (0..graph.len()).filter(|&i| graph.node(i).retain_on_destroy() && managed(i) && removed(i)) {
         let root_address = graph.node(root).address();
         retained.insert(root_address.to_owned(), "kept by its deletionPolicy (Retain)".to_owned());
         let mut stack = graph.dependencies(root).to_vec();

@@ -1,15 +1,19 @@
-//! The record of what the stack manages that cannot carry an owner tag: the log sources and the
-//! Lake Formation grants its manifest named, kept as `stacks/<stack>/untaggable.json` in the
-//! artifact bucket. A later manifest that drops one of them is planned against this record, so
-//! that the stack removes what it no longer declares, and never what it never made.
+//! The record of what the stack manages that neither an owner tag nor a name of the stack's can
+//! find: the log sources and the Lake Formation grants its manifest named, which cannot carry a
+//! tag, and the regions of its data lakes, which carry one but are found only by region. It is
+//! kept as `stacks/<stack>/untaggable.json` in the artifact bucket. A later manifest that drops
+//! one of them is planned against this record, so that the stack removes what it no longer
+//! declares, and never what it never made.
 //!
 //! The record is written once its sources and grants have converged, so that a dropped entry
 //! leaves it only after its removal. An apply interrupted between enabling a new source and
 //! writing the record leaves that source unrecorded until the next apply that declares it; a
 //! manifest that drops it before then leaves it enabled. Destroy removes the record with the
 //! stack: what destroy keeps (a retained lake's sources) is declared by the manifest it uses.
-//! With `manage: false` the stack releases the sources it enabled: they leave the record and
-//! stay enabled.
+//! With `manage: false`, or without a `securityLake` section, the stack releases the sources it
+//! enabled and its data lakes: they leave the record and stay as they are. A region dropped from
+//! a lake the stack still manages is removed by the lake's deletion policy: kept (and released)
+//! under `Retain`, deleted under `Delete`.
 
 use async_trait::async_trait;
 use aws_sdk_s3::Client;
@@ -17,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{read_json, write_json};
 use crate::engine::{Change, Ownership};
-use crate::manifest::LogSource;
+use crate::manifest::{DeletionPolicy, LogSource};
 use crate::resource::{Identity, Resource, ResourceError};
 use crate::stack::Stack;
 
@@ -35,6 +39,14 @@ pub struct Grant {
     pub principal: String,
 }
 
+/// One region's data lake, and whether its deletion policy keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lake {
+    pub region: String,
+    pub retain: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Untaggable {
@@ -43,6 +55,10 @@ pub struct Untaggable {
     pub log_sources: Vec<LogSource>,
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// Absent from records written before lakes were recorded: read as none, and written on
+    /// the next apply.
+    #[serde(default)]
+    pub lakes: Vec<Lake>,
 }
 
 impl Untaggable {
@@ -73,10 +89,17 @@ impl Untaggable {
                 .collect(),
             None => Vec::new(),
         };
+        let mut lakes: Vec<Lake> = if lake.manage {
+            let retain = lake.deletion_policy == DeletionPolicy::Retain;
+            stack.lake_regions().into_iter().map(|region| Lake { region, retain }).collect()
+        } else {
+            Vec::new()
+        };
         // Compared with the record: the manifest's order is not a change.
         log_sources.sort_by_key(|s| s.name);
         grants.sort();
-        Untaggable { log_sources, grants }
+        lakes.sort();
+        Untaggable { log_sources, grants, lakes }
     }
 
     /// What `recorded` names that this declaration does not. A grant is the same grant only for
@@ -90,6 +113,12 @@ impl Untaggable {
                 .cloned()
                 .collect(),
             grants: recorded.grants.iter().filter(|r| !self.grants.contains(r)).cloned().collect(),
+            lakes: recorded
+                .lakes
+                .iter()
+                .filter(|r| !self.lakes.iter().any(|d| d.region == r.region))
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -124,7 +153,8 @@ impl Record {
 fn names(u: &Untaggable) -> String {
     let sources = u.log_sources.iter().map(|s| format!("{}@{}", s.name.as_str(), s.version));
     let grants = u.grants.iter().map(|g| format!("grant/{}", g.region));
-    sources.chain(grants).collect::<Vec<_>>().join(", ")
+    let lakes = u.lakes.iter().map(|l| format!("lake/{} ({})", l.region, if l.retain { "Retain" } else { "Delete" }));
+    sources.chain(grants).chain(lakes).collect::<Vec<_>>().join(", ")
 }
 
 #[async_trait]
@@ -194,5 +224,28 @@ mod tests {
         let regions: Vec<&str> = dropped.grants.iter().map(|g| g.region.as_str()).collect();
         assert_eq!(regions, ["us-east-1", "eu-west-1"], "another region, and another principal in the same region");
         assert_eq!(declared.dropped(&declared), Untaggable::default());
+    }
+
+    #[test]
+    fn a_lake_region_the_manifest_no_longer_names_is_dropped_with_its_policy() {
+        let s = stack("  securityLake:\n    regions: [eu-west-1]\n    deletionPolicy: Delete\n");
+        let declared = Untaggable::declared(&s);
+        assert_eq!(declared.lakes, [Lake { region: "eu-west-1".into(), retain: false }]);
+        let mut recorded = declared.clone();
+        recorded.lakes.push(Lake { region: "us-east-1".into(), retain: true });
+        let dropped = declared.dropped(&recorded);
+        assert_eq!(dropped.lakes, [Lake { region: "us-east-1".into(), retain: true }]);
+        let mut switched = declared.clone();
+        switched.lakes[0].retain = true;
+        assert!(declared.dropped(&switched).lakes.is_empty(), "a changed policy is not a dropped region");
+        assert_ne!(names(&declared), names(&switched), "the record's change shows the policy");
+        let released = stack("  securityLake:\n    manage: false\n");
+        assert!(Untaggable::declared(&released).lakes.is_empty(), "a lake the stack does not manage is not recorded");
+    }
+
+    #[test]
+    fn a_record_written_before_lakes_were_recorded_reads_as_no_lakes() {
+        let old: Untaggable = serde_json::from_str(r#"{"logSources":[],"grants":[]}"#).expect("parses");
+        assert!(old.lakes.is_empty());
     }
 }
