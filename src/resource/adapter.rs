@@ -84,13 +84,14 @@ impl<R: Resource> Managed<R> {
         }
     }
 
-    /// Deletes, and when the call fails, reads again: a resource that is gone was deleted.
+    /// Deletes, and when the call fails, reads again: a resource that is gone, or that its
+    /// service is deleting, was deleted.
     async fn delete(&self, observed: &R::Observed) -> Result<(), ResourceError> {
         let Err(error) = self.resource.delete(observed).await else { return Ok(()) };
         match self.resource.read().await {
-            Ok(None) => {
+            Ok(found) if found.as_ref().is_none_or(|o| self.resource.deleting(o)) => {
                 tracing::info!(
-                    "{}: the delete call failed ({error}), but the resource is gone; carrying on",
+                    "{}: the delete call failed ({error}), but the resource is gone or being deleted; carrying on",
                     self.resource.identity().address
                 );
                 Ok(())

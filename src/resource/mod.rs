@@ -101,6 +101,11 @@ pub trait Resource: Send + Sync + 'static {
     fn deleted_enough(&self, _observed: &Self::Observed) -> bool {
         false
     }
+    /// Whether a resource that still reads back is being deleted: a delete call that seemed to
+    /// fail went through, and readiness waits out the rest.
+    fn deleting(&self, observed: &Self::Observed) -> bool {
+        self.deleted_enough(observed)
+    }
 
     async fn create(&self) -> Result<(), ResourceError>;
     async fn update(&self, observed: &Self::Observed, changes: &[Change]) -> Result<(), ResourceError>;

@@ -209,6 +209,11 @@ impl Resource for Endpoint {
         Ok(())
     }
 
+    /// SageMaker keeps a deleted endpoint, and its name, while it is `Deleting`.
+    fn deleting(&self, observed: &Observed) -> bool {
+        observed.status == EndpointStatus::Deleting.as_str()
+    }
+
     async fn delete(&self, _observed: &Observed) -> Result<(), ResourceError> {
         self.client
             .delete_endpoint()
@@ -273,6 +278,7 @@ mod tests {
 
     use aws_sdk_sagemaker::error::ErrorMetadata;
     use aws_sdk_sagemaker::operation::add_tags::AddTagsOutput;
+    use aws_sdk_sagemaker::operation::delete_endpoint::DeleteEndpointError;
     use aws_sdk_sagemaker::operation::describe_endpoint::{DescribeEndpointError, DescribeEndpointOutput};
     use aws_sdk_sagemaker::operation::list_endpoints::ListEndpointsOutput;
     use aws_sdk_sagemaker::operation::list_tags::ListTagsOutput;
@@ -362,6 +368,34 @@ mod tests {
         // Still listed: the ValidationException is a real error.
         let (listed, _, _) = endpoint(&[&listed(), &not_found]);
         assert!(listed.read().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_delete_whose_answer_was_lost_is_done_once_the_endpoint_reads_as_deleting() {
+        let lost = || {
+            mock!(Client::delete_endpoint)
+                .then_error(|| DeleteEndpointError::generic(ErrorMetadata::builder().code("InternalFailure").build()))
+        };
+        let deleting = mock!(Client::describe_endpoint).then_output(|| {
+            DescribeEndpointOutput::builder()
+                .endpoint_arn("arn:aws:sagemaker:eu-west-1:111122223333:endpoint/lakesight-demo-endpoint")
+                .endpoint_status(EndpointStatus::Deleting)
+                .endpoint_config_name("c")
+                .build()
+        });
+        let (delete, list, t) = (lost(), listed(), tags(Vec::new()));
+        let (e, _, _) = endpoint(&[&list, &deleting, &t, &delete]);
+        let n = Managed::new(e);
+        n.observe().await.expect("observe");
+        n.apply(Action::Delete).await.expect("the delete went through");
+        assert!(delete.num_calls() >= 1);
+        assert!(matches!(n.readiness().await.expect("polled"), Readiness::Pending { .. }), "not gone yet");
+
+        let (delete, list, t) = (lost(), listed(), tags(Vec::new()));
+        let (e, _, _) = endpoint(&[&list, &described(String::new(), None), &t, &delete]);
+        let n = Managed::new(e);
+        n.observe().await.expect("observe");
+        assert!(n.apply(Action::Delete).await.is_err(), "still InService: the delete failed");
     }
 
     #[tokio::test]
