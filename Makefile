@@ -39,6 +39,7 @@ bench:
 
 # The IP Insights engine's quality on the quickstart's synthetic lake, for source and remote pairs:
 # validation AUC, TPR at 1% FPR, and the planted anomalies found and normal pairs flagged at the
-# quickstart's threshold.
+# quickstart's threshold. It reads the lake from the quickstart target's lakesight-data lines above and
+# the split, hyperparameters and threshold from manifests/quickstart.yaml.
 eval:
 	cargo bench --no-default-features --features ipinsights,synthetic --bench ipinsights_quality
