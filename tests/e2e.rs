@@ -48,6 +48,22 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
     };
     assert_eq!((count("ListSubscribers"), count("ListTrainingJobs")), (1, 1), "{}", replan.stderr);
     assert!(replan.stderr.contains("read-only calls for 22 resources"), "{}", replan.stderr);
+    // One read per resource: no operation runs more often than once per resource that reads
+    // with it (SageMaker's ListTags, for the endpoint, the training job and two generations' model
+    // and configuration), and the reads stay within three calls per resource.
+    let operations: Vec<(&str, u64)> = replan
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let (service, operation, calls) = (words.next()?, words.next()?, words.next()?.parse().ok()?);
+            (service.chars().all(|c| c.is_ascii_alphanumeric()) && service != "reads:").then_some((operation, calls))
+        })
+        .collect();
+    assert!(operations.len() > 10, "every operation is listed: {}", replan.stderr);
+    assert!(operations.iter().all(|&(_, calls)| calls <= 6), "{operations:?}");
+    let reads: u64 = operations.iter().map(|&(_, calls)| calls).sum();
+    assert!(reads <= 3 * 22, "{reads} reads: {operations:?}");
 
     let reapply = emu.run(&["apply", "--auto-approve", "--stats"], &file);
     reapply.expect_code(0);
@@ -111,6 +127,9 @@ async fn quickstart_applies_replans_clean_reports_status_and_destroys_everything
     let again = emu.run(&["plan", "--destroy", "--detailed-exitcode"], &file);
     again.expect_code(0);
     assert!(again.stdout.contains("No changes"), "a completed destroy is a no-op: {}", again.stdout);
+    let second = emu.run(&["destroy", "--auto-approve", "--stats"], &file);
+    second.expect_code(0);
+    assert!(second.stderr.contains(", 0 mutating,"), "a second destroy changes nothing: {}", second.stderr);
 
     let after = emu.run(&["plan", "--detailed-exitcode"], &file);
     after.expect_code(2);

@@ -144,7 +144,7 @@ fn graph(nodes: Vec<FakeNode>) -> Graph {
 }
 
 async fn run(graph: &Graph, intent: Intent, parallelism: usize, cancel: CancellationToken) -> engine::Report {
-    let plan = engine::plan(graph, intent, false, parallelism).await.expect("plan");
+    let plan = engine::plan(graph, intent, parallelism).await.expect("plan");
     let direction = if intent == Intent::Present { Direction::Forward } else { Direction::Reverse };
     engine::execute(graph, &plan, direction, &ExecOptions { parallelism, cancel }, Arc::new(Silent)).await
 }
@@ -245,7 +245,7 @@ impl engine::Reporter for Recorder {
 async fn progress_reports_start_each_wait_with_the_provider_status_and_the_end() {
     let cloud = Arc::new(Cloud::default());
     let g = graph(vec![FakeNode::new(&cloud, "endpoint", &[]).pending_for(2)]);
-    let plan = engine::plan(&g, Intent::Present, false, 1).await.expect("plan");
+    let plan = engine::plan(&g, Intent::Present, 1).await.expect("plan");
     let recorder = Arc::new(Recorder::default());
     let options = ExecOptions { parallelism: 1, cancel: CancellationToken::new() };
     engine::execute(&g, &plan, Direction::Forward, &options, recorder.clone()).await;
@@ -322,7 +322,7 @@ async fn an_interrupted_apply_converges_when_run_again() {
     assert_eq!(outcomes["endpoint"], &Outcome::Applied(Action::Create));
     assert_eq!(outcomes["role"], &Outcome::Unchanged, "finished work is not redone");
     assert_eq!(cloud.existing.lock().unwrap().len(), 5);
-    let replan = engine::plan(&g, Intent::Present, false, 10).await.expect("plan");
+    let replan = engine::plan(&g, Intent::Present, 10).await.expect("plan");
     assert!(!replan.has_changes());
 }
 

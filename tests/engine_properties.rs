@@ -91,7 +91,7 @@ impl Reporter for Events {
 }
 
 async fn run(g: &Graph, intent: Intent) -> (Report, Vec<(String, String)>) {
-    let plan = engine::plan(g, intent, false, 3).await.expect("plan");
+    let plan = engine::plan(g, intent, 3).await.expect("plan");
     let direction = if intent == Intent::Present { Direction::Forward } else { Direction::Reverse };
     let events = Arc::new(Events::default());
     let options = ExecOptions { parallelism: 3, cancel: CancellationToken::new() };
@@ -160,7 +160,7 @@ proptest! {
             prop_assert!(report.succeeded(), "{report:?}");
             check_walk(&shape, &events, |i| shape.deps[i].clone());
             let settled = build(&cloud, &shape, true, false);
-            prop_assert!(!engine::plan(&settled, Intent::Present, false, 3).await.expect("plan").has_changes());
+            prop_assert!(!engine::plan(&settled, Intent::Present, 3).await.expect("plan").has_changes());
 
             // Destroy: dependents go first, and what a retained node needs stays.
             let (report, events) = run(&settled, Intent::Absent).await;

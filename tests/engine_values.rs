@@ -16,7 +16,7 @@ use lakesight::resource::Managed;
 use tokio_util::sync::CancellationToken;
 
 async fn run(graph: &Graph, intent: Intent) -> (engine::Plan, Report) {
-    let plan = engine::plan(graph, intent, false, 4).await.expect("plan");
+    let plan = engine::plan(graph, intent, 4).await.expect("plan");
     let direction = if intent == Intent::Present { Direction::Forward } else { Direction::Reverse };
     let options = ExecOptions { parallelism: 4, cancel: CancellationToken::new() };
     let report = engine::execute(graph, &plan, direction, &options, Arc::new(Silent)).await;
@@ -63,7 +63,7 @@ async fn a_replacement_cascades_to_its_dependents_in_the_same_apply() {
     assert_eq!(replanned, [("notification", Action::Replace), ("trigger", Action::Replace)]);
     let subscriber = cloud.get("subscriber").expect("replaced");
     assert_eq!(cloud.get("notification").and_then(|n| n.input), Some(format!("subscriber@{}", subscriber.generation)));
-    assert!(!engine::plan(&g, Intent::Present, false, 4).await.expect("plan").has_changes(), "converged");
+    assert!(!engine::plan(&g, Intent::Present, 4).await.expect("plan").has_changes(), "converged");
 }
 
 #[tokio::test]
@@ -71,7 +71,7 @@ async fn a_change_nothing_upstream_explains_stops_the_node_with_the_reason() {
     let cloud = Arc::new(Cloud::default());
     let values = Values::new();
     let g = graph(Arc::clone(&values), vec![Fake::new(&cloud, "queue", &[]).spec("v1")]);
-    let plan = engine::plan(&g, Intent::Present, false, 1).await.expect("plan");
+    let plan = engine::plan(&g, Intent::Present, 1).await.expect("plan");
     assert_eq!(plan.action_of("queue"), Some(Action::Create));
     // Someone else creates it with other settings between plan and apply.
     let foreign = Stored { spec: "v0".into(), input: None, generation: 99, deleting: None };
@@ -116,7 +116,7 @@ async fn a_retained_node_keeps_what_it_depends_on_and_the_plan_says_why() {
     assert_eq!((role.action, role.reason.as_str()), (Action::NoOp, "kept: the retained lake needs it"));
     assert_eq!(plan.action_of("bucket"), Some(Action::Delete));
     assert!(cloud.get("role").is_some() && cloud.get("lake").is_some());
-    assert!(!engine::plan(&g, Intent::Absent, false, 4).await.expect("plan").has_changes(), "destroy is a no-op now");
+    assert!(!engine::plan(&g, Intent::Absent, 4).await.expect("plan").has_changes(), "destroy is a no-op now");
 }
 
 #[tokio::test]
@@ -205,7 +205,7 @@ async fn what_the_manifest_no_longer_names_is_removed_by_an_apply() {
     assert_eq!(plan.action_of("source/a"), Some(Action::NoOp));
     assert!(report.succeeded(), "{report:?}");
     assert!(cloud.get("source/b").is_none() && cloud.get("source/a").is_some());
-    assert!(!engine::plan(&g, Intent::Present, false, 4).await.expect("plan").has_changes(), "converged");
+    assert!(!engine::plan(&g, Intent::Present, 4).await.expect("plan").has_changes(), "converged");
 }
 
 #[tokio::test]
@@ -233,7 +233,7 @@ async fn a_dropped_chain_is_removed_dependents_first_and_what_is_gone_leaves_the
     let at = |entry: &str| log.iter().position(|e| e == entry).unwrap_or_else(|| panic!("{entry} in {log:?}"));
     assert!(at("delete trigger") < at("delete function") && at("delete function") < at("delete role"), "{log:?}");
     assert!(cloud.get("bucket").is_some());
-    let again = engine::plan(&g, Intent::Present, false, 4).await.expect("plan");
+    let again = engine::plan(&g, Intent::Present, 4).await.expect("plan");
     let listed: Vec<&str> = again.nodes.iter().map(|n| n.address.as_str()).collect();
     assert_eq!(listed, ["bucket"], "what is gone and no longer declared is not planned");
     let values = Values::new();

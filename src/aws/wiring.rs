@@ -20,7 +20,7 @@ use super::securitylake::{notification, subscriber};
 use super::sqs::queue;
 use crate::engine::{Graph, GraphError, Input, Node, Undeclared, Values};
 use crate::manifest::ThresholdPolicy;
-use crate::resource::{Managed, Resource};
+use crate::resource::{Adopting, Managed, Resource};
 use crate::stack::{RoleKind, Stack};
 
 /// Why the stack's graph could not be built.
@@ -42,6 +42,9 @@ pub struct RunOptions {
     /// `lakesight calibrate`: the serving generation is calibrated again, whatever the
     /// threshold policy.
     pub recalibrate: bool,
+    /// `--adopt`: a declared resource found under the stack's name without any owner tag is
+    /// taken over ([`Adopting`]).
+    pub adopt: bool,
 }
 
 /// Builds the stack's nodes, wired to one store of values, as a checked graph. It reads one
@@ -55,6 +58,9 @@ pub struct RunOptions {
 pub async fn graph(stack: &Stack, aws: &Aws, options: RunOptions) -> Result<Graph, WiringError> {
     let values = Values::new();
     let mut nodes = taggable(stack, aws, &values, Pass::Declared(options));
+    if options.adopt {
+        nodes = nodes.into_iter().map(|node| Arc::new(Adopting::new(node)) as Arc<dyn Node>).collect();
+    }
     let recorded = record::read(&aws.s3, &stack.artifact_bucket(), stack.name()).await?.unwrap_or_default();
     let untaggable = untaggable(stack, aws, &recorded, &nodes);
     nodes.extend(untaggable.managed.iter().cloned());

@@ -51,8 +51,7 @@ pub async fn run_apply(global: &Global, args: &ApplyArgs, stats: Arc<CallStats>)
         manifest: &args.manifest,
         intent: Intent::Present,
         command: ledger::Command::Apply { adopt: args.adopt },
-        options: RunOptions::default(),
-        adopt: args.adopt,
+        options: RunOptions { adopt: args.adopt, ..RunOptions::default() },
         auto_approve: args.auto_approve,
         output: args.output,
     };
@@ -65,7 +64,6 @@ pub async fn run_destroy(global: &Global, args: &DestroyArgs, stats: Arc<CallSta
         intent: Intent::Absent,
         command: ledger::Command::Destroy,
         options: RunOptions::default(),
-        adopt: false,
         auto_approve: args.auto_approve,
         output: args.output,
     };
@@ -85,7 +83,6 @@ pub(super) struct Request<'a> {
     /// What the ledger records the run as.
     pub command: ledger::Command,
     pub options: RunOptions,
-    pub adopt: bool,
     pub auto_approve: bool,
     pub output: OutputFormat,
 }
@@ -168,9 +165,9 @@ async fn walk(
     cancel: &CancellationToken,
     record: &mut RunRecord,
 ) -> Result<u8, CliError> {
-    let &Request { intent, adopt, auto_approve, output, .. } = request;
+    let &Request { intent, auto_approve, output, .. } = request;
     let parallelism = usize::from(global.parallelism);
-    let plan = engine::plan(&s.graph, intent, adopt, parallelism).await?;
+    let plan = engine::plan(&s.graph, intent, parallelism).await?;
     record.planned(&plan);
     if output == OutputFormat::Text {
         print_plan(&plan, output);

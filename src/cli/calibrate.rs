@@ -51,7 +51,6 @@ pub async fn run(global: &Global, args: &CalibrateArgs, stats: Arc<CallStats>) -
         intent: Intent::Present,
         command: ledger::Command::Calibrate,
         options: RunOptions { recalibrate: true, ..RunOptions::default() },
-        adopt: false,
         auto_approve: args.auto_approve,
         output: OutputFormat::Text,
     };

@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::{CliError, Global, ManifestArg, OutputFormat, exit, session};
 use crate::aws::stats::CallStats;
+use crate::aws::wiring::RunOptions;
 use crate::engine::{self, Intent, Plan};
 
 #[derive(Debug, Args)]
@@ -26,9 +27,10 @@ pub struct PlanArgs {
 }
 
 pub async fn run(global: &Global, args: &PlanArgs, stats: Arc<CallStats>) -> Result<u8, CliError> {
-    let s = session::open(global, &args.manifest.file, Arc::clone(&stats)).await?;
+    let options = RunOptions { adopt: args.adopt, ..RunOptions::default() };
+    let s = session::open_for(global, &args.manifest.file, Arc::clone(&stats), options).await?;
     let intent = if args.destroy { Intent::Absent } else { Intent::Present };
-    let plan = engine::plan(&s.graph, intent, args.adopt, global.parallelism.into()).await?;
+    let plan = engine::plan(&s.graph, intent, global.parallelism.into()).await?;
     stats.observed(s.graph.len());
     print_plan(&plan, args.output);
     let code = if args.detailed_exitcode && plan.has_changes() { exit::CHANGES } else { exit::SUCCESS };

@@ -42,7 +42,7 @@ pub async fn run(global: &Global, args: &RetrainArgs, stats: Arc<CallStats>) -> 
     trains(&crate::manifest::Manifest::load(&args.manifest.file)?.spec)?;
     if args.dry_run {
         let s = session::open_for(global, &args.manifest.file, Arc::clone(&stats), options).await?;
-        let plan = engine::plan(&s.graph, Intent::Present, false, global.parallelism.into()).await?;
+        let plan = engine::plan(&s.graph, Intent::Present, global.parallelism.into()).await?;
         stats.observed(s.graph.len());
         print_plan(&plan, args.output);
         return Ok(exit::SUCCESS);
@@ -52,7 +52,6 @@ pub async fn run(global: &Global, args: &RetrainArgs, stats: Arc<CallStats>) -> 
         intent: Intent::Present,
         command: ledger::Command::Retrain { window_end },
         options,
-        adopt: false,
         // Scheduled runs have no one to ask; the plan is printed and recorded all the same.
         auto_approve: true,
         output: args.output,

@@ -51,7 +51,9 @@ pub struct Observation {
     pub id: Option<String>,
     /// Provider-reported health, when the resource has one.
     pub health: Option<String>,
-    /// Why an absent resource is absent, when the provider knows more than "it does not exist".
+    /// Why an absent resource is absent, when the provider knows more than "it does not exist";
+    /// for an existing one, what the provider did to claim it ("adopted"), which heads the
+    /// reason for its update.
     pub note: Option<String>,
     /// Why destroy leaves an existing resource of the stack's alone: a service keeps finished
     /// jobs on record, say, or another node removes it. Reported as is, never planned.

@@ -94,7 +94,7 @@ pub struct PlannedNode {
 /// Why a node may not be touched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
-    /// No owner tag: adoptable with `--adopt`.
+    /// No owner at all: the provider did not claim it.
     Untagged,
     /// Another stack's owner tag: never adopted.
     OwnedBy(String),
@@ -105,7 +105,6 @@ pub enum Refusal {
 pub fn plan_action(
     intent: Intent,
     observed: &Observation,
-    adopt: bool,
     retained: Option<&str>,
 ) -> Result<(Action, String), Refusal> {
     let has_replace = observed.changes.iter().any(|c| c.requires_replace);
@@ -124,23 +123,19 @@ pub fn plan_action(
         }
         (Intent::Absent, Some(_)) => Ok((Action::Delete, "removed with the stack".to_owned())),
         (Intent::Present, Some(Ownership::Foreign(Some(owner)))) => Err(Refusal::OwnedBy(owner.clone())),
-        (Intent::Present, Some(Ownership::Foreign(None))) if !adopt => Err(Refusal::Untagged),
-        (Intent::Present, Some(Ownership::Foreign(None))) => {
-            let reason = if observed.changes.is_empty() {
-                "adopted".to_owned()
-            } else {
-                format!("adopted; drifted: {}", fields())
-            };
-            Ok((Action::Update, reason))
-        }
+        (Intent::Present, Some(Ownership::Foreign(None))) => Err(Refusal::Untagged),
         (Intent::Present, Some(_)) if has_replace => {
             let forcing: Vec<&str> =
                 observed.changes.iter().filter(|c| c.requires_replace).map(|c| c.field.as_str()).collect();
             Ok((Action::Replace, format!("{} cannot change in place", forcing.join(", "))))
         }
-        (Intent::Present, Some(_)) if !observed.changes.is_empty() => {
-            Ok((Action::Update, format!("drifted: {}", fields())))
-        }
+        (Intent::Present, Some(_)) if !observed.changes.is_empty() => Ok((
+            Action::Update,
+            match &observed.note {
+                Some(note) => format!("{note}; drifted: {}", fields()),
+                None => format!("drifted: {}", fields()),
+            },
+        )),
         (Intent::Present, Some(_)) => Ok((Action::NoOp, "up to date".to_owned())),
     }
 }
@@ -159,7 +154,6 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub(super) struct Rules {
     pub intent: Intent,
-    pub adopt: bool,
     /// Why destroy keeps a node, by address, for nodes a retention rule keeps.
     pub retained: HashMap<String, String>,
 }
@@ -170,7 +164,7 @@ impl Rules {
         let retained = self.retained.get(node.address()).map(String::as_str);
         let (address, name) = (node.address().to_owned(), node.name().to_owned());
         let intent = if node.declared() { self.intent } else { Intent::Absent };
-        match plan_action(intent, observed, self.adopt, retained) {
+        match plan_action(intent, observed, retained) {
             Ok((action, reason)) => Ok(PlannedNode {
                 address,
                 name,
@@ -233,9 +227,9 @@ impl Plan {
 }
 
 /// Observes every node, dependencies first so that inputs are known, and plans each one.
-pub async fn plan(graph: &Graph, intent: Intent, adopt: bool, parallelism: usize) -> Result<Plan, PlanFailure> {
+pub async fn plan(graph: &Graph, intent: Intent, parallelism: usize) -> Result<Plan, PlanFailure> {
     let observations = observe_all(graph, parallelism).await;
-    let rules = Rules { intent, adopt, retained: retention(graph, intent, &observations) };
+    let rules = Rules { intent, retained: retention(graph, intent, &observations) };
     let mut nodes = Vec::with_capacity(graph.len());
     let mut refusals = Vec::new();
     let mut errors = Vec::new();
@@ -360,22 +354,19 @@ mod tests {
 
     #[test]
     fn absent_resource_is_created() {
-        assert_eq!(plan_action(Intent::Present, &Observation::absent(), false, None).map(|r| r.0), Ok(Action::Create));
+        assert_eq!(plan_action(Intent::Present, &Observation::absent(), None).map(|r| r.0), Ok(Action::Create));
     }
 
     #[test]
     fn an_absence_note_becomes_the_reason_to_create() {
         let o = Observation::absent_because("inputs changed since g3".into());
-        assert_eq!(
-            plan_action(Intent::Present, &o, false, None),
-            Ok((Action::Create, "inputs changed since g3".into()))
-        );
+        assert_eq!(plan_action(Intent::Present, &o, None), Ok((Action::Create, "inputs changed since g3".into())));
     }
 
     #[test]
     fn owned_and_in_sync_is_noop() {
         assert_eq!(
-            plan_action(Intent::Present, &observed(Some(Ownership::Owned), vec![]), false, None).map(|r| r.0),
+            plan_action(Intent::Present, &observed(Some(Ownership::Owned), vec![]), None).map(|r| r.0),
             Ok(Action::NoOp)
         );
     }
@@ -383,7 +374,7 @@ mod tests {
     #[test]
     fn drift_is_update_and_names_fields() {
         let o = observed(Some(Ownership::Owned), vec![Change::in_place("tags", "a", "b")]);
-        assert_eq!(plan_action(Intent::Present, &o, false, None), Ok((Action::Update, "drifted: tags".to_owned())));
+        assert_eq!(plan_action(Intent::Present, &o, None), Ok((Action::Update, "drifted: tags".to_owned())));
     }
 
     #[test]
@@ -393,41 +384,45 @@ mod tests {
             vec![Change::in_place("tags", "a", "b"), Change::replacing("version", "1.0", "2.0")],
         );
         assert_eq!(
-            plan_action(Intent::Present, &o, false, None),
+            plan_action(Intent::Present, &o, None),
             Ok((Action::Replace, "version cannot change in place".to_owned()))
         );
     }
 
     #[test]
-    fn foreign_resource_is_refused_unless_adopted() {
+    fn an_unowned_resource_is_refused_and_one_its_provider_claims_is_updated_with_its_note() {
         let o = observed(Some(Ownership::Foreign(None)), vec![Change::in_place("tags", "-", "x")]);
-        assert_eq!(plan_action(Intent::Present, &o, false, None), Err(Refusal::Untagged));
-        assert_eq!(plan_action(Intent::Present, &o, true, None).map(|r| r.0), Ok(Action::Update));
+        assert_eq!(plan_action(Intent::Present, &o, None), Err(Refusal::Untagged));
+        let claimed = Observation { ownership: Some(Ownership::Owned), note: Some("adopted".into()), ..o };
+        assert_eq!(
+            plan_action(Intent::Present, &claimed, None),
+            Ok((Action::Update, "adopted; drifted: tags".to_owned()))
+        );
     }
 
     #[test]
     fn resource_of_another_stack_is_never_adopted() {
         let o = observed(Some(Ownership::Foreign(Some("other".into()))), vec![]);
-        assert_eq!(plan_action(Intent::Present, &o, true, None), Err(Refusal::OwnedBy("other".into())));
+        assert_eq!(plan_action(Intent::Present, &o, None), Err(Refusal::OwnedBy("other".into())));
     }
 
     #[test]
     fn destroy_deletes_owned_keeps_retained_and_foreign() {
         let owned = observed(Some(Ownership::Owned), vec![]);
-        assert_eq!(plan_action(Intent::Absent, &owned, false, None).map(|r| r.0), Ok(Action::Delete));
+        assert_eq!(plan_action(Intent::Absent, &owned, None).map(|r| r.0), Ok(Action::Delete));
         assert_eq!(
-            plan_action(Intent::Absent, &owned, false, Some("kept by its deletionPolicy (Retain)")).map(|r| r.0),
+            plan_action(Intent::Absent, &owned, Some("kept by its deletionPolicy (Retain)")).map(|r| r.0),
             Ok(Action::NoOp)
         );
         let foreign = observed(Some(Ownership::Foreign(None)), vec![]);
-        assert_eq!(plan_action(Intent::Absent, &foreign, true, None).map(|r| r.0), Ok(Action::NoOp));
-        assert_eq!(plan_action(Intent::Absent, &Observation::absent(), false, None).map(|r| r.0), Ok(Action::NoOp));
+        assert_eq!(plan_action(Intent::Absent, &foreign, None).map(|r| r.0), Ok(Action::NoOp));
+        assert_eq!(plan_action(Intent::Absent, &Observation::absent(), None).map(|r| r.0), Ok(Action::NoOp));
     }
 
     #[test]
     fn untaggable_resources_are_managed() {
         let o = observed(Some(Ownership::Untaggable), vec![Change::replacing("version", "1.0", "2.0")]);
-        assert_eq!(plan_action(Intent::Present, &o, false, None).map(|r| r.0), Ok(Action::Replace));
-        assert_eq!(plan_action(Intent::Absent, &o, false, None).map(|r| r.0), Ok(Action::Delete));
+        assert_eq!(plan_action(Intent::Present, &o, None).map(|r| r.0), Ok(Action::Replace));
+        assert_eq!(plan_action(Intent::Absent, &o, None).map(|r| r.0), Ok(Action::Delete));
     }
 }

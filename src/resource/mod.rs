@@ -2,6 +2,7 @@
 //! engine [`Node`](crate::engine::Node). It knows no cloud: the kinds live under `aws/`.
 
 mod adapter;
+mod adoption;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use crate::engine::{Change, Outputs, Ownership, Readiness, UNSET};
 
 pub use adapter::Managed;
+pub use adoption::Adopting;
 
 /// The tag that marks a resource as owned by a stack: `lakesight:stack=<name>`.
 pub const OWNER_TAG: &str = "lakesight:stack";
@@ -186,7 +188,7 @@ pub(crate) mod test_support {
     /// Observes `node`, checks that the plan creates it, and applies the creation.
     pub(crate) async fn created_as_planned(node: &dyn Node) -> Observation {
         let observed = node.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Create));
+        assert_eq!(plan_action(Intent::Present, &observed, None).map(|a| a.0), Ok(Action::Create));
         node.apply(Action::Create).await.expect("create");
         observed
     }

@@ -345,6 +345,6 @@ mod tests {
     async fn another_stacks_workgroup_is_refused() {
         let (list, get, tags) = (listed(), group(10_000_000_000), tagged("other"));
         let observed = node(&[&list, &get, &tags]).observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, true, None), Err(Refusal::OwnedBy("other".into())));
+        assert_eq!(plan_action(Intent::Present, &observed, None), Err(Refusal::OwnedBy("other".into())));
     }
 }

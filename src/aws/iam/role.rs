@@ -451,7 +451,7 @@ mod tests {
         let observed = n.observe().await.expect("observe");
         let fields: Vec<&str> = observed.changes.iter().map(|c| c.field.as_str()).collect();
         assert_eq!(fields, ["inlinePolicy", "tags"]);
-        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Update));
+        assert_eq!(plan_action(Intent::Present, &observed, None).map(|a| a.0), Ok(Action::Update));
         n.apply(Action::Update).await.expect("update");
         assert_eq!((put.num_calls(), tag.num_calls()), (1, 1));
     }
@@ -461,7 +461,7 @@ mod tests {
         let get = role(&[("lakesight:stack", "other")]);
         let [list, doc, attached] = inline(wanted);
         let observed = node(&[&get, &list, &doc, &attached]).observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, true, None), Err(Refusal::OwnedBy("other".into())));
+        assert_eq!(plan_action(Intent::Present, &observed, None), Err(Refusal::OwnedBy("other".into())));
     }
 
     #[tokio::test]

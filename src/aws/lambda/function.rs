@@ -716,7 +716,7 @@ mod tests {
                 Change::in_place("tags", "{team=(unset)}", "{team=secops}"),
             ]
         );
-        let planned = plan_action(Intent::Present, &node.observe().await.expect("observe"), false, None);
+        let planned = plan_action(Intent::Present, &node.observe().await.expect("observe"), None);
         let reason = planned.expect("planned").1;
         assert!(reason.contains("environment.LAKESIGHT_THRESHOLD") && reason.contains("tags"), "{reason}");
         node.apply(Action::Update).await.expect("update");

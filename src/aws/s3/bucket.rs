@@ -452,7 +452,7 @@ mod tests {
         let (head, tags, enc, pab) = (exists(), tags(&[("team", "secops")]), encrypted(), blocked());
         let observed = node(&[&head, &tags, &enc, &pab]).observe().await.expect("observe");
         assert_eq!(observed.ownership, Some(Ownership::Foreign(None)));
-        assert_eq!(plan_action(Intent::Present, &observed, false, None), Err(Refusal::Untagged));
+        assert_eq!(plan_action(Intent::Present, &observed, None), Err(Refusal::Untagged));
     }
 
     #[tokio::test]

@@ -421,7 +421,7 @@ mod tests {
         let n = Managed::new(e);
         let observed = n.observe().await.expect("observe");
         assert_eq!(observed.changes, vec![Change::in_place("endpointConfig", &old, &new)]);
-        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Update));
+        assert_eq!(plan_action(Intent::Present, &observed, None).map(|a| a.0), Ok(Action::Update));
         n.apply(Action::Update).await.expect("update");
         assert_eq!(update.num_calls(), 1);
     }
@@ -474,10 +474,7 @@ mod tests {
         let n = Managed::new(e);
         let observed = n.observe().await.expect("observe");
         assert_eq!(observed.changes, vec![Change::in_place("tags", "{team=(unset)}", "{team=secops}")]);
-        assert_eq!(
-            plan_action(Intent::Present, &observed, false, None),
-            Ok((Action::Update, "drifted: tags".to_owned()))
-        );
+        assert_eq!(plan_action(Intent::Present, &observed, None), Ok((Action::Update, "drifted: tags".to_owned())));
         n.apply(Action::Update).await.expect("update");
         assert_eq!((put_back.num_calls(), update.num_calls()), (1, 0));
     }

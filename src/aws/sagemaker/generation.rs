@@ -214,7 +214,7 @@ mod tests {
         let n = Managed::new(config.leftovers());
 
         let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Absent, &observed, false, None).map(|a| a.0), Ok(Action::Delete));
+        assert_eq!(plan_action(Intent::Absent, &observed, None).map(|a| a.0), Ok(Action::Delete));
         n.apply(Action::Delete).await.expect("delete");
         assert_eq!(*deleted.lock().expect("lock"), listed[..2]);
     }

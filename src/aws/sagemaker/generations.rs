@@ -256,7 +256,7 @@ mod tests {
         let serving = input(Key::new("serving"), Some(format!("{}-c0a0b", names(&lineage, &[3])[0])));
         let n = Managed::new(Generations::new(&s, lineage.clone(), mocked_client!(aws_sdk_sagemaker, &all), serving));
         let observed = n.observe().await.expect("observe");
-        let planned = plan_action(Intent::Present, &observed, false, None).expect("plan");
+        let planned = plan_action(Intent::Present, &observed, None).expect("plan");
         assert_eq!(planned.0, Action::Update, "collecting is a planned change");
         assert_eq!(
             observed.changes[0].from,

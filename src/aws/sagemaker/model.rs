@@ -127,7 +127,7 @@ mod tests {
         let list = mock!(Client::list_models).then_output(|| ListModelsOutput::builder().build());
         let observed = model(None, &[&list]).observe().await.expect("observe");
         assert_eq!(
-            plan_action(Intent::Present, &observed, false, None),
+            plan_action(Intent::Present, &observed, None),
             Ok((Action::Create, format!("serves the generation training produces {AFTER_APPLY}")))
         );
         assert_eq!(list.num_calls(), 0);

@@ -386,7 +386,7 @@ mod tests {
         let observed = n.observe().await.expect("observe");
         assert_eq!((observed.ownership.clone(), observed.changes.clone()), (Some(Ownership::Owned), vec![]));
         assert_eq!(
-            plan_action(Intent::Absent, &observed, false, n.retain_on_destroy().then_some("kept")).map(|a| a.0),
+            plan_action(Intent::Absent, &observed, n.retain_on_destroy().then_some("kept")).map(|a| a.0),
             Ok(Action::NoOp)
         );
     }

@@ -436,7 +436,7 @@ mod tests_mocked {
         let n = node(&[&list, &health, &delete, &create]);
         let observed = n.observe().await.expect("observe");
         assert_eq!(observed.changes, vec![Change::replacing("sourceVersion", "1.0", "2.0")]);
-        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Replace));
+        assert_eq!(plan_action(Intent::Present, &observed, None).map(|a| a.0), Ok(Action::Replace));
         n.apply(Action::Replace).await.expect("replace");
         assert_eq!((delete.num_calls(), create.num_calls()), (1, 2));
         assert_eq!(list.num_calls(), 2, "the create came after a read found the old version gone");
@@ -487,7 +487,7 @@ mod tests_mocked {
                 .releasing(&SourceSpec { accounts: vec!["111122223333".into()], ..recorded }),
         );
         let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Update));
+        assert_eq!(plan_action(Intent::Present, &observed, None).map(|a| a.0), Ok(Action::Update));
         n.apply(Action::Update).await.expect("update");
         assert_eq!(disable.num_calls(), 1, "us-east-1 only");
     }
@@ -510,12 +510,9 @@ mod tests_mocked {
         let observed = n.observe().await.expect("observe");
         assert_eq!(observed.ownership, Some(Ownership::Untaggable));
         assert_eq!(observed.changes, vec![Change::in_place("coverage", "disabled", "111122223333/eu-west-1@2.0")]);
+        assert_eq!(plan_action(Intent::Present, &observed, None), Ok((Action::Update, "drifted: coverage".to_owned())));
         assert_eq!(
-            plan_action(Intent::Present, &observed, false, None),
-            Ok((Action::Update, "drifted: coverage".to_owned()))
-        );
-        assert_eq!(
-            plan_action(Intent::Absent, &observed, false, None),
+            plan_action(Intent::Absent, &observed, None),
             Ok((Action::NoOp, "already disabled".to_owned())),
             "destroy has nothing to disable"
         );

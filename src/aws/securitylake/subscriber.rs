@@ -340,7 +340,7 @@ mod tests {
         });
         let observed = node(&[&list, &tags]).observe().await.expect("observe");
         assert_eq!(observed.changes[0], Change::replacing("name", "custom-name", "lakesight-demo"));
-        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Replace));
+        assert_eq!(plan_action(Intent::Present, &observed, None).map(|a| a.0), Ok(Action::Replace));
     }
 
     #[tokio::test]
@@ -377,7 +377,7 @@ mod tests {
     async fn changed_access_type_forces_replacement() {
         let (list, tags) = (listed("very-secret-id", AccessType::Lakeformation), tags(OWNED));
         let observed = node(&[&list, &tags]).observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, None).map(|a| a.0), Ok(Action::Replace));
+        assert_eq!(plan_action(Intent::Present, &observed, None).map(|a| a.0), Ok(Action::Replace));
     }
 
     #[tokio::test]
@@ -390,7 +390,7 @@ mod tests {
         });
         let n = node(&[&list, &tags, &gone]);
         let observed = n.observe().await.expect("observe");
-        assert_eq!(plan_action(Intent::Present, &observed, false, None), Err(Refusal::Untagged));
+        assert_eq!(plan_action(Intent::Present, &observed, None), Err(Refusal::Untagged));
         n.apply(Action::Delete).await.expect("not found on delete is success");
     }
 }
