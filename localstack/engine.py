@@ -2,8 +2,8 @@
 `lakesight model train` and `lakesight model score`, run as child processes.
 
 The binary is `$LAKESIGHT_BIN` when set (localstack/up and the Rust test harness set it), otherwise
-`target/debug/lakesight` under `$CARGO_TARGET_DIR` or the repository. Without it nothing is trained or scored: jobs fail and endpoints
-refuse to serve, with a reason that names the missing binary.
+`target/debug/lakesight` under `$CARGO_TARGET_DIR` or the repository. Without it nothing is trained or scored: jobs and
+endpoints fail, with a reason that names the missing binary.
 """
 
 import json

@@ -2,9 +2,13 @@
 
 When an endpoint settles (becomes InService after CreateEndpoint or UpdateEndpoint), the model of its
 configuration's first production variant is loaded: the `model.tar.gz` at the model's
-`PrimaryContainer.ModelDataUrl` is read from the emulator's S3 and unpacked into a directory of the
-endpoint's own. A model that cannot be loaded fails a new endpoint, or rolls an update back to the
-configuration that was serving, with SageMaker's FailureReason.
+`PrimaryContainer.ModelDataUrl` is read from the emulator's S3, unpacked into a directory of the
+endpoint's own, and opened by the engine, which scores one pair with it. A model that cannot be loaded
+fails a new endpoint, or rolls an update back to the configuration that was serving, with SageMaker's
+FailureReason. For a model that does not load, that is the reason of a container that never answers its
+ping health check: SageMaker fails the endpoint when /ping does not answer 200 within four minutes of the
+container's start, and serving frameworks answer it only once their model is loaded
+(https://repost.aws/knowledge-center/sagemaker-endpoint-creation-fail).
 
 InvokeEndpoint runs `lakesight model score` on the request body: `text/csv`, `application/json` or
 `application/jsonlines` in; `application/json` or `application/jsonlines` out (`;verbose=True` adds the
@@ -16,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -26,10 +31,18 @@ from training import s3, split
 MAX_BODY = 6 * 1024 * 1024  # the service model's BodyBlob maximum, 6291456 bytes
 CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
 ACCEPT_TYPES = ("application/json", "application/jsonlines")
+# What the health check scores: any entity and address will do, the model only has to answer.
+PING_BODY = b"ping,192.0.2.1\n"
 
 
 class Unloadable(Exception):
     """The endpoint's model cannot be loaded; the message is SageMaker's FailureReason."""
+
+
+def ping_failure(variant):
+    """SageMaker's FailureReason for a container that never answers its ping health check."""
+    return (f"The primary container for production variant {variant} did not pass the ping health check. Please "
+            "check CloudWatch logs for this endpoint.")
 
 
 def model_data_url(backend, config_name):
@@ -100,8 +113,7 @@ class Serving:
         The model that was serving stays loaded when the new one fails."""
         variant, url = model_data_url(backend, config_name)
         if not url:
-            raise Unloadable(f"The primary container for production variant {variant} did not pass the ping "
-                             "health check. Please check CloudWatch logs for this endpoint.")
+            raise Unloadable(ping_failure(variant))
         with self.lock:
             current = self.loaded.get(name)
             if current and current[0] == url:
@@ -110,6 +122,7 @@ class Serving:
             directory = os.path.join(self.root, f"{name}-{self.count}")
         try:
             unpack(url, directory)
+            ping(name, variant, url, directory)
         except Unloadable:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -123,6 +136,24 @@ class Serving:
         self.load(backend, name, config_name)
         with self.lock:
             return self.loaded[name][1]
+
+
+def ping(name, variant, url, directory):
+    """Opens the unpacked model with the engine and scores one pair with it: the emulator's ping health check.
+    Raises Unloadable with SageMaker's reason when the model does not load. SageMaker points at
+    the endpoint's CloudWatch logs for the cause; the emulator writes the engine's words to its own
+    standard error (localstack/.run/emulator.log under localstack/up)."""
+    try:
+        engine.score(directory, PING_BODY, "text/csv", True, False)
+        return
+    except engine.Unavailable as e:
+        raise Unloadable(f"InternalServerError: the emulator cannot load the model: {e}") from None
+    except engine.Refused as refused:
+        cause = refused.reason
+    except subprocess.TimeoutExpired:
+        cause = "the engine did not answer within 60 seconds"
+    print(f"endpoint {name}: the model at {url} did not load: {cause}", file=sys.stderr, flush=True)
+    raise Unloadable(ping_failure(variant))
 
 
 def media(header):

@@ -1,6 +1,7 @@
 //! `lakesight model train|evaluate|score` as a local SageMaker runs them: the real binary on a
 //! small generated CSV, its stdout metrics, its per-epoch JSON progress, the model directory,
-//! the inference formats, and the exit-2 `ClientError:` contract.
+//! the inference formats, and the exit-2 `ClientError:` contract; and the same commands reading
+//! UNLOAD part files under S3 prefixes, from the emulator.
 
 mod support;
 
@@ -8,7 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::Run;
+use sha2::{Digest, Sha256};
+use support::{Emulator, Run};
 
 /// The binary with an endpoint nothing listens on: local inputs must not need AWS.
 fn lakesight() -> Command {
@@ -245,4 +247,136 @@ fn evaluate_and_score_use_the_model_and_a_seed_reproduces_it() {
     refused.expect_code(2);
     let last = refused.stderr.lines().last().unwrap_or_default();
     assert_eq!(last, "ClientError: stdin:2: \"10.0.0.256\" is not a dotted IPv4 address");
+}
+
+/// Gzip, as Athena's UNLOAD compresses text output by default.
+fn gzip(text: &str) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+/// `text` cut into `n` runs of whole lines.
+fn parts(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines.chunks(lines.len().div_ceil(n)).map(|c| c.iter().map(|l| format!("{l}\n")).collect()).collect()
+}
+
+/// Part files named as the emulator's Athena names an UNLOAD's output, `<engine query id>_<uuid>`
+/// with `.gz` when compressed, in key order; every other one gzipped. Each is written under the S3
+/// prefix and, with the same name and bytes, under a local directory.
+async fn put_parts(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &Path, texts: &[String]) {
+    std::fs::create_dir_all(dir).expect("local dir");
+    let uuids = [
+        "0b6f1d4e-2c57-4a8e-9d1f-3e5a7c9b1d20",
+        "5c2e8a71-9f04-4b3d-8e6a-1d7c3f5b9a42",
+        "a81d3f6c-47e2-4c9b-b05d-6f2e8a1c3d75",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        let (name, bytes) = if i % 2 == 1 {
+            (format!("20261202_000000_00007_kqzvb_{}.gz", uuids[i]), gzip(text))
+        } else {
+            (format!("20261202_000000_00007_kqzvb_{}", uuids[i]), text.clone().into_bytes())
+        };
+        std::fs::write(dir.join(&name), &bytes).expect("local part");
+        s3.put_object()
+            .bucket(bucket)
+            .key(format!("{prefix}{name}"))
+            .body(bytes.into())
+            .send()
+            .await
+            .expect("PutObject");
+    }
+}
+
+#[tokio::test]
+async fn unload_parts_under_s3_prefixes_train_evaluate_and_score_as_the_same_local_files_do() {
+    let emu = Emulator::start();
+    let s3 = emu.s3().await;
+    let bucket = "model-inputs";
+    s3.create_bucket().bucket(bucket).send().await.expect("CreateBucket");
+    let local = tempfile::tempdir().expect("tempdir");
+    let at = |name: &str| local.path().join(name);
+
+    let train = planted(30, 0);
+    let validation = planted(5, 1);
+    let mut score = planted(1, 2);
+    score.extend((0..40u32).map(|e| format!("i-{e:04},203.0.113.{e}\n")));
+    put_parts(&s3, bucket, "features/run-1/train/", &at("train"), &parts(&train, 3)).await;
+    put_parts(&s3, bucket, "features/run-1/validation/", &at("validation"), &parts(&validation, 2)).await;
+    put_parts(&s3, bucket, "pairs/", &at("pairs"), &parts(&score, 2)).await;
+    // Athena's manifest beside the outputs, not under a channel's prefix: not pairs, and not read.
+    let manifest = format!("s3://{bucket}/features/run-1/train/20261202_000000_00007_kqzvb_x\n");
+    s3.put_object()
+        .bucket(bucket)
+        .key("features/run-1/20261202_000000_00007_kqzvb-manifest.csv")
+        .body(manifest.into_bytes().into())
+        .send()
+        .await
+        .expect("PutObject");
+    let hp = at("hyperparameters.json");
+    std::fs::write(
+        &hp,
+        r#"{"num_entity_vectors":"80","vector_dim":"16","epochs":"4","learning_rate":"0.02","mini_batch_size":"100"}"#,
+    )
+    .expect("hyperparameters");
+
+    let s3_uri = |key: &str| format!("s3://{bucket}/{key}");
+    let model = |train: &str, validation: &str, out: &Path| {
+        let run = Run::of(
+            emu.lakesight()
+                .args(["model", "train", "--train", train, "--validation", validation, "--seed", "7"])
+                .args(["--progress", "none", "--hyperparameters"])
+                .arg(&hp)
+                .arg("--out")
+                .arg(out),
+        );
+        run.expect_code(0);
+        run.stdout
+    };
+    let from_s3 = model(&s3_uri("features/run-1/train/"), &s3_uri("features/run-1/validation/"), &at("s3-model"));
+    let from_files =
+        model(at("train").to_str().expect("path"), at("validation").to_str().expect("path"), &at("local-model"));
+    let metrics = json(from_s3.trim());
+    let auc = metrics["validation:discriminator_auc"].as_f64().expect("validation:discriminator_auc");
+    assert!(auc > 0.9, "validation AUC {auc}");
+    assert!(metrics["train:binary_classification_accuracy"].as_f64().is_some_and(|a| a > 0.5), "{metrics}");
+    // Every part, gunzipped, in key order, and nothing else: the pairs the model was trained on
+    // are the planted lines as they were cut, and the same seed gives the same run as the files.
+    let trained_on = header(&at("s3-model"))["training_data_sha256"].clone();
+    assert_eq!(trained_on, format!("{:x}", Sha256::digest(train.as_bytes())));
+    assert_eq!(from_s3, from_files, "the same metrics as from the same parts on disk");
+
+    let evaluate = |input: &str| {
+        let run = Run::of(
+            emu.lakesight()
+                .args(["model", "evaluate", "--output", "json", "--seed", "3", "--input", input, "--model"])
+                .arg(at("s3-model")),
+        );
+        run.expect_code(0);
+        run.stdout
+    };
+    let evaluation = evaluate(&s3_uri("features/run-1/validation/"));
+    let e = json(evaluation.trim());
+    assert_eq!(e["pairs"], 200, "{e}");
+    assert!(e["auc"].as_f64().is_some_and(|a| a > 0.9), "{e}");
+    assert_eq!(evaluation, evaluate(at("validation").to_str().expect("path")));
+
+    let scored = |model: &str, input: &str| {
+        let run = Run::of(emu.lakesight().args(["model", "score", "--model", model, "--input", input]));
+        run.expect_code(0);
+        run.stdout
+    };
+    let from_s3 = scored(at("s3-model").to_str().expect("path"), &s3_uri("pairs/"));
+    let lines: Vec<&str> = from_s3.lines().collect();
+    let pairs: Vec<&str> = score.lines().collect();
+    assert_eq!(lines.len(), pairs.len(), "one line per pair:\n{from_s3}");
+    for (line, pair) in lines.iter().zip(&pairs) {
+        let (scored_pair, dot) = line.rsplit_once(',').expect("entity,ip,dot_product");
+        assert_eq!(scored_pair, *pair);
+        assert!(dot.parse::<f32>().is_ok_and(f32::is_finite), "{line}");
+    }
+    std::fs::write(at("pairs.csv"), &score).expect("pairs.csv");
+    let from_file = scored(at("local-model").to_str().expect("path"), at("pairs.csv").to_str().expect("path"));
+    assert_eq!(from_s3, from_file, "the S3 model on the S3 parts scores as the local model on one local file");
 }

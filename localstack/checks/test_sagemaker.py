@@ -10,11 +10,13 @@ import unittest
 
 import botocore.exceptions
 
-from checks.support import (SMALL, client, control, create_job, deploy, metrics, planted_pairs, put_channels,
-                            wait_for_job)
+from checks.support import (IMAGE, ROLE, SMALL, client, control, create_job, deploy, metrics, planted_pairs,
+                            put_channels, trained_model, wait_for_job)
 
 BUCKET = "sagemaker-checks"
 NORMAL = [f"user-{e},10.{e}.{e % 4}.{7 * e % 256}" for e in range(20)]
+PING_FAILURE = ("The primary container for production variant v1 did not pass the ping health check. Please check "
+                "CloudWatch logs for this endpoint.")
 RANDOM = [f"user-{e},{(37 * e + 101) % 223 + 1}.{(91 * e) % 256}.{(13 * e) % 256}.{(53 * e) % 256}" for e in range(20)]
 
 
@@ -202,3 +204,63 @@ class ModelData(unittest.TestCase):
         endpoint = deploy("junk", f"s3://{BUCKET}/models/junk/model.tar.gz")
         self.assertEqual(endpoint["EndpointStatus"], "Failed")
         self.assertIn("is a valid tar.gz archive", endpoint["FailureReason"])
+
+    @staticmethod
+    def archive(files):
+        """A model.tar.gz holding `files` ({name: bytes})."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+            for name, data in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return buffer.getvalue()
+
+    def put_archive(self, name, files):
+        client("s3").put_object(Bucket=BUCKET, Key=f"models/{name}/model.tar.gz", Body=self.archive(files))
+        return f"s3://{BUCKET}/models/{name}/model.tar.gz"
+
+    @staticmethod
+    def truncated_model():
+        """The files of a trained model.tar.gz, with its model.safetensors cut to half its length."""
+        bucket, key = trained_model(BUCKET).removeprefix("s3://").split("/", 1)
+        archive = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+            files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+        files["model.safetensors"] = files["model.safetensors"][:len(files["model.safetensors"]) // 2]
+        return files
+
+    def assert_not_served(self, name):
+        with self.assertRaises(botocore.exceptions.ClientError) as caught:
+            client("sagemaker-runtime").invoke_endpoint(EndpointName=name, ContentType="text/csv",
+                                                        Body=NORMAL[0].encode())
+        self.assertEqual(caught.exception.response["Error"]["Code"], "ValidationError")
+
+    def test_a_tar_gz_with_a_corrupt_model_file_fails_the_endpoint(self):
+        url = self.put_archive("corrupt", self.truncated_model())
+        endpoint = deploy("corrupt", url)
+        self.assertEqual((endpoint["EndpointStatus"], endpoint.get("FailureReason")), ("Failed", PING_FAILURE))
+        self.assert_not_served("corrupt")
+
+    def test_a_tar_gz_without_a_model_file_fails_the_endpoint(self):
+        url = self.put_archive("no-model", {"README.txt": b"no model here\n"})
+        endpoint = deploy("no-model", url)
+        self.assertEqual((endpoint["EndpointStatus"], endpoint.get("FailureReason")), ("Failed", PING_FAILURE))
+        self.assert_not_served("no-model")
+
+    def test_an_update_to_a_corrupt_model_keeps_the_old_one_serving(self):
+        files = self.truncated_model()
+        endpoint = deploy("kept", trained_model(BUCKET))
+        self.assertEqual(endpoint["EndpointStatus"], "InService", endpoint.get("FailureReason"))
+        sm = client("sagemaker")
+        sm.create_model(ModelName="corrupt", ExecutionRoleArn=ROLE,
+                        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": self.put_archive("corrupt", files)})
+        sm.create_endpoint_config(EndpointConfigName="corrupt", ProductionVariants=[
+            {"VariantName": "v1", "ModelName": "corrupt", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+        sm.update_endpoint(EndpointName="kept", EndpointConfigName="corrupt")
+        endpoint = sm.describe_endpoint(EndpointName="kept")
+        self.assertEqual((endpoint["EndpointStatus"], endpoint["EndpointConfigName"], endpoint.get("FailureReason")),
+                         ("InService", "kept", PING_FAILURE))
+        out = client("sagemaker-runtime").invoke_endpoint(EndpointName="kept", ContentType="text/csv",
+                                                           Accept="application/json", Body=NORMAL[0].encode())
+        self.assertEqual(len(json.loads(out["Body"].read())["predictions"]), 1)
