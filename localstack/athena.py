@@ -3,7 +3,8 @@
 StartQueryExecution registers the execution with moto (so ListQueryExecutions and the workgroup see it) and runs
 the query in a background thread: QUEUED, RUNNING, then SUCCEEDED, FAILED or CANCELLED. GetQueryExecution answers
 the state, Athena's StateChangeReason and AthenaError, and Statistics.DataScannedInBytes; GetQueryResults answers a
-SELECT's rows with the header row first and the ColumnInfo types; StopQueryExecution cancels. As in Athena:
+SELECT's rows with the header row first and the ColumnInfo types; BatchGetQueryExecution answers each id as
+GetQueryExecution does, listing unknown ids as unprocessed; StopQueryExecution cancels. As in Athena:
   * the result location is the request's ResultConfiguration.OutputLocation, or the workgroup's, the workgroup's
     winning when it enforces its configuration; a SELECT writes `<location>/<id>.csv`, an UNLOAD writes its data
     under the TO prefix and its manifest `<location>/<id>-manifest.csv` (Statistics.DataManifestLocation);
@@ -146,6 +147,10 @@ class Athena:
         execution = self.find(body)
         if execution is None:
             return None
+        return self.respond(200, {"QueryExecution": self.view(execution)})
+
+    def view(self, execution):
+        """An execution's QueryExecution structure."""
         with self.lock:
             state = execution.state
             status = {"State": state, "SubmissionDateTime": execution.submitted}
@@ -188,7 +193,20 @@ class Athena:
                 "WorkGroup": execution.workgroup,
                 "EngineVersion": ENGINE,
             }
-        return self.respond(200, {"QueryExecution": answer})
+        return answer
+
+    def batch_describe(self, body):
+        """BatchGetQueryExecution: each id described as GetQueryExecution would, unknown ids as unprocessed."""
+        found, unprocessed = [], []
+        for exec_id in body.get("QueryExecutionIds", []):
+            execution = self.find({"QueryExecutionId": exec_id})
+            if execution is None:
+                unprocessed.append(
+                    {"QueryExecutionId": exec_id, "ErrorCode": "InvalidRequestException", "ErrorMessage": "QueryExecution not found"}
+                )
+            else:
+                found.append(self.view(execution))
+        return self.respond(200, {"QueryExecutions": found, "UnprocessedQueryExecutionIds": unprocessed})
 
     def results(self, body):
         """A SELECT's rows, header first, paged by MaxResults (at most 1000) and NextToken; None for moto's ids."""
@@ -240,5 +258,7 @@ class Athena:
             return self.results(body)
         if operation == "StopQueryExecution":
             return self.stop(body)
+        if operation == "BatchGetQueryExecution":
+            return self.batch_describe(body)
         return None
 

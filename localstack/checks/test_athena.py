@@ -303,6 +303,16 @@ class AthenaTest(unittest.TestCase):
         _, execution = self.run_query("SELECT 1 AS one")
         self.assertEqual(execution["Status"]["State"], "SUCCEEDED")
 
+    def test_a_workgroups_executions_are_listed_and_described_in_batches_with_their_text(self):
+        qid, _ = self.run_query("SELECT 2 AS two")
+        other, _ = self.run_query("SELECT 3 AS three")
+        listed = self.athena.list_query_executions(WorkGroup="wg")["QueryExecutionIds"]
+        self.assertTrue({qid, other} <= set(listed), listed)
+        out = self.athena.batch_get_query_execution(QueryExecutionIds=[qid, other, "unknown-id"])
+        texts = {e["QueryExecutionId"]: e["Query"] for e in out["QueryExecutions"]}
+        self.assertEqual(texts, {qid: "SELECT 2 AS two", other: "SELECT 3 AS three"})
+        self.assertEqual([u["QueryExecutionId"] for u in out["UnprocessedQueryExecutionIds"]], ["unknown-id"])
+
     def test_fail_queries_is_a_named_fault(self):
         control("config", {"failQueries": "injected"})
         _, execution = self.run_query("SELECT 1", expect="FAILED")

@@ -126,6 +126,8 @@ entries! {
     "Athena" "GetQueryExecution" => ["athena:GetQueryExecution"] on [Workgroup];
     "Athena" "GetQueryResults" => ["athena:GetQueryResults"] on [Workgroup];
     "Athena" "StopQueryExecution" => ["athena:StopQueryExecution"] on [Workgroup];
+    "Athena" "ListQueryExecutions" => ["athena:ListQueryExecutions"] on [Workgroup];
+    "Athena" "BatchGetQueryExecution" => ["athena:BatchGetQueryExecution"] on [Workgroup];
     "IAM" "CreateRole" => ["iam:CreateRole"] on [StackRoles];
     "IAM" "GetRole" => ["iam:GetRole"] on [StackRoles];
     "IAM" "DeleteRole" => ["iam:DeleteRole"] on [StackRoles];

@@ -109,6 +109,34 @@ impl FeatureRun {
             .ok_or_else(|| ResourceError::Invalid("Athena returned no query id".into()))
     }
 
+    /// The queries of the stack's workgroup whose text names one of `prefixes`: an interrupted
+    /// run's UNLOADs, when it was killed before it could record their ids. Athena lists a
+    /// workgroup's executions without their text, so they are described fifty at a time.
+    async fn queries_naming(&self, prefixes: &[&str]) -> Result<Vec<String>, ResourceError> {
+        let mut ids = Vec::new();
+        let mut pages = self.athena.list_query_executions().work_group(&self.workgroup).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| service_error("ListQueryExecutions", e))?;
+            ids.extend(page.query_execution_ids().iter().cloned());
+        }
+        let mut found = Vec::new();
+        for chunk in ids.chunks(50) {
+            let out = self
+                .athena
+                .batch_get_query_execution()
+                .set_query_execution_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| service_error("BatchGetQueryExecution", e))?;
+            let naming = out
+                .query_executions()
+                .iter()
+                .filter(|q| q.query().is_some_and(|sql| prefixes.iter().any(|p| sql.contains(p))));
+            found.extend(naming.filter_map(|q| q.query_execution_id()).map(str::to_owned));
+        }
+        Ok(found)
+    }
+
     /// The query's state, Athena's reason when it failed or was cancelled, and what it scanned.
     async fn state(&self, id: &str) -> Result<(QueryExecutionState, Option<String>, u64), ResourceError> {
         let out = self
@@ -299,10 +327,15 @@ impl Resource for FeatureRun {
     }
 
     /// A finished run's data goes with the artifact bucket: only its record says the run exists.
-    /// An interrupted run's queries are stopped and its partial output removed first.
+    /// An interrupted run's queries are stopped and its partial output removed first; a run
+    /// killed between starting its UNLOADs and recording them is found by their target prefixes.
     async fn delete(&self, observed: &RunRecord) -> Result<(), ResourceError> {
         if observed.unloading {
-            for id in &observed.queries {
+            let queries = match observed.queries.as_slice() {
+                [] => self.queries_naming(&[&observed.train_prefix, &observed.validation_prefix]).await?,
+                recorded => recorded.to_vec(),
+            };
+            for id in &queries {
                 self.stop(id).await?;
             }
             delete_prefix(&self.s3, &self.bucket, &run_prefix(&observed.run_id)).await?;
@@ -364,8 +397,10 @@ impl Resource for FeatureRun {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_athena::operation::batch_get_query_execution::BatchGetQueryExecutionOutput;
     use aws_sdk_athena::operation::get_query_execution::GetQueryExecutionOutput;
     use aws_sdk_athena::operation::get_query_results::GetQueryResultsOutput;
+    use aws_sdk_athena::operation::list_query_executions::ListQueryExecutionsOutput;
     use aws_sdk_athena::operation::start_query_execution::StartQueryExecutionOutput;
     use aws_sdk_athena::operation::stop_query_execution::StopQueryExecutionOutput;
     use aws_sdk_athena::types::{Datum, QueryExecution, QueryExecutionStatus, ResultSet, Row};
@@ -520,6 +555,55 @@ mod tests {
         assert!(run.outputs(&interrupted).is_empty(), "nothing for training to read");
         run.delete(&interrupted).await.expect("delete");
         assert_eq!((stop.num_calls(), deleted.num_calls(), record.num_calls()), (2, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_run_killed_before_it_recorded_its_unloads_finds_them_by_their_prefixes_and_stops_them() {
+        let s = stack("  features: {}\n");
+        let listed = mock!(aws_sdk_athena::Client::list_query_executions)
+            .match_requests(|r| r.work_group() == Some("lakesight-demo-features"))
+            .then_output(|| {
+                ListQueryExecutionsOutput::builder()
+                    .query_execution_ids("count")
+                    .query_execution_ids("train")
+                    .query_execution_ids("other")
+                    .build()
+            });
+        let described = mock!(aws_sdk_athena::Client::batch_get_query_execution).then_compute_output(|r| {
+            let query = |id: &str, sql: &str| QueryExecution::builder().query_execution_id(id).query(sql).build();
+            assert_eq!(r.query_execution_ids(), ["count", "train", "other"]);
+            BatchGetQueryExecutionOutput::builder()
+                .query_executions(query("count", "SELECT COUNT(*) FROM t"))
+                .query_executions(query("train", "UNLOAD (SELECT 1) TO 's3://b/features/20261201T000000Z/train/'"))
+                .query_executions(query("other", "UNLOAD (SELECT 1) TO 's3://b/features/20261130T000000Z/train/'"))
+                .build()
+        });
+        let stop = mock!(aws_sdk_athena::Client::stop_query_execution)
+            .match_requests(|r| r.query_execution_id() == Some("train"))
+            .then_output(|| StopQueryExecutionOutput::builder().build());
+        let list = mock!(aws_sdk_s3::Client::list_objects_v2).then_output(|| ListObjectsV2Output::builder().build());
+        let record = mock!(aws_sdk_s3::Client::delete_object).then_output(|| DeleteObjectOutput::builder().build());
+        let run = FeatureRun::new(
+            &s,
+            s.manifest.spec.features.as_ref().expect("features"),
+            mocked_client!(aws_sdk_athena, &[&listed, &described, &stop]),
+            mocked_client!(aws_sdk_s3, &[&list, &record]),
+        );
+        let interrupted = RunRecord {
+            run_id: "20261201T000000Z".into(),
+            inputs: "i".into(),
+            train_prefix: "s3://b/features/20261201T000000Z/train/".into(),
+            validation_prefix: "s3://b/features/20261201T000000Z/validation/".into(),
+            distinct_entities: 30,
+            rows: 12000,
+            waiting: false,
+            unloading: true,
+            queries: Vec::new(),
+            count_query: None,
+            bytes_scanned: 0,
+        };
+        run.delete(&interrupted).await.expect("delete");
+        assert_eq!((described.num_calls(), stop.num_calls(), record.num_calls()), (1, 1, 1));
     }
 
     #[tokio::test]

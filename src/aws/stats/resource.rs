@@ -72,11 +72,13 @@ operations! {
     "S3" aws_sdk_s3::put_bucket_tagging::PutBucketTaggingInput => "PutBucketTagging" ["Bucket": bucket];
     "S3" aws_sdk_s3::put_object::PutObjectInput => "PutObject" ["Bucket": bucket, "Key": key];
     "S3" aws_sdk_s3::put_public_access_block::PutPublicAccessBlockInput => "PutPublicAccessBlock" ["Bucket": bucket];
+    "Athena" aws_sdk_athena::batch_get_query_execution::BatchGetQueryExecutionInput => "BatchGetQueryExecution" [];
     "Athena" aws_sdk_athena::create_work_group::CreateWorkGroupInput => "CreateWorkGroup" ["Name": name];
     "Athena" aws_sdk_athena::delete_work_group::DeleteWorkGroupInput => "DeleteWorkGroup" ["WorkGroup": work_group];
     "Athena" aws_sdk_athena::get_query_execution::GetQueryExecutionInput => "GetQueryExecution" [];
     "Athena" aws_sdk_athena::get_query_results::GetQueryResultsInput => "GetQueryResults" [];
     "Athena" aws_sdk_athena::get_work_group::GetWorkGroupInput => "GetWorkGroup" ["WorkGroup": work_group];
+    "Athena" aws_sdk_athena::list_query_executions::ListQueryExecutionsInput => "ListQueryExecutions" ["WorkGroup": work_group];
     "Athena" aws_sdk_athena::list_tags_for_resource::ListTagsForResourceInput => "ListTagsForResource" ["ResourceARN": resource_arn];
     "Athena" aws_sdk_athena::list_work_groups::ListWorkGroupsInput => "ListWorkGroups" [];
     "Athena" aws_sdk_athena::start_query_execution::StartQueryExecutionInput => "StartQueryExecution" ["WorkGroup": work_group];
