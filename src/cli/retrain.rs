@@ -106,7 +106,7 @@ pub(super) fn summary(record: &RunRecord) -> Vec<String> {
         lines.push(format!("Retrain over the window ending {}:", humantime::format_rfc3339_seconds(*window_end)));
     }
     if let Some(bytes) = output(feature_run::ADDRESS, feature_run::BYTES_SCANNED.name).and_then(|v| v.as_u64()) {
-        lines.push(format!("  features: {} scanned by the run's queries", human_bytes(bytes)));
+        lines.push(format!("  features: {} scanned by the run's queries", indicatif::HumanBytes(bytes)));
     }
     if let Some(gate) = text(output(training_job::ADDRESS, training_job::GATE.name)) {
         lines.push(format!("  quality gate: {gate}"));
@@ -127,17 +127,6 @@ pub(super) fn summary(record: &RunRecord) -> Vec<String> {
         ));
     }
     lines
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
 #[cfg(test)]
@@ -181,7 +170,7 @@ mod tests {
             summary(&record),
             [
                 "Retrain over the window ending 2026-11-26T10:00:00Z:",
-                "  features: 3.0 MiB scanned by the run's queries",
+                "  features: 3.00 MiB scanned by the run's queries",
                 "  quality gate: g2 rejected: AUC 0.6 is below minAuc 0.8",
                 "  serving: g1-c0a0b",
             ]
