@@ -289,6 +289,20 @@ async fn a_replaced_subscriber_brings_a_new_notification_and_trigger_in_the_same
     let mappings = emu.lambda().await.list_event_source_mappings().send().await.expect("mappings");
     let sources: Vec<&str> = mappings.event_source_mappings().iter().filter_map(|m| m.event_source_arn()).collect();
     assert_eq!(sources, [after.as_str()], "the trigger reads the new queue, and only it");
+    let access = emu
+        .iam()
+        .await
+        .get_role_policy()
+        .role_name("lakesight-moved-scorer")
+        .policy_name("lakesight-lake-access")
+        .send()
+        .await
+        .expect("the scorer role's lake access");
+    let document = percent_encoding::percent_decode_str(access.policy_document()).decode_utf8_lossy().into_owned();
+    assert!(
+        document.contains(&after) && !document.contains(&before),
+        "the lake access names the new queue: {document}"
+    );
     emu.run(&["plan", "--detailed-exitcode"], &file).expect_code(0);
 }
 
