@@ -183,7 +183,14 @@ async fn the_endpoint_serves_each_new_generation_and_old_ones_are_collected() {
     assert_eq!(models(&emu, "served").await.len(), 2, "the previous generation is kept for rollback");
 
     let file = manifest(dir.path(), "served", &(stack(7) + SERVED));
-    emu.run(&["apply", "--auto-approve"], &file).expect_code(0);
+    let apply = emu.run(&["apply", "--auto-approve"], &file);
+    apply.expect_code(0);
+    let collected = apply.stdout.lines().find(|l| l.contains("sagemaker.generations/old:"));
+    assert!(
+        collected.is_some_and(|l| l.contains("carried out as Update: drifted: oldGenerations")),
+        "the collection is an action of its own: {}",
+        apply.stdout
+    );
     let third = jobs(&emu, "served").await;
     assert_eq!(models(&emu, "served").await, third[1..].to_vec(), "generations beyond two are collected");
 
