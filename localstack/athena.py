@@ -4,7 +4,8 @@ StartQueryExecution registers the execution with moto (so ListQueryExecutions an
 the query in a background thread: QUEUED, RUNNING, then SUCCEEDED, FAILED or CANCELLED. GetQueryExecution answers
 the state, Athena's StateChangeReason and AthenaError, and Statistics.DataScannedInBytes; GetQueryResults answers a
 SELECT's rows with the header row first and the ColumnInfo types; BatchGetQueryExecution answers each id as
-GetQueryExecution does, listing unknown ids as unprocessed; StopQueryExecution cancels. As in Athena:
+GetQueryExecution does, listing unknown ids as unprocessed (Athena API Reference: BatchGetQueryExecution,
+UnprocessedQueryExecutionId); StopQueryExecution cancels. As in Athena:
   * the result location is the request's ResultConfiguration.OutputLocation, or the workgroup's, the workgroup's
     winning when it enforces its configuration; a SELECT writes `<location>/<id>.csv`, an UNLOAD writes its data
     under the TO prefix and its manifest `<location>/<id>-manifest.csv` (Statistics.DataManifestLocation);
