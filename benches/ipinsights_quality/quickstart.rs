@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use lakesight::ipinsights::Hyperparameters;
-use lakesight::ipinsights::hyperparameters::{NUM_ENTITY_VECTORS, RULES};
+use lakesight::ipinsights::hyperparameters::{RULES, entity_vectors};
 use serde::Deserialize;
 
 /// The quickstart's settings that decide the bench's figures.
@@ -72,7 +72,7 @@ impl Quickstart {
     /// the manifest fixes it (as the feature run sizes it).
     pub fn hyperparameters(&self, entities: usize) -> Hyperparameters {
         let mut map = self.hyperparameters.clone();
-        let sized = entities.saturating_mul(2).clamp(1, NUM_ENTITY_VECTORS.max as usize);
+        let sized = entity_vectors(entities as u64);
         map.entry("num_entity_vectors".to_owned()).or_insert_with(|| sized.to_string());
         Hyperparameters::from_strings(&map).unwrap_or_else(|e| panic!("manifests/quickstart.yaml: {e}"))
     }

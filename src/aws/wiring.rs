@@ -159,7 +159,8 @@ fn fill<'a, T: serde::de::DeserializeOwned>(section: &'a mut Option<T>, yaml: &s
 /// What the record of the stack's untaggable resources adds to the graph.
 struct Untaggables {
     declared: record::Untaggable,
-    recorded: record::Untaggable,
+    /// Whether the record names anything: a record that does is kept up to date.
+    recorded_any: bool,
     /// The lakes of regions the manifest no longer names, to remove by its deletion policy.
     dropped_lakes: Vec<record::Lake>,
     /// The log source and grant nodes, declared or dropped.
@@ -175,7 +176,7 @@ impl Untaggables {
         nodes: &[Arc<dyn Node>],
         mut after: Vec<String>,
     ) -> Option<Arc<dyn Node>> {
-        if self.declared == record::Untaggable::default() && self.recorded == record::Untaggable::default() {
+        if self.declared == record::Untaggable::default() && !self.recorded_any {
             return None;
         }
         after.extend(self.managed.iter().map(|n| n.address().to_owned()));
@@ -226,7 +227,8 @@ fn untaggable(stack: &Stack, aws: &Aws, recorded: &record::Untaggable, nodes: &[
         let grant = grant::Grant::dropped(stack, &grant.region, &grant.principal, aws.lakeformation.clone());
         managed.push(Arc::new(Managed::new(grant)));
     }
-    Untaggables { declared, recorded: recorded.clone(), dropped_lakes: dropped.lakes, managed }
+    let recorded_any = *recorded != record::Untaggable::default();
+    Untaggables { declared, recorded_any, dropped_lakes: dropped.lakes, managed }
 }
 
 /// The data lakes of regions a lake the stack still manages no longer names. Each goes by the

@@ -9,7 +9,7 @@ mod value;
 
 pub use executor::{ExecOptions, Outcome, Replanned, Report, Reporter, Silent, execute};
 pub use graph::{Direction, Graph, GraphError};
-pub use node::{Node, NodeError, Observation, Ownership, Readiness, Undeclared};
+pub use node::{Decorated, Decoration, Node, NodeError, Observation, Ownership, Readiness, Undeclared};
 pub use plan::{
     Action, Change, Intent, Plan, PlanError, PlanFailure, PlannedNode, Refusal, UNSET, observe_all, plan, plan_action,
 };

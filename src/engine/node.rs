@@ -127,27 +127,36 @@ pub trait Node: Send + Sync {
     }
 }
 
-/// A node the stack once made that the manifest no longer declares: the same resource, read the
-/// same way, which the plan removes (or keeps, for what the service keeps anyway).
-pub struct Undeclared {
-    node: Arc<dyn Node>,
-    released_by: Vec<String>,
+/// What a wrapper changes about the node it wraps ([`Decorated`]); the rest is the node's own.
+pub trait Decoration: Send + Sync {
+    /// `None`: as the wrapped node says.
+    fn declared(&self) -> Option<bool> {
+        None
+    }
+    /// `None`: as the wrapped node says.
+    fn released_by(&self) -> Option<&[String]> {
+        None
+    }
+    /// The wrapped node's observation, as this node reports it.
+    fn observed(&self, observation: Observation) -> Observation {
+        observation
+    }
 }
 
-impl Undeclared {
-    pub fn new(node: Arc<dyn Node>) -> Self {
-        Undeclared { node, released_by: Vec::new() }
-    }
+/// A node wrapped with a [`Decoration`]: the same resource, read and acted on the same way.
+pub struct Decorated<D> {
+    node: Arc<dyn Node>,
+    decoration: D,
+}
 
-    /// Removed only once `addresses` have acted: see [`Node::released_by`].
-    pub fn released_by(mut self, addresses: Vec<String>) -> Self {
-        self.released_by = addresses;
-        self
+impl<D: Decoration> Decorated<D> {
+    pub fn new(node: Arc<dyn Node>, decoration: D) -> Self {
+        Decorated { node, decoration }
     }
 }
 
 #[async_trait]
-impl Node for Undeclared {
+impl<D: Decoration> Node for Decorated<D> {
     fn address(&self) -> &str {
         self.node.address()
     }
@@ -167,13 +176,13 @@ impl Node for Undeclared {
         self.node.retain_on_destroy()
     }
     fn declared(&self) -> bool {
-        false
+        self.decoration.declared().unwrap_or_else(|| self.node.declared())
     }
     fn released_by(&self) -> &[String] {
-        &self.released_by
+        self.decoration.released_by().unwrap_or_else(|| self.node.released_by())
     }
     async fn observe(&self) -> Result<Observation, NodeError> {
-        self.node.observe().await
+        Ok(self.decoration.observed(self.node.observe().await?))
     }
     async fn apply(&self, action: Action) -> Result<(), NodeError> {
         self.node.apply(action).await
@@ -183,5 +192,34 @@ impl Node for Undeclared {
     }
     async fn abandon(&self) -> Result<(), NodeError> {
         self.node.abandon().await
+    }
+}
+
+/// A node the stack once made that the manifest no longer declares: the same resource, read the
+/// same way, which the plan removes (or keeps, for what the service keeps anyway).
+pub struct Undeclared {
+    released_by: Vec<String>,
+}
+
+impl Undeclared {
+    pub fn new(node: Arc<dyn Node>) -> Decorated<Undeclared> {
+        Decorated::new(node, Undeclared { released_by: Vec::new() })
+    }
+}
+
+impl Decorated<Undeclared> {
+    /// Removed only once `addresses` have acted: see [`Node::released_by`].
+    pub fn released_by(mut self, addresses: Vec<String>) -> Self {
+        self.decoration.released_by = addresses;
+        self
+    }
+}
+
+impl Decoration for Undeclared {
+    fn declared(&self) -> Option<bool> {
+        Some(false)
+    }
+    fn released_by(&self) -> Option<&[String]> {
+        Some(&self.released_by)
     }
 }

@@ -52,6 +52,12 @@ impl fmt::Display for Rule {
 
 pub const NUM_ENTITY_VECTORS: Rule = Rule::integer("num_entity_vectors", 1.0, 250_000_000.0);
 pub const VECTOR_DIM: Rule = Rule::integer("vector_dim", 4.0, 4096.0);
+
+/// `num_entity_vectors` for data of `distinct_entities`: twice as many, as the algorithm's
+/// documentation recommends, within its range.
+pub fn entity_vectors(distinct_entities: u64) -> u64 {
+    distinct_entities.saturating_mul(2).clamp(1, NUM_ENTITY_VECTORS.max as u64)
+}
 pub const EPOCHS: Rule = Rule::integer("epochs", 1.0, f64::INFINITY);
 pub const LEARNING_RATE: Rule = Rule::float("learning_rate", 1e-6, 10.0);
 pub const MINI_BATCH_SIZE: Rule = Rule::integer("mini_batch_size", 1.0, 500_000.0);
@@ -240,6 +246,15 @@ impl Hyperparameters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entity_vectors_are_twice_the_entities_within_bounds() {
+        let max = NUM_ENTITY_VECTORS.max as u64;
+        assert_eq!(entity_vectors(0), 1);
+        assert_eq!(entity_vectors(1_234), 2_468);
+        assert_eq!(entity_vectors(125_000_000), max);
+        assert_eq!(entity_vectors(u64::MAX), max);
+    }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

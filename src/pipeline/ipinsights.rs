@@ -5,13 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::ipinsights::hyperparameters::entity_vectors;
 use crate::manifest::Hyperparameters;
 
 /// Per-region registry accounts, vendored from the SageMaker Python SDK's image table.
 const REGISTRIES: &str = include_str!("ipinsights-image-registries.json");
-
-/// The documented bounds of `num_entity_vectors`.
-pub const MAX_ENTITY_VECTORS: u64 = 250_000_000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ImageError {
@@ -44,11 +42,6 @@ pub fn image_uri(region: &str) -> Result<String, ImageError> {
 /// The quality metric IP Insights reports when a validation channel exists.
 pub const AUC_METRIC: &str = "validation:discriminator_auc";
 
-/// Twice the distinct entities, as the algorithm's documentation recommends, within its bounds.
-pub fn entity_vectors(distinct_entities: u64) -> u64 {
-    distinct_entities.saturating_mul(2).clamp(1, MAX_ENTITY_VECTORS)
-}
-
 /// The hyperparameters as the training job takes them. `num_entity_vectors` comes from the
 /// manifest when it fixes one, else from the data.
 pub fn hyperparameters(hp: &Hyperparameters, distinct_entities: u64) -> BTreeMap<String, String> {
@@ -79,14 +72,6 @@ mod tests {
         assert_eq!(image_uri("us-east-1"), Ok("382416733822.dkr.ecr.us-east-1.amazonaws.com/ipinsights:1".into()));
         assert_eq!(image_uri("cn-north-1"), Ok("390948362332.dkr.ecr.cn-north-1.amazonaws.com.cn/ipinsights:1".into()));
         assert_eq!(image_uri("xx-nowhere-1"), Err(ImageError::UnknownRegion("xx-nowhere-1".into())));
-    }
-
-    #[test]
-    fn entity_vectors_are_twice_the_entities_within_bounds() {
-        assert_eq!(entity_vectors(0), 1);
-        assert_eq!(entity_vectors(1_234), 2_468);
-        assert_eq!(entity_vectors(125_000_000), MAX_ENTITY_VECTORS);
-        assert_eq!(entity_vectors(u64::MAX), MAX_ENTITY_VECTORS);
     }
 
     #[test]
